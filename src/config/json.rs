@@ -1,0 +1,544 @@
+//! The native JSON config file: serde structs (`*Conf`) that mirror the file, and their
+//! translation into the [`Config`] model with JSON paths as origins.
+
+use super::{
+    Balance, CheckKind, Config, ConfigError, HealthCheck, Listener, NextUpstream, OnUnhealthy,
+    Origin, PathMatch, PinRule, PinSource, ProxySettings, Route, Server, SetHeader, Upstream,
+    VirtualServer,
+};
+use serde::Deserialize;
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
+use std::path::Path;
+use std::time::Duration;
+
+/// Parses a native JSON config. Unknown keys, duplicate keys and values of the wrong type
+/// are errors that name the JSON path, line and column.
+pub fn parse(file: &Path, text: &str) -> Result<Config, ConfigError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let conf: ConfigConf = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.into_inner();
+        let msg = if path == "." || inner.is_syntax() || inner.is_eof() {
+            format!("invalid JSON: {inner}")
+        } else {
+            format!("{path}: {inner}")
+        };
+        ConfigError::Syntax {
+            file: file.to_path_buf(),
+            msg,
+        }
+    })?;
+    conf.into_config(file)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigConf {
+    #[serde(default)]
+    threads: Threads,
+    listeners: Vec<ListenerConf>,
+    #[serde(deserialize_with = "unique_keys")]
+    upstreams: BTreeMap<String, UpstreamConf>,
+    routes: Vec<RouteConf>,
+    #[serde(default)]
+    served_by_header: Option<String>,
+    /// Defaults for every route.
+    #[serde(default)]
+    proxy: ProxyConf,
+}
+
+/// `threads`: a count, or `"auto"` for one per CPU (`None`). Default 1, as nginx's
+/// `worker_processes`.
+#[derive(Debug)]
+struct Threads(Option<usize>);
+
+impl Default for Threads {
+    fn default() -> Self {
+        Threads(Some(1))
+    }
+}
+
+impl<'de> Deserialize<'de> for Threads {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct ThreadsVisitor;
+        impl Visitor<'_> for ThreadsVisitor {
+            type Value = Threads;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a number of threads or \"auto\"")
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Threads, E> {
+                Ok(Threads(Some(usize::try_from(v).map_err(E::custom)?)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Threads, E> {
+                match v {
+                    "auto" => Ok(Threads(None)),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+        }
+        d.deserialize_any(ThreadsVisitor)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListenerConf {
+    addr: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamConf {
+    servers: Vec<ServerConf>,
+    #[serde(default)]
+    balance: Balance,
+    #[serde(default)]
+    health_check: Option<HealthCheckConf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ServerConf {
+    name: String,
+    addr: String,
+    #[serde(default = "default_weight")]
+    weight: u32,
+}
+
+fn default_weight() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum CheckType {
+    Http,
+    Tcp,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HealthCheckConf {
+    #[serde(rename = "type")]
+    kind: CheckType,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default = "default_interval_ms")]
+    interval_ms: u64,
+    #[serde(default = "default_check_timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default = "default_threshold")]
+    fails: u32,
+    #[serde(default = "default_threshold")]
+    passes: u32,
+}
+
+/// NGINX Plus's `health_check` defaults: every 5 s, one failure or pass flips.
+fn default_interval_ms() -> u64 {
+    5000
+}
+fn default_check_timeout_ms() -> u64 {
+    1000
+}
+fn default_threshold() -> u32 {
+    1
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteConf {
+    path: String,
+    upstream: String,
+    #[serde(default)]
+    pin: Option<PinConf>,
+    /// Overrides of the top-level `proxy` settings for this route.
+    #[serde(default)]
+    proxy: ProxyConf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PinConf {
+    #[serde(default)]
+    header: Option<String>,
+    #[serde(default)]
+    cookie: Option<String>,
+    #[serde(default)]
+    on_unhealthy: OnUnhealthy,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProxyConf {
+    connect_timeout_ms: Option<u64>,
+    read_timeout_ms: Option<u64>,
+    send_timeout_ms: Option<u64>,
+    websocket_idle_timeout_ms: Option<u64>,
+    next_upstream_tries: Option<u32>,
+    next_upstream: Option<Vec<NextUpstreamCond>>,
+    /// Replaces the inherited header list as a whole, as `proxy_set_header` does in nginx.
+    #[serde(default, deserialize_with = "unique_keys_opt")]
+    set_headers: Option<BTreeMap<String, String>>,
+}
+
+/// The `proxy_next_upstream` conditions pinlb understands, named as nginx names them.
+#[derive(Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+enum NextUpstreamCond {
+    Error,
+    Timeout,
+    NonIdempotent,
+    Off,
+}
+
+impl ProxyConf {
+    /// These settings applied over `base`.
+    fn apply(&self, base: &ProxySettings) -> ProxySettings {
+        let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
+        ProxySettings {
+            connect_timeout: ms(self.connect_timeout_ms, base.connect_timeout),
+            read_timeout: ms(self.read_timeout_ms, base.read_timeout),
+            send_timeout: ms(self.send_timeout_ms, base.send_timeout),
+            websocket_idle_timeout: ms(self.websocket_idle_timeout_ms, base.websocket_idle_timeout),
+            next_upstream_tries: self.next_upstream_tries.unwrap_or(base.next_upstream_tries),
+            next_upstream: self
+                .next_upstream
+                .as_deref()
+                .map_or(base.next_upstream, |conds| NextUpstream {
+                    error: conds.contains(&NextUpstreamCond::Error),
+                    timeout: conds.contains(&NextUpstreamCond::Timeout),
+                    non_idempotent: conds.contains(&NextUpstreamCond::NonIdempotent),
+                }),
+            set_headers: self.set_headers.as_ref().map_or_else(
+                || base.set_headers.clone(),
+                |headers| {
+                    headers
+                        .iter()
+                        .map(|(name, value)| SetHeader {
+                            name: name.clone(),
+                            value: value.clone(),
+                        })
+                        .collect()
+                },
+            ),
+        }
+    }
+
+    /// `off` cannot be combined with other conditions (nginx refuses that too).
+    fn check(&self, file: &Path, origin: &Origin) -> Result<(), ConfigError> {
+        match self.next_upstream.as_deref() {
+            Some(conds) if conds.contains(&NextUpstreamCond::Off) && conds.len() > 1 => {
+                Err(ConfigError::invalid(
+                    file,
+                    &origin.field("next_upstream"),
+                    "\"off\" cannot be combined with other conditions",
+                ))
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+impl ConfigConf {
+    fn into_config(self, file: &Path) -> Result<Config, ConfigError> {
+        let threads = match self.threads.0 {
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, usize::from),
+        };
+        let root = Origin::Json(String::new());
+        let mut listeners = Vec::with_capacity(self.listeners.len());
+        for (i, l) in self.listeners.iter().enumerate() {
+            let origin = root.field("listeners").field(&format!("[{i}]"));
+            let addr = l.addr.parse().map_err(|_| {
+                ConfigError::invalid(
+                    file,
+                    &origin.field("addr"),
+                    format!("\"{}\" is not an ip:port address", l.addr),
+                )
+            })?;
+            listeners.push(Listener { addr, origin });
+        }
+
+        let mut upstreams = BTreeMap::new();
+        for (name, u) in self.upstreams {
+            let origin = root.field("upstreams").field(&name);
+            let upstream = u.into_upstream(file, &origin)?;
+            upstreams.insert(name, upstream);
+        }
+
+        self.proxy.check(file, &root.field("proxy"))?;
+        let defaults = self.proxy.apply(&ProxySettings::default());
+        let mut routes = Vec::with_capacity(self.routes.len());
+        for (i, r) in self.routes.into_iter().enumerate() {
+            let origin = root.field("routes").field(&format!("[{i}]"));
+            r.proxy.check(file, &origin.field("proxy"))?;
+            let pins = match &r.pin {
+                Some(pin) => pin.rules(file, &origin.field("pin"))?,
+                None => Vec::new(),
+            };
+            routes.push(Route {
+                path: PathMatch::Prefix(r.path),
+                upstream: r.upstream,
+                pins,
+                on_unhealthy: r.pin.map(|p| p.on_unhealthy).unwrap_or_default(),
+                proxy: r.proxy.apply(&defaults),
+                origin,
+            });
+        }
+
+        Ok(Config {
+            source: file.to_path_buf(),
+            threads,
+            virtual_servers: vec![VirtualServer {
+                listen: listeners.iter().map(|l| l.addr).collect(),
+                server_names: Vec::new(),
+                routes,
+            }],
+            listeners,
+            upstreams,
+            served_by_header: self.served_by_header,
+        })
+    }
+}
+
+impl UpstreamConf {
+    fn into_upstream(self, file: &Path, origin: &Origin) -> Result<Upstream, ConfigError> {
+        let servers = self
+            .servers
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| Server {
+                name: s.name,
+                addr: s.addr,
+                weight: s.weight,
+                origin: origin.field("servers").field(&format!("[{i}]")),
+            })
+            .collect();
+        let health_check = match self.health_check {
+            Some(hc) => Some(hc.into_check(file, &origin.field("health_check"))?),
+            None => None,
+        };
+        Ok(Upstream {
+            servers,
+            balance: self.balance,
+            health_check,
+            origin: origin.clone(),
+        })
+    }
+}
+
+impl HealthCheckConf {
+    fn into_check(self, file: &Path, origin: &Origin) -> Result<HealthCheck, ConfigError> {
+        let kind = match (self.kind, self.path) {
+            (CheckType::Http, path) => CheckKind::Http {
+                path: path.unwrap_or_else(|| "/".into()),
+            },
+            (CheckType::Tcp, None) => CheckKind::Tcp,
+            (CheckType::Tcp, Some(_)) => {
+                return Err(ConfigError::invalid(
+                    file,
+                    &origin.field("path"),
+                    "only http health checks have a path",
+                ));
+            }
+        };
+        Ok(HealthCheck {
+            kind,
+            interval: Duration::from_millis(self.interval_ms),
+            timeout: Duration::from_millis(self.timeout_ms),
+            fails: self.fails,
+            passes: self.passes,
+        })
+    }
+}
+
+impl PinConf {
+    /// The header is consulted before the cookie.
+    fn rules(&self, file: &Path, origin: &Origin) -> Result<Vec<PinRule>, ConfigError> {
+        let header = self.header.clone().map(PinSource::Header);
+        let cookie = self.cookie.clone().map(PinSource::Cookie);
+        let rules: Vec<PinRule> = header
+            .into_iter()
+            .chain(cookie)
+            .map(|source| PinRule { source })
+            .collect();
+        if rules.is_empty() {
+            return Err(ConfigError::invalid(
+                file,
+                origin,
+                "a pin needs a \"header\", a \"cookie\" or both",
+            ));
+        }
+        Ok(rules)
+    }
+}
+
+/// Deserializes a JSON object into a map, refusing duplicate keys (serde_json would
+/// silently keep the last one).
+fn unique_keys<'de, D, V>(d: D) -> Result<BTreeMap<String, V>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    struct UniqueKeys<V>(PhantomData<V>);
+    impl<'de, V: Deserialize<'de>> Visitor<'de> for UniqueKeys<V> {
+        type Value = BTreeMap<String, V>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if out.contains_key(&key) {
+                    return Err(de::Error::custom(format_args!("duplicate key \"{key}\"")));
+                }
+                let value = map.next_value()?;
+                out.insert(key, value);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(UniqueKeys(PhantomData))
+}
+
+fn unique_keys_opt<'de, D, V>(d: D) -> Result<Option<BTreeMap<String, V>>, D::Error>
+where
+    D: Deserializer<'de>,
+    V: Deserialize<'de>,
+{
+    unique_keys(d).map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Config, ConfigError> {
+        parse(Path::new("t.json"), text)
+    }
+
+    const MINIMAL: &str = r#"{
+        "listeners": [{ "addr": "127.0.0.1:8080" }],
+        "upstreams": { "web": { "servers": [ { "name": "a", "addr": "127.0.0.1:9001" } ] } },
+        "routes": [ { "path": "/", "upstream": "web" } ]
+    }"#;
+
+    #[test]
+    fn minimal_config_gets_nginx_defaults() {
+        let c = parse_str(MINIMAL).unwrap();
+        assert_eq!(c.threads, 1);
+        let route = &c.virtual_servers[0].routes[0];
+        assert_eq!(route.proxy, ProxySettings::default());
+        assert_eq!(route.proxy.connect_timeout, Duration::from_secs(60));
+        assert_eq!(c.upstreams["web"].servers[0].weight, 1);
+        assert_eq!(
+            c.virtual_servers[0].listen,
+            vec!["127.0.0.1:8080".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn pin_reads_header_before_cookie() {
+        let text = MINIMAL.replace(
+            r#""upstream": "web" }"#,
+            r#""upstream": "web", "pin": { "cookie": "c", "header": "h", "on_unhealthy": "refuse" } }"#,
+        );
+        let route = parse_str(&text).unwrap().virtual_servers[0].routes[0].clone();
+        assert_eq!(
+            route.pins,
+            vec![
+                PinRule {
+                    source: PinSource::Header("h".into())
+                },
+                PinRule {
+                    source: PinSource::Cookie("c".into())
+                },
+            ]
+        );
+        assert_eq!(route.on_unhealthy, OnUnhealthy::Refuse);
+    }
+
+    #[test]
+    fn route_proxy_settings_override_the_top_level_ones() {
+        let text = MINIMAL
+            .replace(
+                r#""routes""#,
+                r#""proxy": { "read_timeout_ms": 5000, "next_upstream": ["error"] }, "routes""#,
+            )
+            .replace(
+                r#""upstream": "web" }"#,
+                r#""upstream": "web", "proxy": { "connect_timeout_ms": 250, "set_headers": { "X-A": "1" } } }"#,
+            );
+        let p = parse_str(&text).unwrap().virtual_servers[0].routes[0]
+            .proxy
+            .clone();
+        assert_eq!(p.read_timeout, Duration::from_secs(5));
+        assert_eq!(p.connect_timeout, Duration::from_millis(250));
+        assert!(p.next_upstream.error && !p.next_upstream.timeout);
+        assert_eq!(
+            p.set_headers,
+            vec![SetHeader {
+                name: "X-A".into(),
+                value: "1".into()
+            }]
+        );
+    }
+
+    #[test]
+    fn unknown_key_names_its_path() {
+        let text = MINIMAL.replace(r#""name": "a""#, r#""name": "a", "wieght": 2"#);
+        let msg = parse_str(&text).unwrap_err().to_string();
+        assert!(
+            msg.starts_with("upstreams.web.servers[0].wieght: unknown field `wieght`"),
+            "{msg}"
+        );
+        assert!(msg.ends_with("in t.json"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_upstream_key_is_refused() {
+        let text = MINIMAL.replace(
+            r#""upstreams": {"#,
+            r#""upstreams": { "web": { "servers": [] },"#,
+        );
+        let msg = parse_str(&text).unwrap_err().to_string();
+        assert!(msg.contains("duplicate key \"web\""), "{msg}");
+    }
+
+    #[test]
+    fn broken_json_reports_line_and_column() {
+        let msg = parse_str("{\n  \"listeners\": [\n}")
+            .unwrap_err()
+            .to_string();
+        assert!(msg.starts_with("invalid JSON: "), "{msg}");
+        assert!(msg.contains("line 3 column 1"), "{msg}");
+    }
+
+    #[test]
+    fn threads_accept_auto_and_refuse_other_words() {
+        let auto = MINIMAL.replace(r#""listeners""#, r#""threads": "auto", "listeners""#);
+        assert!(parse_str(&auto).unwrap().threads >= 1);
+        let bad = MINIMAL.replace(r#""listeners""#, r#""threads": "many", "listeners""#);
+        let msg = parse_str(&bad).unwrap_err().to_string();
+        assert!(
+            msg.contains("threads: invalid value: string \"many\""),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn tcp_check_with_a_path_is_refused() {
+        let text = MINIMAL.replace(
+            r#"} ] } }"#,
+            r#"} ], "health_check": { "type": "tcp", "path": "/x" } } }"#,
+        );
+        let msg = parse_str(&text).unwrap_err().to_string();
+        assert_eq!(
+            msg,
+            "upstreams.web.health_check.path: only http health checks have a path in t.json"
+        );
+    }
+}

@@ -1,0 +1,14 @@
+//! Small serde helpers shared by the config model and its JSON front-end.
+
+use serde::Serializer;
+use std::time::Duration;
+
+/// Serializes a duration as whole milliseconds (fields are named `*_ms`).
+pub fn as_millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+/// For `skip_serializing_if`: leave out values that are at their default.
+pub fn is_default<T: Default + PartialEq>(v: &T) -> bool {
+    *v == T::default()
+}

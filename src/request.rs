@@ -1,0 +1,105 @@
+//! Reading facts off a request header without allocating: one header's value, one
+//! cookie, the host name.
+
+use pingora::http::RequestHeader;
+
+/// The value of header `name` (the first one if repeated), trimmed of spaces.
+pub fn header<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
+    req.headers.get(name).map(|v| v.as_bytes().trim_ascii())
+}
+
+/// The value of cookie `name` from the `Cookie` header(s), without surrounding quotes.
+/// HTTP/2 clients may split cookies over several headers, so all of them are read.
+pub fn cookie<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+        .find_map(|pair| {
+            let pair = pair.trim_ascii();
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            (pair[..eq].trim_ascii() == name.as_bytes())
+                .then(|| unquote(pair[eq + 1..].trim_ascii()))
+        })
+}
+
+fn unquote(v: &[u8]) -> &[u8] {
+    match v {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => v,
+    }
+}
+
+/// nginx's `$host`: the host of an absolute request URI, else the `Host` header, without
+/// the port and lowercased by the caller if needed. `None` when the request names no host.
+pub fn host(req: &RequestHeader) -> Option<&str> {
+    if let Some(h) = req.uri.host() {
+        return Some(h);
+    }
+    let raw = req.headers.get(http::header::HOST)?.to_str().ok()?.trim();
+    Some(strip_port(raw))
+}
+
+/// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
+fn strip_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        return host.find(']').map_or(host, |end| &host[..=end]);
+    }
+    match host.rsplit_once(':') {
+        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+        _ => host,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn cookie_finds_the_named_pair_among_others() {
+        let r = req(&[("Cookie", "a=1; app=app2 ;b=3")]);
+        assert_eq!(cookie(&r, "app"), Some(&b"app2"[..]));
+        assert_eq!(cookie(&r, "b"), Some(&b"3"[..]));
+        assert_eq!(cookie(&r, "ap"), None);
+    }
+
+    #[test]
+    fn cookie_reads_split_headers_and_strips_quotes() {
+        let r = req(&[("Cookie", "x=1"), ("Cookie", "app=\"app3\"")]);
+        assert_eq!(cookie(&r, "app"), Some(&b"app3"[..]));
+    }
+
+    #[test]
+    fn cookie_ignores_pairs_without_equals() {
+        let r = req(&[("Cookie", "app; app=ok")]);
+        assert_eq!(cookie(&r, "app"), Some(&b"ok"[..]));
+    }
+
+    #[test]
+    fn header_is_trimmed() {
+        let r = req(&[("app", " app1 ")]);
+        assert_eq!(header(&r, "app"), Some(&b"app1"[..]));
+        assert_eq!(header(&r, "APP"), Some(&b"app1"[..]));
+    }
+
+    #[test]
+    fn host_drops_the_port() {
+        assert_eq!(
+            host(&req(&[("Host", "example.com:8080")])),
+            Some("example.com")
+        );
+        assert_eq!(host(&req(&[("Host", "[::1]:80")])), Some("[::1]"));
+        assert_eq!(host(&req(&[])), None);
+        let mut abs = RequestHeader::build("GET", b"/x", None).unwrap();
+        abs.set_uri("http://abs.example/x".parse().unwrap());
+        assert_eq!(host(&abs), Some("abs.example"));
+    }
+}
