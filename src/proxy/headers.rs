@@ -1,0 +1,121 @@
+//! Request headers sent upstream (`proxy_set_header` rules) and response headers added
+//! on the way back.
+
+use crate::runtime::HeaderRule;
+use crate::variables::RequestInfo;
+use bytes::Bytes;
+use http::HeaderValue;
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+
+/// Applies `rules` to the request going upstream. Values are computed from `info`, which
+/// describes the request as the client sent it; a value that comes out empty removes the
+/// header, as in nginx.
+pub fn apply_set_headers(
+    upstream_req: &mut RequestHeader,
+    rules: &[HeaderRule],
+    info: &RequestInfo<'_>,
+) -> Result<()> {
+    for rule in rules {
+        let mut buf = Vec::new();
+        if let Some(template) = &rule.value {
+            template.expand(info, &mut buf);
+        }
+        if buf.is_empty() {
+            upstream_req.remove_header(&rule.header);
+            continue;
+        }
+        let value = HeaderValue::from_maybe_shared(Bytes::from(buf))
+            .or_err(InvalidHTTPHeader, "header value built from variables")?;
+        upstream_req.insert_header(rule.name.clone(), value)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::variables::Template;
+
+    fn rule(name: &str, value: &str) -> HeaderRule {
+        HeaderRule {
+            name: Bytes::from(name.to_string()),
+            header: http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value: (!value.is_empty()).then(|| Template::parse(value).unwrap()),
+        }
+    }
+
+    fn apply(rules: &[HeaderRule], client: &RequestHeader) -> RequestHeader {
+        let info = RequestInfo {
+            req: client,
+            client_ip: Some("192.0.2.1".parse().unwrap()),
+            tls: false,
+            server_port: Some(80),
+            server_name: "",
+            proxy_host: "web",
+        };
+        let mut upstream = client.clone();
+        apply_set_headers(&mut upstream, rules, &info).unwrap();
+        upstream
+    }
+
+    fn get(r: &RequestHeader, name: &str) -> Option<String> {
+        r.headers.get(name).map(|v| v.to_str().unwrap().to_string())
+    }
+
+    #[test]
+    fn tutorial_headers_are_set_from_the_client_request() {
+        let mut client = RequestHeader::build("GET", b"/", None).unwrap();
+        client.insert_header("Host", "Shop.Example:8080").unwrap();
+        client
+            .insert_header("X-Forwarded-For", "203.0.113.9")
+            .unwrap();
+        let rules = [
+            rule("X-Real-IP", "$remote_addr"),
+            rule("X-Forwarded-For", "$proxy_add_x_forwarded_for"),
+            rule("X-Forwarded-Proto", "$scheme"),
+            rule("X-Forwarded-Host", "$host"),
+        ];
+        let up = apply(&rules, &client);
+        assert_eq!(get(&up, "x-real-ip").as_deref(), Some("192.0.2.1"));
+        assert_eq!(
+            get(&up, "x-forwarded-for").as_deref(),
+            Some("203.0.113.9, 192.0.2.1")
+        );
+        assert_eq!(get(&up, "x-forwarded-proto").as_deref(), Some("http"));
+        assert_eq!(
+            get(&up, "x-forwarded-host").as_deref(),
+            Some("shop.example")
+        );
+        assert_eq!(get(&up, "host").as_deref(), Some("Shop.Example:8080"));
+    }
+
+    #[test]
+    fn empty_values_remove_the_header() {
+        let mut client = RequestHeader::build("GET", b"/", None).unwrap();
+        client.insert_header("Connection", "keep-alive").unwrap();
+        client.insert_header("X-Forwarded-Host", "spoofed").unwrap();
+        let up = apply(
+            &[
+                rule("Connection", ""),
+                rule("X-Forwarded-Host", "$server_name"),
+            ],
+            &client,
+        );
+        assert_eq!(get(&up, "connection"), None);
+        assert_eq!(get(&up, "x-forwarded-host"), None);
+    }
+
+    #[test]
+    fn header_names_keep_their_configured_case() {
+        let client = RequestHeader::build("GET", b"/", None).unwrap();
+        let up = apply(&[rule("X-Real-IP", "$remote_addr")], &client);
+        let mut wire = Vec::new();
+        up.header_to_h1_wire(&mut wire);
+        assert!(
+            String::from_utf8(wire)
+                .unwrap()
+                .contains("X-Real-IP: 192.0.2.1")
+        );
+    }
+}
