@@ -1,0 +1,225 @@
+//! Shared test harness: the real `pinlb` binary as a child process, demo backends on
+//! OS-chosen ports, a raw HTTP client, and waiting on conditions with deadlines.
+#![allow(dead_code)]
+
+pub mod backend;
+pub mod client;
+
+pub use backend::Backend;
+#[allow(unused_imports)]
+pub use client::{Client, Response, get};
+
+use serde_json::{Value, json};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+pub const PINLB: &str = env!("CARGO_BIN_EXE_pinlb");
+
+/// Polls `cond` every 20 ms until it holds or `timeout` passes; returns whether it held.
+pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if cond() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A loopback address with a port that was free a moment ago.
+pub fn free_addr() -> SocketAddr {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
+    l.local_addr().unwrap()
+}
+
+/// A scratch directory removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new() -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "pinlb-test-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        ));
+        std::fs::create_dir_all(&path).unwrap();
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs `pinlb` with `args` to completion; returns its exit status, stdout and stderr.
+pub fn run_pinlb(args: &[&str]) -> (ExitStatus, String, String) {
+    let out = Command::new(PINLB).args(args).output().expect("run pinlb");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// An upstream entry for `backends`, named by the backends' own names.
+pub fn servers(backends: &[&Backend]) -> Value {
+    backends
+        .iter()
+        .map(|b| json!({ "name": b.name, "addr": b.addr.to_string() }))
+        .collect()
+}
+
+/// A config with one listener and one upstream `web` over `servers`, routed at `/`;
+/// `extra` is merged into the top level (and `route` into the route).
+pub fn config(servers: Value, route: Value, extra: Value) -> Value {
+    let mut route_obj = json!({ "path": "/", "upstream": "web" });
+    merge(&mut route_obj, route);
+    let mut cfg = json!({
+        "listeners": [{ "addr": free_addr().to_string() }],
+        "upstreams": { "web": { "servers": servers } },
+        "routes": [route_obj],
+        "served_by_header": "X-Served-By"
+    });
+    merge(&mut cfg, extra);
+    cfg
+}
+
+/// Merges the keys of `extra` into `base`, recursively for objects.
+pub fn merge(base: &mut Value, extra: Value) {
+    match (base, extra) {
+        (Value::Object(b), Value::Object(e)) => {
+            for (k, v) in e {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, e) => *b = e,
+    }
+}
+
+/// A running `pinlb` child process, killed on drop.
+pub struct Pinlb {
+    child: Child,
+    pub addr: SocketAddr,
+    pub dir: TempDir,
+    log: PathBuf,
+}
+
+impl Pinlb {
+    /// Starts pinlb on `cfg` and waits until its first listener accepts connections.
+    pub fn start(cfg: &Value) -> Pinlb {
+        let dir = TempDir::new();
+        let conf = dir.write("pinlb.json", &serde_json::to_string_pretty(cfg).unwrap());
+        Pinlb::start_file(
+            &conf,
+            dir,
+            cfg["listeners"][0]["addr"]
+                .as_str()
+                .unwrap()
+                .parse()
+                .unwrap(),
+        )
+    }
+
+    /// Starts pinlb on the config file `conf`, expected to listen on `addr`.
+    pub fn start_file(conf: &Path, dir: TempDir, addr: SocketAddr) -> Pinlb {
+        let log = dir.path().join("pinlb.log");
+        let child = Command::new(PINLB)
+            .arg("-c")
+            .arg(conf)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("spawn pinlb");
+        let mut p = Pinlb {
+            child,
+            addr,
+            dir,
+            log,
+        };
+        let up = poll_until(Duration::from_secs(15), || {
+            TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() || p.exited()
+        });
+        assert!(
+            up && !p.exited(),
+            "pinlb did not start listening on {addr}; log:\n{}",
+            p.log()
+        );
+        p
+    }
+
+    fn exited(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(Some(_)))
+    }
+
+    /// Everything pinlb has written to stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Waits until the log contains `needle`.
+    pub fn wait_for_log(&self, needle: &str, timeout: Duration) -> bool {
+        poll_until(timeout, || self.log().contains(needle))
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Sends `signal` (e.g. "INT") and waits up to `timeout` for the process to exit.
+    pub fn signal_and_wait(&mut self, signal: &str, timeout: Duration) -> Option<ExitStatus> {
+        Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn client(&self) -> Client {
+        Client::connect(self.addr).expect("connect to pinlb")
+    }
+}
+
+impl Drop for Pinlb {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Sends `n` requests on one connection and returns the `X-Served-By` of each.
+pub fn served_by(client: &mut Client, n: usize, headers: &[(&str, &str)]) -> Vec<String> {
+    (0..n)
+        .map(|_| {
+            let r = client.get("/", headers).expect("request through pinlb");
+            assert_eq!(r.status, 200, "body: {}", r.body);
+            r.header("x-served-by").unwrap_or("-").to_string()
+        })
+        .collect()
+}

@@ -1,0 +1,113 @@
+//! Forwarding headers as the usual nginx tutorial sets them, `Host` passed through, and
+//! the `served_by_header` on responses.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+
+/// The request headers the backend received, by lowercase name.
+fn received(r: &Response) -> Vec<(String, String)> {
+    r.body
+        .lines()
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect()
+}
+
+fn value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+}
+
+#[test]
+fn forwarding_headers_carry_the_client_as_nginx_would() {
+    let a = Backend::start("a");
+    let lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));
+    let r = lb
+        .client()
+        .get(
+            "/headers",
+            &[
+                ("Host", "Shop.Example:8080"),
+                ("X-Forwarded-For", "203.0.113.5"),
+            ],
+        )
+        .unwrap();
+    let h = received(&r);
+    assert_eq!(value(&h, "x-forwarded-for"), Some("203.0.113.5, 127.0.0.1"));
+    assert_eq!(value(&h, "x-real-ip"), Some("127.0.0.1"));
+    assert_eq!(value(&h, "x-forwarded-proto"), Some("http"));
+    assert_eq!(value(&h, "x-forwarded-host"), Some("shop.example"));
+    assert_eq!(value(&h, "host"), Some("Shop.Example:8080"));
+}
+
+#[test]
+fn forwarded_for_starts_with_the_client_when_absent() {
+    let a = Backend::start("a");
+    let lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));
+    let h = received(&lb.client().get("/headers", &[]).unwrap());
+    assert_eq!(value(&h, "x-forwarded-for"), Some("127.0.0.1"));
+    // Exactly one of each: set, not appended.
+    assert_eq!(h.iter().filter(|(k, _)| k == "x-real-ip").count(), 1);
+}
+
+#[test]
+fn configured_headers_replace_the_defaults_and_empty_values_remove() {
+    let a = Backend::start("a");
+    let route = json!({ "proxy": { "set_headers": {
+        "X-Port": "p$server_port", "X-Trace": "$http_x_trace_id-$cookie_sid", "User-Agent": ""
+    } } });
+    let lb = Pinlb::start(&config(servers(&[&a]), route, json!({})));
+    let port = lb.addr.port().to_string();
+    let r = lb
+        .client()
+        .get(
+            "/headers",
+            &[
+                ("X-Trace-Id", "t1"),
+                ("Cookie", "sid=9"),
+                ("User-Agent", "curl"),
+            ],
+        )
+        .unwrap();
+    let h = received(&r);
+    assert_eq!(value(&h, "x-port"), Some(format!("p{port}").as_str()));
+    assert_eq!(value(&h, "x-trace"), Some("t1-9"));
+    assert_eq!(value(&h, "user-agent"), None);
+    assert_eq!(
+        value(&h, "x-real-ip"),
+        None,
+        "the default list was replaced as a whole"
+    );
+}
+
+#[test]
+fn responses_name_the_server_that_answered() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let lb = Pinlb::start(&config(servers(&[&a, &b]), json!({}), json!({})));
+    let mut client = lb.client();
+    for want in ["a", "b"] {
+        let r = client.get("/", &[]).unwrap();
+        assert_eq!(r.header("x-served-by"), Some(want));
+        assert_eq!(
+            r.header("x-backend"),
+            Some(want),
+            "the backend's own headers pass through"
+        );
+    }
+}
+
+#[test]
+fn no_served_by_header_unless_configured() {
+    let a = Backend::start("a");
+    let mut cfg = config(servers(&[&a]), json!({}), json!({}));
+    cfg.as_object_mut().unwrap().remove("served_by_header");
+    let lb = Pinlb::start(&cfg);
+    assert_eq!(
+        lb.client().get("/", &[]).unwrap().header("x-served-by"),
+        None
+    );
+}
