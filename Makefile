@@ -1,0 +1,40 @@
+# pinlb: `make run` starts pinlb on conf/pinlb.json in front of three demo backends;
+# `make test` runs every test. Both install what the build needs when they can.
+
+CARGO ?= cargo
+# Integration tests mostly wait on sockets: run more of them at once than there are cores.
+TEST_THREADS ?= 8
+
+.PHONY: all deps build run test fmt lint check-configs clean
+
+all: build
+
+# Pingora builds zlib-ng and zstd from C sources: it needs cmake and a C compiler.
+deps:
+	@scripts/install-build-deps.sh
+
+build: deps
+	$(CARGO) build --release --locked --bin pinlb --example demo_backend
+
+run: build
+	@scripts/demo.sh
+
+test: deps
+	$(CARGO) test --locked -- --test-threads $(TEST_THREADS)
+
+fmt:
+	$(CARGO) fmt --all
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets --locked -- -D warnings
+
+# Every shipped config must pass `pinlb -t` (names in contrib/docker only resolve inside
+# a compose network, so those are checked without resolution).
+check-configs: deps
+	$(CARGO) build --locked --bin pinlb
+	@for f in conf/*; do target/debug/pinlb -t -c "$$f" || exit 1; done
+	@for f in contrib/docker/*.json; do target/debug/pinlb --print-config -c "$$f" >/dev/null || exit 1; echo "pinlb: $$f parses"; done
+
+clean:
+	$(CARGO) clean
