@@ -1,37 +1,84 @@
 //! The running form of a [`Config`]: pools with resolved servers, virtual servers and
-//! routes prepared for matching, header rules parsed. Built once per config load and
-//! shared by every request that starts while it is current.
+//! locations prepared for matching, pins bound to servers, variables parsed. Built once
+//! per config load and shared by every request that starts while it is current.
 
-use crate::config::{Config, ConfigError, OnUnhealthy, PathMatch, PinSource, ProxySettings};
+use crate::config::{
+    Action, AddHeader, Config, ConfigError, OnUnhealthy, PathMatch, PinMatch, PinSource, PinTarget,
+    ProxySettings, SetHeader, VirtualServer as VirtualServerConf,
+};
+use crate::routing::locations::Locations;
+use crate::routing::server_names::{self, Names, Quality};
 use crate::upstream::Pool;
-use crate::variables::Template;
+use crate::variables::{CompiledMap, Template};
 use bytes::Bytes;
 use http::HeaderName;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 pub struct Runtime {
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub virtual_servers: Vec<VirtualServer>,
+    pub maps: Vec<CompiledMap>,
     /// Response header naming the server that answered.
     pub served_by: Option<HeaderName>,
+    /// Idle time allowed on client keep-alive connections; zero disables keep-alive.
+    pub keepalive_timeout: Duration,
 }
 
 pub struct VirtualServer {
     listen: Vec<SocketAddr>,
-    names: Vec<String>,
-    /// Longest prefix first, so the first match is the best one.
+    default_for: Vec<SocketAddr>,
+    names: Names,
+    /// The first `server_name`, for `$server_name`.
+    pub server_name: String,
+    locations: Locations,
     pub routes: Vec<Route>,
 }
 
 pub struct Route {
-    pub prefix: String,
-    pub pool: Arc<Pool>,
-    pub pins: Vec<PinSource>,
-    pub on_unhealthy: OnUnhealthy,
+    pub action: RouteAction,
     pub settings: ProxySettings,
     pub set_headers: Vec<HeaderRule>,
+    pub add_headers: Vec<AddHeaderRule>,
+}
+
+pub enum RouteAction {
+    Proxy(ProxyRoute),
+    Return { status: u16, text: Option<Template> },
+}
+
+pub struct ProxyRoute {
+    pub pool: Arc<Pool>,
+    pub pins: Vec<Pin>,
+    pub on_unhealthy: OnUnhealthy,
+    /// `proxy_pass http://name/uri` in `location /prefix`: `/prefix` becomes `/uri`.
+    pub rewrite: Option<(String, String)>,
+    /// `$proxy_host`: the upstream name.
+    pub proxy_host: String,
+    /// The key template of a `hash` upstream.
+    pub hash_key: Option<Template>,
+}
+
+/// A pin bound to the runtime's pools.
+pub struct Pin {
+    pub source: PinSource,
+    pub target: PinBinding,
+}
+
+pub enum PinBinding {
+    /// The value names a server of the route's pool.
+    ServerName,
+    /// This value sends the request to a server of a pool, sharing its health.
+    Server {
+        equals: Vec<u8>,
+        pool: Arc<Pool>,
+        server: usize,
+    },
+    /// This value sends the request to a whole pool.
+    Pool { equals: Vec<u8>, pool: Arc<Pool> },
 }
 
 /// One request header to set (or, with no value, remove) before going upstream.
@@ -43,58 +90,42 @@ pub struct HeaderRule {
     pub value: Option<Template>,
 }
 
+/// One `add_header`.
+pub struct AddHeaderRule {
+    pub name: Bytes,
+    pub value: Template,
+    pub always: bool,
+}
+
 impl Runtime {
     /// Resolves host names and prepares everything requests need. The config must have
     /// passed validation.
     pub fn build(config: &Config) -> Result<Runtime, ConfigError> {
         let file = config.source.as_path();
+        let map_names: Vec<String> = config.maps.iter().map(|m| m.variable.clone()).collect();
+        let maps = CompiledMap::compile_all(&config.maps)
+            .map_err(|(i, msg)| invalid(file, &format!("map ${}", config.maps[i].variable), msg))?;
         let mut pools = BTreeMap::new();
         for (name, upstream) in &config.upstreams {
             pools.insert(name.clone(), Arc::new(Pool::build(file, name, upstream)?));
         }
         let mut virtual_servers = Vec::with_capacity(config.virtual_servers.len());
         for vs in &config.virtual_servers {
-            let mut routes = Vec::with_capacity(vs.routes.len());
-            for r in &vs.routes {
-                let invalid = |msg: String| ConfigError::invalid(file, &r.origin, msg);
-                let pool = pools
-                    .get(&r.upstream)
-                    .ok_or_else(|| invalid(format!("unknown upstream \"{}\"", r.upstream)))?;
-                let PathMatch::Prefix(prefix) = &r.path;
-                routes.push(Route {
-                    prefix: prefix.clone(),
-                    pool: Arc::clone(pool),
-                    pins: r.pins.iter().map(|p| p.source.clone()).collect(),
-                    on_unhealthy: r.on_unhealthy,
-                    settings: r.proxy.clone(),
-                    set_headers: header_rules(&r.proxy).map_err(invalid)?,
-                });
-            }
-            routes.sort_by_key(|r| std::cmp::Reverse(r.prefix.len()));
-            virtual_servers.push(VirtualServer {
-                listen: vs.listen.clone(),
-                names: vs
-                    .server_names
-                    .iter()
-                    .map(|n| n.to_ascii_lowercase())
-                    .collect(),
-                routes,
-            });
+            virtual_servers.push(build_virtual_server(file, config, vs, &pools, &map_names)?);
         }
         let served_by = match &config.served_by_header {
-            Some(name) => Some(HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
-                ConfigError::invalid(
-                    file,
-                    &crate::config::Origin::Json("served_by_header".into()),
-                    e.to_string(),
-                )
-            })?),
+            Some(name) => Some(
+                HeaderName::from_bytes(name.as_bytes())
+                    .map_err(|e| invalid(file, "served_by_header", e.to_string()))?,
+            ),
             None => None,
         };
         Ok(Runtime {
             pools,
             virtual_servers,
+            maps,
             served_by,
+            keepalive_timeout: config.keepalive_timeout,
         })
     }
 
@@ -106,25 +137,48 @@ impl Runtime {
         host: Option<&str>,
         path: &str,
     ) -> Option<(usize, usize)> {
-        let on_listener = |vs: &&VirtualServer| {
-            local.is_none_or(|l| {
-                vs.listen
-                    .iter()
-                    .any(|a| a.port() == l.port() && (a.ip().is_unspecified() || a.ip() == l.ip()))
-            })
+        let vs = self.find_virtual_server(local, host)?;
+        let route = self.virtual_servers[vs].locations.find(path)?;
+        Some((vs, route))
+    }
+
+    fn find_virtual_server(&self, local: Option<SocketAddr>, host: Option<&str>) -> Option<usize> {
+        // Servers of the most specific listen address only, as nginx does.
+        let specificity = |vs: &VirtualServer| match local {
+            None => Some(false),
+            Some(l) => vs
+                .listen
+                .iter()
+                .filter_map(|a| server_names::listen_match(a, &l))
+                .max(),
         };
-        let by_name = host.and_then(|h| {
-            self.virtual_servers.iter().position(|vs| {
-                on_listener(&vs) && vs.names.iter().any(|n| n.eq_ignore_ascii_case(h))
-            })
-        });
-        let vs_index =
-            by_name.or_else(|| self.virtual_servers.iter().position(|vs| on_listener(&vs)))?;
-        let route_index = self.virtual_servers[vs_index]
-            .routes
+        let best = self.virtual_servers.iter().filter_map(specificity).max()?;
+        let candidates: Vec<usize> = (0..self.virtual_servers.len())
+            .filter(|&i| specificity(&self.virtual_servers[i]) == Some(best))
+            .collect();
+        if let Some(host) = host.map(server_names::normalize_host) {
+            let named = candidates
+                .iter()
+                .filter_map(|&i| Some((self.virtual_servers[i].names.matches(&host)?, i)))
+                .min_by_key(|(quality, i)| {
+                    (*quality, if *quality == Quality::Regex { *i } else { 0 })
+                });
+            if let Some((_, i)) = named {
+                return Some(i);
+            }
+        }
+        let is_default = |i: &usize| match local {
+            Some(l) => self.virtual_servers[*i]
+                .default_for
+                .iter()
+                .any(|a| server_names::listen_match(a, &l).is_some()),
+            None => false,
+        };
+        candidates
             .iter()
-            .position(|r| path.starts_with(&r.prefix))?;
-        Some((vs_index, route_index))
+            .copied()
+            .find(is_default)
+            .or(candidates.first().copied())
     }
 
     pub fn route_at(&self, (vs, route): (usize, usize)) -> &Route {
@@ -132,9 +186,123 @@ impl Runtime {
     }
 }
 
-fn header_rules(settings: &ProxySettings) -> Result<Vec<HeaderRule>, String> {
-    settings
-        .set_headers
+fn invalid(file: &Path, at: &str, msg: impl Into<String>) -> ConfigError {
+    ConfigError::invalid(file, &crate::config::Origin::Json(at.to_string()), msg)
+}
+
+fn build_virtual_server(
+    file: &Path,
+    config: &Config,
+    vs: &VirtualServerConf,
+    pools: &BTreeMap<String, Arc<Pool>>,
+    maps: &[String],
+) -> Result<VirtualServer, ConfigError> {
+    let at = |msg: String| ConfigError::invalid(file, &vs.origin, msg);
+    let mut routes = Vec::with_capacity(vs.routes.len());
+    for r in &vs.routes {
+        let err = |msg: String| ConfigError::invalid(file, &r.origin, msg);
+        let action = match &r.action {
+            Action::Proxy(pass) => {
+                let pool = pool_named(pools, &pass.upstream).map_err(err)?;
+                let hash_key = match &config.upstreams[&pass.upstream].balance {
+                    crate::config::Balance::Hash { key, .. } => {
+                        Some(Template::parse(key, maps).map_err(err)?)
+                    }
+                    _ => None,
+                };
+                let rewrite = match (&pass.uri, &r.path) {
+                    (
+                        Some(uri),
+                        PathMatch::Prefix(p) | PathMatch::PrefixNoRegex(p) | PathMatch::Exact(p),
+                    ) => Some((p.clone(), uri.clone())),
+                    _ => None,
+                };
+                let pins = pass
+                    .pins
+                    .iter()
+                    .map(|pin| bind_pin(pools, pin.source.clone(), &pin.matches))
+                    .collect::<Result<_, _>>()
+                    .map_err(err)?;
+                RouteAction::Proxy(ProxyRoute {
+                    pool,
+                    pins,
+                    on_unhealthy: pass.on_unhealthy,
+                    rewrite,
+                    proxy_host: pass.upstream.clone(),
+                    hash_key,
+                })
+            }
+            Action::Return(answer) => RouteAction::Return {
+                status: answer.status,
+                text: match &answer.text {
+                    Some(text) => Some(Template::parse(text, maps).map_err(err)?),
+                    None => None,
+                },
+            },
+        };
+        routes.push(Route {
+            action,
+            settings: r.proxy.clone(),
+            set_headers: header_rules(&r.proxy.set_headers, maps).map_err(err)?,
+            add_headers: add_header_rules(&r.add_headers, maps).map_err(err)?,
+        });
+    }
+    let paths: Vec<&PathMatch> = vs.routes.iter().map(|r| &r.path).collect();
+    let first_name = vs.server_names.first().map(|n| match n {
+        crate::config::ServerName::Exact(s) | crate::config::ServerName::Regex(s) => s.clone(),
+        crate::config::ServerName::Suffix(s) => format!("*{s}"),
+        crate::config::ServerName::Prefix(s) => format!("{s}*"),
+    });
+    Ok(VirtualServer {
+        listen: vs.listen.clone(),
+        default_for: vs.default_for.clone(),
+        names: Names::new(&vs.server_names).map_err(at)?,
+        server_name: first_name.unwrap_or_default(),
+        locations: Locations::new(&paths).map_err(at)?,
+        routes,
+    })
+}
+
+fn pool_named(pools: &BTreeMap<String, Arc<Pool>>, name: &str) -> Result<Arc<Pool>, String> {
+    pools
+        .get(name)
+        .cloned()
+        .ok_or_else(|| format!("unknown upstream \"{name}\""))
+}
+
+fn bind_pin(
+    pools: &BTreeMap<String, Arc<Pool>>,
+    source: PinSource,
+    matches: &PinMatch,
+) -> Result<Pin, String> {
+    let target = match matches {
+        PinMatch::ServerName => PinBinding::ServerName,
+        PinMatch::Value { equals, target } => {
+            let equals = equals.as_bytes().to_vec();
+            match target {
+                PinTarget::Upstream(name) => PinBinding::Pool {
+                    equals,
+                    pool: pool_named(pools, name)?,
+                },
+                PinTarget::Server { upstream, server } => {
+                    let pool = pool_named(pools, upstream)?;
+                    let server = pool.find(server.as_bytes()).ok_or_else(|| {
+                        format!("upstream \"{upstream}\" has no server \"{server}\"")
+                    })?;
+                    PinBinding::Server {
+                        equals,
+                        pool,
+                        server,
+                    }
+                }
+            }
+        }
+    };
+    Ok(Pin { source, target })
+}
+
+fn header_rules(headers: &[SetHeader], maps: &[String]) -> Result<Vec<HeaderRule>, String> {
+    headers
         .iter()
         .map(|h| {
             let header = HeaderName::from_bytes(h.name.as_bytes())
@@ -142,12 +310,25 @@ fn header_rules(settings: &ProxySettings) -> Result<Vec<HeaderRule>, String> {
             let value = if h.value.is_empty() {
                 None
             } else {
-                Some(Template::parse(&h.value)?)
+                Some(Template::parse(&h.value, maps)?)
             };
             Ok(HeaderRule {
                 name: Bytes::from(h.name.clone()),
                 header,
                 value,
+            })
+        })
+        .collect()
+}
+
+fn add_header_rules(headers: &[AddHeader], maps: &[String]) -> Result<Vec<AddHeaderRule>, String> {
+    headers
+        .iter()
+        .map(|h| {
+            Ok(AddHeaderRule {
+                name: Bytes::from(h.name.clone()),
+                value: Template::parse(&h.value, maps)?,
+                always: h.always,
             })
         })
         .collect()

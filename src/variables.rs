@@ -1,9 +1,16 @@
-//! nginx-style variables in header values (`$remote_addr`, `$http_NAME`, ...): parsed once
-//! when the config is loaded, expanded per request.
+//! nginx-style variables (`$remote_addr`, `$http_NAME`, `map` results, ...) in header
+//! values, hash keys and `return` texts: parsed once when the config is loaded, expanded
+//! per request.
 
+use crate::config::{MapKey, MapVar};
 use crate::request;
 use pingora::http::RequestHeader;
+use regex::bytes::{Regex, RegexBuilder};
+use std::collections::HashMap;
 use std::net::IpAddr;
+
+/// Maps may refer to other maps; deeper chains than this expand to nothing.
+const MAX_MAP_DEPTH: usize = 8;
 
 /// A variable pinlb can expand.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,10 +39,17 @@ pub enum Var {
     Args,
     /// `$proxy_host`: the upstream name from `proxy_pass`.
     ProxyHost,
+    /// `$request_method`
+    RequestMethod,
+    /// A variable defined by the `map` with this index.
+    Map(usize),
 }
 
 impl Var {
-    fn parse(name: &str) -> Option<Var> {
+    fn parse(name: &str, maps: &[String]) -> Option<Var> {
+        if let Some(i) = maps.iter().position(|m| m == name) {
+            return Some(Var::Map(i));
+        }
         Some(match name {
             "remote_addr" => Var::RemoteAddr,
             "proxy_add_x_forwarded_for" => Var::ProxyAddXForwardedFor,
@@ -47,6 +61,7 @@ impl Var {
             "uri" | "document_uri" => Var::Uri,
             "args" | "query_string" => Var::Args,
             "proxy_host" => Var::ProxyHost,
+            "request_method" => Var::RequestMethod,
             _ => {
                 if let Some(h) = name.strip_prefix("http_").filter(|h| !h.is_empty()) {
                     Var::Http(h.replace('_', "-").to_ascii_lowercase())
@@ -73,8 +88,9 @@ pub struct Template {
 }
 
 impl Template {
-    /// Parses `$name` and `${name}` references; `$` must start a known variable.
-    pub fn parse(text: &str) -> Result<Template, String> {
+    /// Parses `$name` and `${name}` references; `$` must start a known variable or one
+    /// of the `maps` (variable names without `$`).
+    pub fn parse(text: &str, maps: &[String]) -> Result<Template, String> {
         let mut parts = Vec::new();
         let mut literal = String::new();
         let mut rest = text;
@@ -95,7 +111,8 @@ impl Template {
             if name.is_empty() {
                 return Err(format!("invalid variable name in \"{text}\""));
             }
-            let var = Var::parse(name).ok_or_else(|| format!("unknown \"{name}\" variable"))?;
+            let var =
+                Var::parse(name, maps).ok_or_else(|| format!("unknown \"{name}\" variable"))?;
             if !literal.is_empty() {
                 parts.push(Part::Literal(std::mem::take(&mut literal)));
             }
@@ -111,12 +128,110 @@ impl Template {
 
     /// Appends the value for `req` to `out`. A variable with no value expands to nothing.
     pub fn expand(&self, req: &RequestInfo<'_>, out: &mut Vec<u8>) {
+        self.expand_at(req, out, 0);
+    }
+
+    fn expand_at(&self, req: &RequestInfo<'_>, out: &mut Vec<u8>, depth: usize) {
         for part in &self.parts {
             match part {
                 Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
+                Part::Var(Var::Map(i)) => req.expand_map(*i, out, depth),
                 Part::Var(v) => req.expand(v, out),
             }
         }
+    }
+
+    /// The text when the template has no variables.
+    pub fn as_literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [Part::Literal(s)] => Some(s),
+            _ => None,
+        }
+    }
+
+    /// Indexes of the maps this template refers to.
+    pub fn maps_used(&self) -> impl Iterator<Item = usize> + '_ {
+        self.parts.iter().filter_map(|p| match p {
+            Part::Var(Var::Map(i)) => Some(*i),
+            _ => None,
+        })
+    }
+}
+
+/// A `map` ready to evaluate: exact keys by hash, then regexes in order, else the default.
+pub struct CompiledMap {
+    source: Template,
+    exact: HashMap<Vec<u8>, Template>,
+    regexes: Vec<(Regex, Template)>,
+    default: Template,
+}
+
+impl CompiledMap {
+    /// Compiles every map of a config; `Err` names the map variable and the problem.
+    pub fn compile_all(maps: &[MapVar]) -> Result<Vec<CompiledMap>, (usize, String)> {
+        let names: Vec<String> = maps.iter().map(|m| m.variable.clone()).collect();
+        let compiled = maps
+            .iter()
+            .enumerate()
+            .map(|(i, m)| CompiledMap::compile(m, &names).map_err(|e| (i, e)))
+            .collect::<Result<Vec<_>, _>>()?;
+        for i in 0..compiled.len() {
+            if compiled[i].reaches(i, &compiled, 0) {
+                return Err((i, format!("\"${}\" refers to itself", maps[i].variable)));
+            }
+        }
+        Ok(compiled)
+    }
+
+    fn compile(m: &MapVar, names: &[String]) -> Result<CompiledMap, String> {
+        let mut exact = HashMap::new();
+        let mut regexes = Vec::new();
+        for entry in &m.entries {
+            let value = Template::parse(&entry.value, names)?;
+            match &entry.key {
+                MapKey::Exact(key) => {
+                    exact.entry(key.as_bytes().to_vec()).or_insert(value);
+                }
+                MapKey::Regex {
+                    pattern,
+                    case_insensitive,
+                } => {
+                    let re = RegexBuilder::new(pattern)
+                        .case_insensitive(*case_insensitive)
+                        .build()
+                        .map_err(|e| format!("invalid regex \"{pattern}\": {e}"))?;
+                    regexes.push((re, value));
+                }
+            }
+        }
+        Ok(CompiledMap {
+            source: Template::parse(&m.source, names)?,
+            exact,
+            regexes,
+            default: Template::parse(&m.default, names)?,
+        })
+    }
+
+    /// Whether evaluating this map can lead back to map `target`.
+    fn reaches(&self, target: usize, all: &[CompiledMap], depth: usize) -> bool {
+        if depth > all.len() {
+            return false;
+        }
+        let templates = std::iter::once(&self.source)
+            .chain(self.exact.values())
+            .chain(self.regexes.iter().map(|(_, t)| t))
+            .chain(std::iter::once(&self.default));
+        templates
+            .flat_map(Template::maps_used)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .any(|i| {
+                i == target
+                    || all
+                        .get(i)
+                        .is_some_and(|m| m.reaches(target, all, depth + 1))
+            })
     }
 }
 
@@ -128,9 +243,29 @@ pub struct RequestInfo<'a> {
     pub server_port: Option<u16>,
     pub server_name: &'a str,
     pub proxy_host: &'a str,
+    pub maps: &'a [CompiledMap],
 }
 
 impl RequestInfo<'_> {
+    fn expand_map(&self, i: usize, out: &mut Vec<u8>, depth: usize) {
+        let Some(map) = self.maps.get(i).filter(|_| depth < MAX_MAP_DEPTH) else {
+            return;
+        };
+        let mut key = Vec::new();
+        map.source.expand_at(self, &mut key, depth + 1);
+        let value = map
+            .exact
+            .get(&key)
+            .or_else(|| {
+                map.regexes
+                    .iter()
+                    .find(|(re, _)| re.is_match(&key))
+                    .map(|(_, v)| v)
+            })
+            .unwrap_or(&map.default);
+        value.expand_at(self, out, depth + 1);
+    }
+
     fn expand(&self, var: &Var, out: &mut Vec<u8>) {
         use std::io::Write;
         match var {
@@ -176,6 +311,8 @@ impl RequestInfo<'_> {
             Var::Uri => out.extend_from_slice(self.req.uri.path().as_bytes()),
             Var::Args => out.extend_from_slice(self.req.uri.query().unwrap_or("").as_bytes()),
             Var::ProxyHost => out.extend_from_slice(self.proxy_host.as_bytes()),
+            Var::RequestMethod => out.extend_from_slice(self.req.method.as_str().as_bytes()),
+            Var::Map(i) => self.expand_map(*i, out, 0),
         }
     }
 }
@@ -192,12 +329,13 @@ mod tests {
             server_port: Some(8080),
             server_name: "",
             proxy_host: "web",
+            maps: &[],
         }
     }
 
     fn expand(template: &str, req: &RequestHeader) -> String {
         let mut out = Vec::new();
-        Template::parse(template)
+        Template::parse(template, &[])
             .unwrap()
             .expand(&info(req), &mut out);
         String::from_utf8(out).unwrap()
@@ -254,11 +392,96 @@ mod tests {
     #[test]
     fn unknown_and_malformed_variables_are_errors() {
         assert_eq!(
-            Template::parse("$nope").unwrap_err(),
+            Template::parse("$nope", &[]).unwrap_err(),
             "unknown \"nope\" variable"
         );
-        assert!(Template::parse("a $ b").is_err());
-        assert!(Template::parse("${host").is_err());
-        assert!(Template::parse("$http_").is_err());
+        assert!(Template::parse("a $ b", &[]).is_err());
+        assert!(Template::parse("${host", &[]).is_err());
+        assert!(Template::parse("$http_", &[]).is_err());
+    }
+
+    fn map(source: &str, variable: &str, entries: &[(&str, &str)], default: &str) -> MapVar {
+        MapVar {
+            source: source.into(),
+            variable: variable.into(),
+            entries: entries
+                .iter()
+                .map(|(k, v)| crate::config::MapEntry {
+                    key: match k.strip_prefix('~') {
+                        Some(re) => MapKey::Regex {
+                            pattern: re.into(),
+                            case_insensitive: false,
+                        },
+                        None => MapKey::Exact((*k).into()),
+                    },
+                    value: (*v).into(),
+                })
+                .collect(),
+            default: default.into(),
+        }
+    }
+
+    fn expand_with_maps(template: &str, maps: &[MapVar], req: &RequestHeader) -> String {
+        let names: Vec<String> = maps.iter().map(|m| m.variable.clone()).collect();
+        let compiled = CompiledMap::compile_all(maps).unwrap();
+        let mut info = info(req);
+        info.maps = &compiled;
+        let mut out = Vec::new();
+        Template::parse(template, &names)
+            .unwrap()
+            .expand(&info, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn connection_upgrade_map_idiom() {
+        let maps = [map(
+            "$http_upgrade",
+            "connection_upgrade",
+            &[("", "close")],
+            "upgrade",
+        )];
+        let ws = get(b"/", &[("Upgrade", "websocket")]);
+        assert_eq!(
+            expand_with_maps("$connection_upgrade", &maps, &ws),
+            "upgrade"
+        );
+        assert_eq!(
+            expand_with_maps("$connection_upgrade", &maps, &get(b"/", &[])),
+            "close"
+        );
+    }
+
+    #[test]
+    fn map_exact_keys_win_over_regexes_in_order() {
+        let maps = [map(
+            "$uri",
+            "kind",
+            &[
+                ("~^/api/", "api-re"),
+                ("/api/v1", "exact"),
+                ("~^/a", "a-re"),
+            ],
+            "other-$scheme",
+        )];
+        let kind = |path: &[u8]| expand_with_maps("$kind", &maps, &get(path, &[]));
+        assert_eq!(kind(b"/api/v1"), "exact");
+        assert_eq!(kind(b"/api/v2"), "api-re");
+        assert_eq!(kind(b"/about"), "a-re");
+        assert_eq!(kind(b"/x"), "other-http");
+    }
+
+    #[test]
+    fn maps_may_use_maps_but_not_themselves() {
+        let chain = [
+            map("$http_x", "inner", &[("1", "one")], "none"),
+            map("$inner", "outer", &[("one", "[$inner]")], "-"),
+        ];
+        assert_eq!(
+            expand_with_maps("$outer", &chain, &get(b"/", &[("X", "1")])),
+            "[one]"
+        );
+        let cycle = [map("$b", "a", &[], ""), map("$a", "b", &[], "")];
+        assert_eq!(CompiledMap::compile_all(&cycle).err().map(|e| e.0), Some(0));
     }
 }

@@ -86,7 +86,7 @@ const BAD: &[(&str, &str, &str)] = &[
 fn expected_message(case: &str) -> &'static str {
     match case {
         "unknown key" => {
-            "pinlb: [emerg] upstreams.web.servers[0].wieght: unknown field `wieght`, expected one of `name`, `addr`, `weight` at line 6 column 73 in FILE\n"
+            "pinlb: [emerg] upstreams.web.servers[0].wieght: unknown field `wieght`, expected one of `name`, `addr`, `weight`, `max_fails`, `fail_timeout_ms`, `max_conns`, `backup`, `down` at line 6 column 73 in FILE\n"
         }
         "weight 0" => {
             "pinlb: [emerg] upstreams.web.servers[0].weight: must be at least 1 in FILE\n"
@@ -176,10 +176,14 @@ fn print_config_shows_the_effective_model() {
     assert!(status.success(), "{stderr}");
     let model: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let route = &model["virtual_servers"][0]["routes"][0];
-    assert_eq!(route["upstream"], "web");
+    let pass = &route["action"]["proxy"];
+    assert_eq!(pass["upstream"], "web");
     assert_eq!(
-        route["pins"],
-        json!([{ "source": { "header": "app" } }, { "source": { "cookie": "app" } }])
+        pass["pins"],
+        json!([
+            { "source": { "header": "app" }, "matches": "server_name" },
+            { "source": { "cookie": "app" }, "matches": "server_name" }
+        ])
     );
     assert_eq!(route["proxy"]["connect_timeout_ms"], 60000);
     assert_eq!(route["proxy"]["websocket_idle_timeout_ms"], 3_600_000);

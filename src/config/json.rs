@@ -2,16 +2,16 @@
 //! translation into the [`Config`] model with JSON paths as origins.
 
 use super::{
-    Balance, CheckKind, Config, ConfigError, HealthCheck, Listener, NextUpstream, OnUnhealthy,
-    Origin, PathMatch, PinRule, PinSource, ProxySettings, Route, Server, SetHeader, Upstream,
-    VirtualServer,
+    Action, Balance, CheckKind, Config, ConfigError, HealthCheck, Keepalive, Listener,
+    NextUpstream, OnUnhealthy, Origin, PathMatch, PinMatch, PinRule, PinSource, ProxyPass,
+    ProxySettings, ReturnAction, Route, Server, SetHeader, Upstream, VirtualServer,
 };
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::marker::PhantomData;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Parses a native JSON config. Unknown keys, duplicate keys and values of the wrong type
@@ -48,6 +48,15 @@ struct ConfigConf {
     /// Defaults for every route.
     #[serde(default)]
     proxy: ProxyConf,
+    #[serde(default = "default_keepalive_timeout_ms")]
+    keepalive_timeout_ms: u64,
+    #[serde(default)]
+    pid_file: Option<PathBuf>,
+}
+
+/// nginx's `keepalive_timeout` default.
+fn default_keepalive_timeout_ms() -> u64 {
+    75_000
 }
 
 /// `threads`: a count, or `"auto"` for one per CPU (`None`). Default 1, as nginx's
@@ -97,6 +106,8 @@ struct UpstreamConf {
     balance: Balance,
     #[serde(default)]
     health_check: Option<HealthCheckConf>,
+    #[serde(default)]
+    keepalive: Option<KeepaliveConf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -106,10 +117,44 @@ struct ServerConf {
     addr: String,
     #[serde(default = "default_weight")]
     weight: u32,
+    #[serde(default = "default_max_fails")]
+    max_fails: u32,
+    #[serde(default = "default_fail_timeout_ms")]
+    fail_timeout_ms: u64,
+    #[serde(default)]
+    max_conns: u32,
+    #[serde(default)]
+    backup: bool,
+    #[serde(default)]
+    down: bool,
 }
 
 fn default_weight() -> u32 {
     1
+}
+fn default_max_fails() -> u32 {
+    Server::DEFAULT_MAX_FAILS
+}
+fn default_fail_timeout_ms() -> u64 {
+    Server::DEFAULT_FAIL_TIMEOUT.as_secs() * 1000
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeepaliveConf {
+    connections: u32,
+    #[serde(default = "default_upstream_keepalive_timeout_ms")]
+    timeout_ms: u64,
+    #[serde(default = "default_keepalive_requests")]
+    requests: u32,
+}
+
+/// nginx's upstream `keepalive_timeout` and `keepalive_requests` defaults.
+fn default_upstream_keepalive_timeout_ms() -> u64 {
+    60_000
+}
+fn default_keepalive_requests() -> u32 {
+    1000
 }
 
 #[derive(Debug, Deserialize, PartialEq, Eq)]
@@ -151,12 +196,24 @@ fn default_threshold() -> u32 {
 #[serde(deny_unknown_fields)]
 struct RouteConf {
     path: String,
-    upstream: String,
+    /// Proxy to this upstream; or answer directly with `return`.
+    #[serde(default)]
+    upstream: Option<String>,
+    #[serde(default, rename = "return")]
+    answer: Option<ReturnConf>,
     #[serde(default)]
     pin: Option<PinConf>,
     /// Overrides of the top-level `proxy` settings for this route.
     #[serde(default)]
     proxy: ProxyConf,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReturnConf {
+    status: u16,
+    #[serde(default)]
+    text: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -182,6 +239,7 @@ struct ProxyConf {
     /// Replaces the inherited header list as a whole, as `proxy_set_header` does in nginx.
     #[serde(default, deserialize_with = "unique_keys_opt")]
     set_headers: Option<BTreeMap<String, String>>,
+    client_max_body_size: Option<u64>,
 }
 
 /// The `proxy_next_upstream` conditions pinlb understands, named as nginx names them.
@@ -191,39 +249,70 @@ enum NextUpstreamCond {
     Error,
     Timeout,
     NonIdempotent,
+    #[serde(rename = "http_500")]
+    Http500,
+    #[serde(rename = "http_502")]
+    Http502,
+    #[serde(rename = "http_503")]
+    Http503,
+    #[serde(rename = "http_504")]
+    Http504,
+    #[serde(rename = "http_403")]
+    Http403,
+    #[serde(rename = "http_404")]
+    Http404,
+    #[serde(rename = "http_429")]
+    Http429,
     Off,
+}
+
+impl NextUpstreamCond {
+    fn status(&self) -> Option<u16> {
+        Some(match self {
+            NextUpstreamCond::Http500 => 500,
+            NextUpstreamCond::Http502 => 502,
+            NextUpstreamCond::Http503 => 503,
+            NextUpstreamCond::Http504 => 504,
+            NextUpstreamCond::Http403 => 403,
+            NextUpstreamCond::Http404 => 404,
+            NextUpstreamCond::Http429 => 429,
+            _ => return None,
+        })
+    }
 }
 
 impl ProxyConf {
     /// These settings applied over `base`.
     fn apply(&self, base: &ProxySettings) -> ProxySettings {
         let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
+        let next_upstream = match self.next_upstream.as_deref() {
+            None => base.next_upstream.clone(),
+            Some(conds) => NextUpstream {
+                error: conds.contains(&NextUpstreamCond::Error),
+                timeout: conds.contains(&NextUpstreamCond::Timeout),
+                non_idempotent: conds.contains(&NextUpstreamCond::NonIdempotent),
+                statuses: conds.iter().filter_map(NextUpstreamCond::status).collect(),
+            },
+        };
+        let set_headers = match &self.set_headers {
+            None => base.set_headers.clone(),
+            Some(headers) => headers
+                .iter()
+                .map(|(name, value)| SetHeader {
+                    name: name.clone(),
+                    value: value.clone(),
+                })
+                .collect(),
+        };
         ProxySettings {
             connect_timeout: ms(self.connect_timeout_ms, base.connect_timeout),
             read_timeout: ms(self.read_timeout_ms, base.read_timeout),
             send_timeout: ms(self.send_timeout_ms, base.send_timeout),
             websocket_idle_timeout: ms(self.websocket_idle_timeout_ms, base.websocket_idle_timeout),
             next_upstream_tries: self.next_upstream_tries.unwrap_or(base.next_upstream_tries),
-            next_upstream: self
-                .next_upstream
-                .as_deref()
-                .map_or(base.next_upstream, |conds| NextUpstream {
-                    error: conds.contains(&NextUpstreamCond::Error),
-                    timeout: conds.contains(&NextUpstreamCond::Timeout),
-                    non_idempotent: conds.contains(&NextUpstreamCond::NonIdempotent),
-                }),
-            set_headers: self.set_headers.as_ref().map_or_else(
-                || base.set_headers.clone(),
-                |headers| {
-                    headers
-                        .iter()
-                        .map(|(name, value)| SetHeader {
-                            name: name.clone(),
-                            value: value.clone(),
-                        })
-                        .collect()
-                },
-            ),
+            next_upstream,
+            set_headers,
+            client_max_body_size: self.client_max_body_size.or(base.client_max_body_size),
         }
     }
 
@@ -275,16 +364,11 @@ impl ConfigConf {
         for (i, r) in self.routes.into_iter().enumerate() {
             let origin = root.field("routes").field(&format!("[{i}]"));
             r.proxy.check(file, &origin.field("proxy"))?;
-            let pins = match &r.pin {
-                Some(pin) => pin.rules(file, &origin.field("pin"))?,
-                None => Vec::new(),
-            };
             routes.push(Route {
+                action: r.action(file, &origin)?,
                 path: PathMatch::Prefix(r.path),
-                upstream: r.upstream,
-                pins,
-                on_unhealthy: r.pin.map(|p| p.on_unhealthy).unwrap_or_default(),
                 proxy: r.proxy.apply(&defaults),
+                add_headers: Vec::new(),
                 origin,
             });
         }
@@ -294,13 +378,54 @@ impl ConfigConf {
             threads,
             virtual_servers: vec![VirtualServer {
                 listen: listeners.iter().map(|l| l.addr).collect(),
+                default_for: Vec::new(),
                 server_names: Vec::new(),
                 routes,
+                origin: root,
             }],
             listeners,
             upstreams,
+            maps: Vec::new(),
             served_by_header: self.served_by_header,
+            keepalive_timeout: Duration::from_millis(self.keepalive_timeout_ms),
+            pid_file: self.pid_file,
+            error_log: None,
         })
+    }
+}
+
+impl RouteConf {
+    /// Exactly one of `upstream` and `return`.
+    fn action(&self, file: &Path, origin: &Origin) -> Result<Action, ConfigError> {
+        match (&self.upstream, &self.answer) {
+            (Some(upstream), None) => Ok(Action::Proxy(ProxyPass {
+                upstream: upstream.clone(),
+                uri: None,
+                pins: match &self.pin {
+                    Some(pin) => pin.rules(file, &origin.field("pin"))?,
+                    None => Vec::new(),
+                },
+                on_unhealthy: self
+                    .pin
+                    .as_ref()
+                    .map(|p| p.on_unhealthy)
+                    .unwrap_or_default(),
+            })),
+            (None, Some(_)) if self.pin.is_some() => Err(ConfigError::invalid(
+                file,
+                &origin.field("pin"),
+                "a route with \"return\" has no upstream to pin to",
+            )),
+            (None, Some(answer)) => Ok(Action::Return(ReturnAction {
+                status: answer.status,
+                text: answer.text.clone(),
+            })),
+            _ => Err(ConfigError::invalid(
+                file,
+                origin,
+                "a route needs either \"upstream\" or \"return\"",
+            )),
+        }
     }
 }
 
@@ -314,6 +439,11 @@ impl UpstreamConf {
                 name: s.name,
                 addr: s.addr,
                 weight: s.weight,
+                max_fails: s.max_fails,
+                fail_timeout: Duration::from_millis(s.fail_timeout_ms),
+                max_conns: s.max_conns,
+                backup: s.backup,
+                down: s.down,
                 origin: origin.field("servers").field(&format!("[{i}]")),
             })
             .collect();
@@ -325,6 +455,11 @@ impl UpstreamConf {
             servers,
             balance: self.balance,
             health_check,
+            keepalive: self.keepalive.map(|k| Keepalive {
+                connections: k.connections,
+                timeout: Duration::from_millis(k.timeout_ms),
+                requests: k.requests,
+            }),
             origin: origin.clone(),
         })
     }
@@ -363,7 +498,10 @@ impl PinConf {
         let rules: Vec<PinRule> = header
             .into_iter()
             .chain(cookie)
-            .map(|source| PinRule { source })
+            .map(|source| PinRule {
+                source,
+                matches: PinMatch::ServerName,
+            })
             .collect();
         if rules.is_empty() {
             return Err(ConfigError::invalid(
@@ -432,8 +570,13 @@ mod tests {
         assert_eq!(c.threads, 1);
         let route = &c.virtual_servers[0].routes[0];
         assert_eq!(route.proxy, ProxySettings::default());
+        assert_eq!(c.keepalive_timeout, Duration::from_secs(75));
         assert_eq!(route.proxy.connect_timeout, Duration::from_secs(60));
-        assert_eq!(c.upstreams["web"].servers[0].weight, 1);
+        let server = &c.upstreams["web"].servers[0];
+        assert_eq!(
+            (server.weight, server.max_fails, server.fail_timeout),
+            (1, 1, Duration::from_secs(10))
+        );
         assert_eq!(
             c.virtual_servers[0].listen,
             vec!["127.0.0.1:8080".parse().unwrap()]
@@ -447,18 +590,21 @@ mod tests {
             r#""upstream": "web", "pin": { "cookie": "c", "header": "h", "on_unhealthy": "refuse" } }"#,
         );
         let route = parse_str(&text).unwrap().virtual_servers[0].routes[0].clone();
+        let Action::Proxy(pass) = route.action else {
+            panic!("not a proxy route")
+        };
+        let rule = |source| PinRule {
+            source,
+            matches: PinMatch::ServerName,
+        };
         assert_eq!(
-            route.pins,
+            pass.pins,
             vec![
-                PinRule {
-                    source: PinSource::Header("h".into())
-                },
-                PinRule {
-                    source: PinSource::Cookie("c".into())
-                },
+                rule(PinSource::Header("h".into())),
+                rule(PinSource::Cookie("c".into()))
             ]
         );
-        assert_eq!(route.on_unhealthy, OnUnhealthy::Refuse);
+        assert_eq!(pass.on_unhealthy, OnUnhealthy::Refuse);
     }
 
     #[test]
@@ -466,7 +612,7 @@ mod tests {
         let text = MINIMAL
             .replace(
                 r#""routes""#,
-                r#""proxy": { "read_timeout_ms": 5000, "next_upstream": ["error"] }, "routes""#,
+                r#""proxy": { "read_timeout_ms": 5000, "next_upstream": ["error", "http_503"] }, "routes""#,
             )
             .replace(
                 r#""upstream": "web" }"#,
@@ -478,6 +624,7 @@ mod tests {
         assert_eq!(p.read_timeout, Duration::from_secs(5));
         assert_eq!(p.connect_timeout, Duration::from_millis(250));
         assert!(p.next_upstream.error && !p.next_upstream.timeout);
+        assert_eq!(p.next_upstream.statuses, [503]);
         assert_eq!(
             p.set_headers,
             vec![SetHeader {
@@ -526,6 +673,45 @@ mod tests {
         assert!(
             msg.contains("threads: invalid value: string \"many\""),
             "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_route_may_answer_directly() {
+        let text = MINIMAL.replace(
+            r#"{ "path": "/", "upstream": "web" }"#,
+            r#"{ "path": "/", "upstream": "web" }, { "path": "/ping", "return": { "status": 200, "text": "pong" } }"#,
+        );
+        let c = parse_str(&text).unwrap();
+        let Action::Return(answer) = &c.virtual_servers[0].routes[1].action else {
+            panic!("not a return route")
+        };
+        assert_eq!((answer.status, answer.text.as_deref()), (200, Some("pong")));
+        let neither = MINIMAL.replace(r#", "upstream": "web""#, "");
+        assert_eq!(
+            parse_str(&neither).unwrap_err().to_string(),
+            "routes[0]: a route needs either \"upstream\" or \"return\" in t.json"
+        );
+    }
+
+    #[test]
+    fn balance_names_nginx_algorithms() {
+        let text = MINIMAL.replace(
+            r#"} ] } }"#,
+            r#"} ], "balance": { "hash": { "key": "$cookie_sid", "consistent": true } } } }"#,
+        );
+        let c = parse_str(&text).unwrap();
+        assert_eq!(
+            c.upstreams["web"].balance,
+            Balance::Hash {
+                key: "$cookie_sid".into(),
+                consistent: true
+            }
+        );
+        let lc = MINIMAL.replace(r#"} ] } }"#, r#"} ], "balance": "least_conn" } }"#);
+        assert_eq!(
+            parse_str(&lc).unwrap().upstreams["web"].balance,
+            Balance::LeastConn
         );
     }
 

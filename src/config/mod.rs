@@ -48,9 +48,50 @@ pub struct Config {
     pub virtual_servers: Vec<VirtualServer>,
     /// Named pools of backend servers.
     pub upstreams: BTreeMap<String, Upstream>,
+    /// Variables computed from other variables (nginx `map`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub maps: Vec<MapVar>,
     /// Response header that names the server which answered (e.g. `X-Served-By`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub served_by_header: Option<String>,
+    /// How long an idle client keep-alive connection stays open (nginx `keepalive_timeout`).
+    #[serde(rename = "keepalive_timeout_ms", serialize_with = "as_millis")]
+    pub keepalive_timeout: Duration,
+    /// Where pinlb writes its process id (nginx `pid`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pid_file: Option<PathBuf>,
+    /// Where diagnostics go and from which level (nginx `error_log`); stderr at `info` if unset.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_log: Option<ErrorLog>,
+}
+
+/// nginx `error_log FILE [LEVEL]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorLog {
+    /// A file path, or `stderr`.
+    pub path: String,
+    pub level: LogLevel,
+}
+
+/// Diagnostic levels in nginx's names, mapped onto `log`'s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    pub fn filter(self) -> log::LevelFilter {
+        match self {
+            LogLevel::Debug => log::LevelFilter::Debug,
+            LogLevel::Info => log::LevelFilter::Info,
+            LogLevel::Warn => log::LevelFilter::Warn,
+            LogLevel::Error => log::LevelFilter::Error,
+        }
+    }
 }
 
 /// One listening socket.
@@ -61,46 +102,145 @@ pub struct Listener {
     pub origin: Origin,
 }
 
-/// A set of routes answering on some listeners, optionally only for some host names.
+/// A set of routes answering on some listeners, optionally only for some host names
+/// (nginx `server` block).
 #[derive(Debug, Clone, Serialize)]
 pub struct VirtualServer {
     /// The listener addresses this virtual server answers on.
     pub listen: Vec<SocketAddr>,
+    /// Listener addresses for which this is the `default_server`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub default_for: Vec<SocketAddr>,
     /// Host names this virtual server answers for; empty means any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub server_names: Vec<String>,
-    /// Routes, matched by path (longest prefix first).
+    pub server_names: Vec<ServerName>,
+    /// Routes (nginx `location`s), chosen by nginx's rules.
     pub routes: Vec<Route>,
+    #[serde(skip)]
+    pub origin: Origin,
 }
 
-/// How a request path selects a route.
+/// One `server_name`, in nginx's kinds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServerName {
+    /// `example.com`
+    Exact(String),
+    /// `*.example.com`, stored as `.example.com`. (nginx's `.example.com` is this plus
+    /// `Exact("example.com")`.)
+    Suffix(String),
+    /// `www.example.*` (stored as `www.example.`).
+    Prefix(String),
+    /// `~^www\d+\.example\.com$`
+    Regex(String),
+}
+
+/// How a request path selects a route, in nginx's kinds of `location`.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum PathMatch {
-    /// The path starts with this string (nginx `location /prefix`).
+    /// `location = /path`: this path only.
+    Exact(String),
+    /// `location /prefix`: the longest matching prefix, unless a regex matches.
     Prefix(String),
+    /// `location ^~ /prefix`: a prefix that, when longest, skips the regexes.
+    PrefixNoRegex(String),
+    /// `location ~ re` / `location ~* re`: the first regex in order that matches.
+    Regex {
+        pattern: String,
+        case_insensitive: bool,
+    },
 }
 
-/// A path and what to do with requests that match it.
+/// A location and what to do with requests that match it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Route {
     pub path: PathMatch,
+    pub action: Action,
+    pub proxy: ProxySettings,
+    /// Response headers to add (nginx `add_header`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add_headers: Vec<AddHeader>,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// What a route does with a request.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// Proxy to an upstream (nginx `proxy_pass`), possibly pinned.
+    Proxy(ProxyPass),
+    /// Answer directly (nginx `return`).
+    Return(ReturnAction),
+}
+
+/// `proxy_pass`, with the pins that may override its upstream.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProxyPass {
     pub upstream: String,
+    /// The URI part of `proxy_pass http://name/uri`: replaces the matched location prefix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub uri: Option<String>,
     /// Pin rules, tried in order; the first that matches picks the backend.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub pins: Vec<PinRule>,
     /// What to do when a pin names a server that health checks mark down.
     #[serde(skip_serializing_if = "is_default")]
     pub on_unhealthy: OnUnhealthy,
-    pub proxy: ProxySettings,
-    #[serde(skip)]
-    pub origin: Origin,
+}
+
+/// `return CODE [TEXT]` or `return CODE URL` (redirects) or `return URL` (302).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ReturnAction {
+    pub status: u16,
+    /// Body text, or for redirects the `Location`; may use variables.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+}
+
+impl ReturnAction {
+    /// Codes whose text is a `Location` URL rather than a body, as in nginx.
+    pub fn is_redirect(&self) -> bool {
+        matches!(self.status, 301 | 302 | 303 | 307 | 308)
+    }
+}
+
+/// One `add_header NAME VALUE [always]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddHeader {
+    pub name: String,
+    pub value: String,
+    /// Also on error statuses; without it only on 200, 201, 204, 206, 301-304, 307, 308.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub always: bool,
 }
 
 /// One way a request can name the backend it wants.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PinRule {
     pub source: PinSource,
+    pub matches: PinMatch,
+}
+
+/// What a pin value must be, and where it sends the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinMatch {
+    /// Any value that names a server of the route's upstream pins to that server.
+    ServerName,
+    /// This exact value sends the request to `target` (nginx `if ($http_app = "app1")`).
+    Value { equals: String, target: PinTarget },
+}
+
+/// Where a matching pin sends a request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PinTarget {
+    /// One server of an upstream, sharing that server's health.
+    Server { upstream: String, server: String },
+    /// A whole upstream, balanced as usual.
+    Upstream(String),
 }
 
 /// Where a pin value is read from.
@@ -149,6 +289,10 @@ pub struct ProxySettings {
     /// Request headers set before the request goes upstream (nginx `proxy_set_header`);
     /// values may use variables such as `$remote_addr`. An empty value removes the header.
     pub set_headers: Vec<SetHeader>,
+    /// Largest request body accepted, in bytes; larger ones get 413
+    /// (nginx `client_max_body_size`). `None`: no limit.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_max_body_size: Option<u64>,
 }
 
 impl Default for ProxySettings {
@@ -172,6 +316,7 @@ impl Default for ProxySettings {
                 set("X-Forwarded-Proto", "$scheme"),
                 set("X-Forwarded-Host", "$host"),
             ],
+            client_max_body_size: None,
         }
     }
 }
@@ -179,7 +324,7 @@ impl Default for ProxySettings {
 /// Conditions (nginx `proxy_next_upstream`) under which a request that was already sent
 /// to a server is retried on another one. Connect failures are always retried: nothing
 /// was sent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NextUpstream {
     /// The connection broke while sending the request or reading the response header.
     pub error: bool,
@@ -187,6 +332,9 @@ pub struct NextUpstream {
     pub timeout: bool,
     /// Retry non-idempotent requests (POST, PATCH...) too.
     pub non_idempotent: bool,
+    /// Response statuses that count as a failure of the server (nginx `http_502` ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub statuses: Vec<u16>,
 }
 
 impl Default for NextUpstream {
@@ -196,6 +344,7 @@ impl Default for NextUpstream {
             error: true,
             timeout: true,
             non_idempotent: false,
+            statuses: Vec::new(),
         }
     }
 }
@@ -214,17 +363,42 @@ pub struct Upstream {
     pub balance: Balance,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health_check: Option<HealthCheck>,
+    /// Idle connections kept open to the servers (nginx `keepalive`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keepalive: Option<Keepalive>,
     #[serde(skip)]
     pub origin: Origin,
 }
 
 /// The balancing algorithm of an upstream.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Balance {
     /// nginx's smooth weighted round robin.
     #[default]
     RoundRobin,
+    /// Fewest requests in flight relative to weight (nginx `least_conn`).
+    LeastConn,
+    /// The client's /24 (IPv4) or whole address (IPv6) picks the server (nginx `ip_hash`).
+    IpHash,
+    /// A key built from variables picks the server (nginx `hash KEY [consistent]`).
+    Hash {
+        key: String,
+        #[serde(default)]
+        consistent: bool,
+    },
+}
+
+/// Upstream keep-alive (nginx `keepalive`, `keepalive_timeout`, `keepalive_requests`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Keepalive {
+    /// Idle connections to keep per worker thread.
+    pub connections: u32,
+    /// How long an idle upstream connection is kept.
+    #[serde(rename = "timeout_ms", serialize_with = "as_millis")]
+    pub timeout: Duration,
+    /// Requests per upstream connection before it is closed.
+    pub requests: u32,
 }
 
 /// One backend server of an upstream.
@@ -236,8 +410,59 @@ pub struct Server {
     pub addr: String,
     /// Relative share of requests, at least 1.
     pub weight: u32,
+    /// Failed requests within `fail_timeout` that make the server unavailable for
+    /// `fail_timeout` (nginx passive health; 0 disables). Default 1.
+    pub max_fails: u32,
+    #[serde(rename = "fail_timeout_ms", serialize_with = "as_millis")]
+    pub fail_timeout: Duration,
+    /// Requests in flight at most (0: no limit).
+    #[serde(skip_serializing_if = "is_default")]
+    pub max_conns: u32,
+    /// Used only when every other server is unusable.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub backup: bool,
+    /// Never used (nginx `down`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub down: bool,
     #[serde(skip)]
     pub origin: Origin,
+}
+
+impl Server {
+    /// nginx's defaults for the passive health of a server.
+    pub const DEFAULT_MAX_FAILS: u32 = 1;
+    pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+}
+
+/// nginx `map SOURCE $variable { ... }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MapVar {
+    /// The value mapped, a template such as `$http_upgrade`.
+    pub source: String,
+    /// The variable defined, without `$`.
+    pub variable: String,
+    /// Entries in the order written; exact keys win over regexes, as in nginx.
+    pub entries: Vec<MapEntry>,
+    /// The value when nothing matches (nginx: empty).
+    pub default: String,
+}
+
+/// One line of a `map` block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MapEntry {
+    pub key: MapKey,
+    /// A template: may refer to other variables.
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MapKey {
+    Exact(String),
+    Regex {
+        pattern: String,
+        case_insensitive: bool,
+    },
 }
 
 /// An active health check run in the background against every server of an upstream.

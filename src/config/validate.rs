@@ -1,8 +1,11 @@
 //! Checks on the [`Config`] model that both front-ends rely on: values in range, names
-//! unique, references resolvable. No I/O and no DNS here.
+//! unique, references resolvable, variables and regexes valid. No I/O and no DNS here.
 
-use super::{CheckKind, Config, ConfigError, Origin, PathMatch, PinSource, Route, Upstream};
-use crate::variables::Template;
+use super::{
+    Action, Balance, CheckKind, Config, ConfigError, Origin, PathMatch, PinMatch, PinSource,
+    PinTarget, ProxySettings, Route, ServerName, Upstream, VirtualServer,
+};
+use crate::variables::{CompiledMap, Template};
 use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
@@ -40,26 +43,25 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
     if let Some(name) = &config.served_by_header {
         check_header_name(file, &root.field("served_by_header"), name)?;
     }
+    let map_names: Vec<String> = config.maps.iter().map(|m| m.variable.clone()).collect();
+    CompiledMap::compile_all(&config.maps).map_err(|(i, msg)| {
+        ConfigError::invalid(file, &root.field("maps").field(&format!("[{i}]")), msg)
+    })?;
     for (name, upstream) in &config.upstreams {
-        check_upstream(file, name, upstream)?;
+        check_upstream(file, name, upstream, &map_names)?;
     }
     for vs in &config.virtual_servers {
-        let mut paths = HashSet::new();
-        for route in &vs.routes {
-            if !paths.insert(&route.path) {
-                return Err(ConfigError::invalid(
-                    file,
-                    &route.origin.field("path"),
-                    "duplicate route path",
-                ));
-            }
-            check_route(file, config, route)?;
-        }
+        check_virtual_server(file, config, vs, &map_names)?;
     }
     Ok(())
 }
 
-fn check_upstream(file: &Path, name: &str, upstream: &Upstream) -> Result<(), ConfigError> {
+fn check_upstream(
+    file: &Path,
+    name: &str,
+    upstream: &Upstream,
+    maps: &[String],
+) -> Result<(), ConfigError> {
     let origin = &upstream.origin;
     if upstream.servers.is_empty() {
         return Err(ConfigError::invalid(
@@ -111,6 +113,34 @@ fn check_upstream(file: &Path, name: &str, upstream: &Upstream) -> Result<(), Co
                 "must be at least 1",
             ));
         }
+        if s.max_fails > 0 && s.fail_timeout.is_zero() {
+            return Err(ConfigError::invalid(
+                file,
+                &s.origin.field("fail_timeout_ms"),
+                "must be greater than 0 when max_fails is set",
+            ));
+        }
+        if s.backup && matches!(upstream.balance, Balance::IpHash | Balance::Hash { .. }) {
+            return Err(ConfigError::invalid(
+                file,
+                &s.origin.field("backup"),
+                "hash and ip_hash balancing do not support backup servers",
+            ));
+        }
+    }
+    if let Balance::Hash { key, .. } = &upstream.balance {
+        Template::parse(key, maps).map_err(|msg| {
+            ConfigError::invalid(file, &origin.field("balance").field("hash"), msg)
+        })?;
+    }
+    if let Some(keepalive) = &upstream.keepalive {
+        if keepalive.connections == 0 {
+            return Err(ConfigError::invalid(
+                file,
+                &origin.field("keepalive").field("connections"),
+                "must be at least 1",
+            ));
+        }
     }
     if let Some(hc) = &upstream.health_check {
         let origin = origin.field("health_check");
@@ -139,59 +169,189 @@ fn check_upstream(file: &Path, name: &str, upstream: &Upstream) -> Result<(), Co
     Ok(())
 }
 
-fn check_route(file: &Path, config: &Config, route: &Route) -> Result<(), ConfigError> {
+fn check_virtual_server(
+    file: &Path,
+    config: &Config,
+    vs: &VirtualServer,
+    maps: &[String],
+) -> Result<(), ConfigError> {
+    for name in &vs.server_names {
+        if let ServerName::Regex(pattern) = name {
+            check_regex(file, &vs.origin.field("server_names"), pattern, false)?;
+        }
+    }
+    let mut paths = HashSet::new();
+    for route in &vs.routes {
+        if !paths.insert(&route.path) {
+            return Err(ConfigError::invalid(
+                file,
+                &route.origin.field("path"),
+                "duplicate location",
+            ));
+        }
+        check_route(file, config, route, maps)?;
+    }
+    Ok(())
+}
+
+fn check_route(
+    file: &Path,
+    config: &Config,
+    route: &Route,
+    maps: &[String],
+) -> Result<(), ConfigError> {
     let origin = &route.origin;
-    let PathMatch::Prefix(path) = &route.path;
-    if !path.starts_with('/') {
-        return Err(ConfigError::invalid(
-            file,
-            &origin.field("path"),
-            "must start with \"/\"",
-        ));
-    }
-    if !config.upstreams.contains_key(&route.upstream) {
-        return Err(ConfigError::invalid(
-            file,
-            &origin.field("upstream"),
-            format!("unknown upstream \"{}\"", route.upstream),
-        ));
-    }
-    for pin in &route.pins {
-        match &pin.source {
-            PinSource::Header(name) => {
-                check_header_name(file, &origin.field("pin").field("header"), name)?
+    match &route.path {
+        PathMatch::Exact(path) | PathMatch::Prefix(path) | PathMatch::PrefixNoRegex(path) => {
+            if !path.starts_with('/') {
+                return Err(ConfigError::invalid(
+                    file,
+                    &origin.field("path"),
+                    "must start with \"/\"",
+                ));
             }
-            PinSource::Cookie(name) => {
-                if name.is_empty()
-                    || name
-                        .bytes()
-                        .any(|b| matches!(b, b';' | b'=' | b' ' | b',') || b.is_ascii_control())
-                {
-                    return Err(ConfigError::invalid(
-                        file,
-                        &origin.field("pin").field("cookie"),
-                        format!("\"{name}\" is not a valid cookie name"),
-                    ));
+        }
+        PathMatch::Regex {
+            pattern,
+            case_insensitive,
+        } => check_regex(file, &origin.field("path"), pattern, *case_insensitive)?,
+    }
+    match &route.action {
+        Action::Proxy(pass) => {
+            check_upstream_ref(file, config, &origin.field("upstream"), &pass.upstream)?;
+            if pass.uri.is_some() && matches!(route.path, PathMatch::Regex { .. }) {
+                return Err(ConfigError::invalid(
+                    file,
+                    &origin.field("upstream"),
+                    "\"proxy_pass\" cannot have URI part in location given by regular expression",
+                ));
+            }
+            for pin in &pass.pins {
+                check_pin_source(file, &origin.field("pin"), &pin.source)?;
+                if let PinMatch::Value { target, .. } = &pin.matches {
+                    check_pin_target(file, config, &origin.field("pin"), target)?;
                 }
             }
         }
+        Action::Return(answer) => {
+            if answer.status > 999 {
+                return Err(ConfigError::invalid(
+                    file,
+                    &origin.field("return").field("status"),
+                    "must be between 0 and 999",
+                ));
+            }
+            if let Some(text) = &answer.text {
+                Template::parse(text, maps).map_err(|msg| {
+                    ConfigError::invalid(file, &origin.field("return").field("text"), msg)
+                })?;
+            }
+        }
     }
-    let proxy = origin.field("proxy");
-    let p = &route.proxy;
+    check_proxy_settings(file, &origin.field("proxy"), &route.proxy, maps)?;
+    for h in &route.add_headers {
+        let at = origin.field("add_headers").field(&h.name);
+        check_header_name(file, &at, &h.name)?;
+        Template::parse(&h.value, maps).map_err(|msg| ConfigError::invalid(file, &at, msg))?;
+    }
+    Ok(())
+}
+
+fn check_upstream_ref(
+    file: &Path,
+    config: &Config,
+    at: &Origin,
+    name: &str,
+) -> Result<(), ConfigError> {
+    if config.upstreams.contains_key(name) {
+        return Ok(());
+    }
+    Err(ConfigError::invalid(
+        file,
+        at,
+        format!("unknown upstream \"{name}\""),
+    ))
+}
+
+fn check_pin_source(file: &Path, at: &Origin, source: &PinSource) -> Result<(), ConfigError> {
+    match source {
+        PinSource::Header(name) => check_header_name(file, &at.field("header"), name),
+        PinSource::Cookie(name) => {
+            let bad = name.is_empty()
+                || name
+                    .bytes()
+                    .any(|b| matches!(b, b';' | b'=' | b' ' | b',') || b.is_ascii_control());
+            if bad {
+                return Err(ConfigError::invalid(
+                    file,
+                    &at.field("cookie"),
+                    format!("\"{name}\" is not a valid cookie name"),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn check_pin_target(
+    file: &Path,
+    config: &Config,
+    at: &Origin,
+    target: &PinTarget,
+) -> Result<(), ConfigError> {
+    match target {
+        PinTarget::Upstream(name) => check_upstream_ref(file, config, at, name),
+        PinTarget::Server { upstream, server } => {
+            check_upstream_ref(file, config, at, upstream)?;
+            if config.upstreams[upstream]
+                .servers
+                .iter()
+                .any(|s| &s.name == server)
+            {
+                return Ok(());
+            }
+            Err(ConfigError::invalid(
+                file,
+                at,
+                format!("upstream \"{upstream}\" has no server \"{server}\""),
+            ))
+        }
+    }
+}
+
+fn check_proxy_settings(
+    file: &Path,
+    origin: &Origin,
+    p: &ProxySettings,
+    maps: &[String],
+) -> Result<(), ConfigError> {
     for (field, value) in [
         ("connect_timeout_ms", p.connect_timeout),
         ("read_timeout_ms", p.read_timeout),
         ("send_timeout_ms", p.send_timeout),
         ("websocket_idle_timeout_ms", p.websocket_idle_timeout),
     ] {
-        check_positive(file, &proxy.field(field), value)?;
+        check_positive(file, &origin.field(field), value)?;
     }
     for h in &p.set_headers {
-        let at = proxy.field("set_headers").field(&h.name);
+        let at = origin.field("set_headers").field(&h.name);
         check_header_name(file, &at, &h.name)?;
-        Template::parse(&h.value).map_err(|msg| ConfigError::invalid(file, &at, msg))?;
+        Template::parse(&h.value, maps).map_err(|msg| ConfigError::invalid(file, &at, msg))?;
     }
     Ok(())
+}
+
+fn check_regex(
+    file: &Path,
+    at: &Origin,
+    pattern: &str,
+    case_insensitive: bool,
+) -> Result<(), ConfigError> {
+    regex::RegexBuilder::new(pattern)
+        .case_insensitive(case_insensitive)
+        .build()
+        .map(|_| ())
+        .map_err(|e| ConfigError::invalid(file, at, format!("invalid regex \"{pattern}\": {e}")))
 }
 
 fn check_positive(file: &Path, origin: &Origin, value: Duration) -> Result<(), ConfigError> {
@@ -247,7 +407,10 @@ mod tests {
 
     #[test]
     fn a_good_config_passes() {
-        check(&with_servers(r#"{ "name": "a", "addr": "127.0.0.1:9001", "weight": 2 }, { "name": "b", "addr": "app2:80" }"#)).unwrap();
+        check(&with_servers(
+            r#"{ "name": "a", "addr": "127.0.0.1:9001", "weight": 2 }, { "name": "b", "addr": "app2:80" }"#,
+        ))
+        .unwrap();
     }
 
     #[test]
@@ -283,6 +446,18 @@ mod tests {
         assert!(
             err.starts_with("upstreams.web.servers[1].addr: duplicate address"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn backup_servers_need_a_round_robin_or_least_conn_pool() {
+        let text = with_servers(
+            r#"{ "name": "a", "addr": "127.0.0.1:9001" }, { "name": "b", "addr": "127.0.0.1:9002", "backup": true }"#,
+        )
+        .replace(r#"] } }"#, r#"], "balance": "ip_hash" } }"#);
+        assert_eq!(
+            check(&text).unwrap_err(),
+            "upstreams.web.servers[1].backup: hash and ip_hash balancing do not support backup servers in t.json"
         );
     }
 

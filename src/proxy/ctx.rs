@@ -1,6 +1,7 @@
 //! Per-request state carried between the proxy hooks.
 
-use crate::runtime::{Route, Runtime};
+use crate::runtime::{ProxyRoute, Route, RouteAction, Runtime};
+use crate::upstream::{InFlightGuard, Pool};
 use std::sync::Arc;
 
 /// What one request has decided and tried so far.
@@ -10,16 +11,22 @@ pub struct RequestCtx {
     pub runtime: Option<Arc<Runtime>>,
     /// Indexes of the virtual server and route that matched.
     pub route: Option<(usize, usize)>,
+    /// The pool the request is served from: the route's, or a pin's.
+    pub pool: Option<Arc<Pool>>,
     /// The server a pin chose; tried first.
     pub pinned: Option<usize>,
     /// A pin that must not fall back to other servers (`on_unhealthy` `use` or `refuse`).
     pub strict_pin: bool,
     /// The server of the current attempt.
     pub current: Option<usize>,
+    /// Counts the request in flight on the current server until the request ends.
+    pub inflight: Option<InFlightGuard>,
     /// Servers that failed this request; never tried twice.
     pub tried: Vec<usize>,
     /// Attempts so far, the first included.
     pub attempts: u32,
+    /// Request body bytes seen, for `client_max_body_size` on chunked uploads.
+    pub body_bytes: u64,
 }
 
 impl RequestCtx {
@@ -28,16 +35,26 @@ impl RequestCtx {
         Some(self.runtime.as_ref()?.route_at(self.route?))
     }
 
-    /// Records that the current server failed this request.
+    /// The matched route when it proxies.
+    pub fn proxy_route(&self) -> Option<&ProxyRoute> {
+        match &self.route()?.action {
+            RouteAction::Proxy(p) => Some(p),
+            RouteAction::Return { .. } => None,
+        }
+    }
+
+    /// The current server failed this request: count it for passive health and never
+    /// try it again for this request.
     pub fn current_failed(&mut self) {
-        if let Some(i) = self.current.take() {
+        if let (Some(i), Some(pool)) = (self.current.take(), &self.pool) {
+            pool.report_failure(i);
             self.tried.push(i);
         }
     }
 
-    /// Whether another attempt is allowed and some untried healthy server remains.
+    /// Whether another attempt is allowed and some untried usable server remains.
     pub fn may_retry(&self) -> bool {
-        let Some(route) = self.route() else {
+        let (Some(route), Some(pool)) = (self.route(), &self.pool) else {
             return false;
         };
         let limit = match route.settings.next_upstream_tries {
@@ -46,6 +63,6 @@ impl RequestCtx {
         };
         !self.strict_pin
             && self.attempts < limit
-            && route.pool.has_candidate(|i| !self.tried.contains(&i))
+            && pool.has_candidate(|i| !self.tried.contains(&i))
     }
 }

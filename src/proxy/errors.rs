@@ -1,10 +1,7 @@
 //! Error responses users can act on: which status for which failure, and a one-line
 //! body that names the upstream.
 
-use bytes::Bytes;
-use pingora::http::ResponseHeader;
 use pingora::prelude::*;
-use pingora::proxy::Session;
 
 /// nginx's mapping: no usable server 503, unreachable or broken upstream 502, upstream
 /// timeout 504. Downstream errors on a dead connection get no response (0).
@@ -58,17 +55,6 @@ fn is_connect_error(e: &Error) -> bool {
             | SocketError
             | BindError
     )
-}
-
-/// Writes a small `text/plain` response.
-pub async fn respond_text(session: &mut Session, code: u16, body: String) -> Result<()> {
-    let mut resp = ResponseHeader::build(code, Some(3))?;
-    resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
-    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-    session.write_response_header(Box::new(resp), false).await?;
-    session
-        .write_response_body(Some(Bytes::from(body)), true)
-        .await
 }
 
 #[cfg(test)]

@@ -32,6 +32,31 @@ pub fn apply_set_headers(
     Ok(())
 }
 
+/// nginx's `proxy_pass http://name/uri` in `location /prefix`: the matched prefix of the
+/// path is replaced by `/uri`; the query string is kept.
+pub fn rewrite_uri(
+    upstream_req: &mut RequestHeader,
+    prefix: &str,
+    replacement: &str,
+) -> Result<()> {
+    let path = upstream_req.uri.path();
+    let Some(rest) = path.strip_prefix(prefix) else {
+        return Ok(());
+    };
+    let mut new = String::with_capacity(replacement.len() + rest.len() + 16);
+    new.push_str(replacement);
+    new.push_str(rest);
+    if let Some(query) = upstream_req.uri.query() {
+        new.push('?');
+        new.push_str(query);
+    }
+    let uri = new
+        .parse()
+        .or_err(InvalidHTTPHeader, "rewritten request URI")?;
+    upstream_req.set_uri(uri);
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -41,7 +66,7 @@ mod tests {
         HeaderRule {
             name: Bytes::from(name.to_string()),
             header: http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            value: (!value.is_empty()).then(|| Template::parse(value).unwrap()),
+            value: (!value.is_empty()).then(|| Template::parse(value, &[]).unwrap()),
         }
     }
 
@@ -53,6 +78,7 @@ mod tests {
             server_port: Some(80),
             server_name: "",
             proxy_host: "web",
+            maps: &[],
         };
         let mut upstream = client.clone();
         apply_set_headers(&mut upstream, rules, &info).unwrap();
@@ -104,6 +130,16 @@ mod tests {
         );
         assert_eq!(get(&up, "connection"), None);
         assert_eq!(get(&up, "x-forwarded-host"), None);
+    }
+
+    #[test]
+    fn proxy_pass_uri_replaces_the_location_prefix() {
+        let mut r = RequestHeader::build("GET", b"/v1/users?id=3", None).unwrap();
+        rewrite_uri(&mut r, "/v1/", "/api/").unwrap();
+        assert_eq!(r.uri.to_string(), "/api/users?id=3");
+        let mut other = RequestHeader::build("GET", b"/other", None).unwrap();
+        rewrite_uri(&mut other, "/v1/", "/api/").unwrap();
+        assert_eq!(other.uri.to_string(), "/other");
     }
 
     #[test]

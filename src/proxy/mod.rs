@@ -1,6 +1,8 @@
 //! The Pingora `ProxyHttp` implementation: route and pin in `request_filter`, choose the
-//! server in `upstream_peer`, retry in `fail_to_connect`, set headers on the way.
+//! server in `upstream_peer`, retry in `fail_to_connect` / `error_while_proxy`, set
+//! headers on the way, and count every attempt for passive health.
 
+mod answer;
 mod ctx;
 mod errors;
 mod headers;
@@ -9,14 +11,17 @@ pub use ctx::RequestCtx;
 
 use crate::request;
 use crate::routing::{self, PinDecision, Requested};
-use crate::runtime::Runtime;
+use crate::runtime::{RouteAction, Runtime};
+use crate::upstream::{KeyKind, ip_hash_key};
 use crate::variables::RequestInfo;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
+use bytes::Bytes;
 use log::debug;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
+use std::net::IpAddr;
 use std::sync::Arc;
 
 /// The proxy. Holds the current [`Runtime`]; each request takes the one that is current
@@ -31,6 +36,34 @@ impl Proxy {
     }
 }
 
+fn client_ip(session: &Session) -> Option<IpAddr> {
+    session
+        .client_addr()
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip())
+}
+
+/// What `$variables` see for this request.
+fn request_info<'a>(
+    session: &'a Session,
+    runtime: &'a Runtime,
+    at: (usize, usize),
+    proxy_host: &'a str,
+) -> RequestInfo<'a> {
+    RequestInfo {
+        req: session.req_header(),
+        client_ip: client_ip(session),
+        tls: false,
+        server_port: session
+            .server_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.port()),
+        server_name: &runtime.virtual_servers[at.0].server_name,
+        proxy_host,
+        maps: &runtime.maps,
+    }
+}
+
 #[async_trait]
 impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
@@ -41,10 +74,14 @@ impl ProxyHttp for Proxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         let runtime = self.runtime.load_full();
+        match runtime.keepalive_timeout.as_secs() {
+            0 => session.set_keepalive(None),
+            secs => session.set_keepalive(Some(secs)),
+        }
         let local = session.server_addr().and_then(|a| a.as_inet()).copied();
         let req = session.req_header();
         let Some(at) = runtime.find_route(local, request::host(req), req.uri.path()) else {
-            errors::respond_text(
+            answer::respond_text(
                 session,
                 404,
                 "404 Not Found: no route for this path\n".into(),
@@ -53,30 +90,54 @@ impl ProxyHttp for Proxy {
             return Ok(true);
         };
         let route = runtime.route_at(at);
-        if let Requested::Server(i) =
-            routing::requested_server(&route.pins, req, |name| route.pool.find(name))
-        {
-            match routing::decide(route.pool.is_healthy(i), route.on_unhealthy) {
-                PinDecision::Pinned => {
-                    ctx.pinned = Some(i);
-                    ctx.strict_pin = route.on_unhealthy != crate::config::OnUnhealthy::Fallback;
-                }
-                PinDecision::FallBack => {
-                    debug!(
-                        "pinned server \"{}\" is down; balancing instead",
-                        route.pool.servers[i].name
-                    );
-                }
-                PinDecision::Refuse => {
-                    let body = format!(
-                        "503 Service Unavailable: server \"{}\" of upstream \"{}\" is down\n",
-                        route.pool.servers[i].name, route.pool.name
-                    );
-                    errors::respond_text(session, 503, body).await?;
-                    return Ok(true);
-                }
+        if let Some(max) = route.settings.client_max_body_size {
+            let declared = request::header(req, "content-length")
+                .and_then(|v| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
+            if declared.is_some_and(|len| len > max) {
+                session.set_keepalive(None);
+                answer::respond_text(session, 413, "413 Request Entity Too Large\n".into()).await?;
+                return Ok(true);
             }
         }
+        let proxy = match &route.action {
+            RouteAction::Return { status, text } => {
+                let info = request_info(session, &runtime, at, "");
+                let (resp, body) =
+                    answer::build_return(*status, text.as_ref(), &route.add_headers, &info)?;
+                answer::write_text(session, resp, body).await?;
+                return Ok(true);
+            }
+            RouteAction::Proxy(proxy) => proxy,
+        };
+        let mut pool = &proxy.pool;
+        match routing::requested(&proxy.pins, &proxy.pool, req) {
+            Requested::Server(pinned_pool, i) => {
+                match routing::decide(pinned_pool.is_usable(i), proxy.on_unhealthy) {
+                    PinDecision::Pinned => {
+                        pool = pinned_pool;
+                        ctx.pinned = Some(i);
+                        ctx.strict_pin = proxy.on_unhealthy != crate::config::OnUnhealthy::Fallback;
+                    }
+                    PinDecision::FallBack => {
+                        debug!(
+                            "pinned server \"{}\" is unusable; balancing instead",
+                            pinned_pool.servers[i].name
+                        );
+                    }
+                    PinDecision::Refuse => {
+                        let body = format!(
+                            "503 Service Unavailable: server \"{}\" of upstream \"{}\" is down\n",
+                            pinned_pool.servers[i].name, pinned_pool.name
+                        );
+                        answer::respond_text(session, 503, body).await?;
+                        return Ok(true);
+                    }
+                }
+            }
+            Requested::Pool(pinned_pool) => pool = pinned_pool,
+            Requested::Nothing | Requested::Unknown => {}
+        }
+        ctx.pool = Some(Arc::clone(pool));
         if session.is_upgrade_req() {
             // Pingora's 60 s downstream read timeout would otherwise close idle websockets.
             session.set_read_timeout(Some(route.settings.websocket_idle_timeout));
@@ -86,26 +147,72 @@ impl ProxyHttp for Proxy {
         Ok(false)
     }
 
+    async fn request_body_filter(
+        &self,
+        session: &mut Session,
+        body: &mut Option<Bytes>,
+        _end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let Some(max) = ctx.route().and_then(|r| r.settings.client_max_body_size) else {
+            return Ok(());
+        };
+        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
+        if ctx.body_bytes > max {
+            session.set_keepalive(None);
+            return Error::e_explain(
+                HTTPStatus(413),
+                "request body larger than client_max_body_size",
+            );
+        }
+        Ok(())
+    }
+
     async fn upstream_peer(
         &self,
         session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
         ctx.attempts += 1;
-        let first = ctx.attempts == 1;
-        let Some(route) = ctx.route() else {
+        let (Some(pool), Some(proxy), Some(route)) =
+            (ctx.pool.clone(), ctx.proxy_route(), ctx.route())
+        else {
             return Error::e_explain(InternalError, "no route chosen before upstream_peer");
         };
-        let pinned = ctx.pinned.filter(|_| first);
-        let chosen = pinned.or_else(|| route.pool.select(|i| !ctx.tried.contains(&i)));
-        let Some(server) = chosen else {
+        let server = match ctx.pinned.filter(|_| ctx.attempts == 1) {
+            Some(pinned) => Some(pinned),
+            None => {
+                let mut key_buf = Vec::new();
+                let key: &[u8] = match pool.key_kind {
+                    KeyKind::None => b"",
+                    KeyKind::ClientIp => {
+                        let (bytes, len) = client_ip(session).map_or(([0; 16], 0), ip_hash_key);
+                        key_buf.extend_from_slice(&bytes[..len]);
+                        &key_buf
+                    }
+                    KeyKind::Template => {
+                        if let (Some(t), Some(rt), Some(at)) =
+                            (&proxy.hash_key, &ctx.runtime, ctx.route)
+                        {
+                            t.expand(
+                                &request_info(session, rt, at, &proxy.proxy_host),
+                                &mut key_buf,
+                            );
+                        }
+                        &key_buf
+                    }
+                };
+                pool.select(key, |i| !ctx.tried.contains(&i))
+            }
+        };
+        let Some(server) = server else {
             return Error::e_explain(
                 HTTPStatus(503),
-                format!("no usable server in upstream \"{}\"", route.pool.name),
+                format!("no usable server in upstream \"{}\"", pool.name),
             );
         };
         let settings = &route.settings;
-        let mut peer = HttpPeer::new(route.pool.servers[server].addr, false, String::new());
+        let mut peer = HttpPeer::new(pool.servers[server].addr, false, String::new());
         peer.options.connection_timeout = Some(settings.connect_timeout);
         peer.options.write_timeout = Some(settings.send_timeout);
         peer.options.read_timeout = Some(if session.is_upgrade_req() {
@@ -113,6 +220,8 @@ impl ProxyHttp for Proxy {
         } else {
             settings.read_timeout
         });
+        peer.options.idle_timeout = pool.idle_timeout;
+        ctx.inflight = Some(pool.start_request(server));
         ctx.current = Some(server);
         Ok(Box::new(peer))
     }
@@ -123,39 +232,69 @@ impl ProxyHttp for Proxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        let (Some(runtime), Some(at), Some(proxy), Some(route)) =
+            (&ctx.runtime, ctx.route, ctx.proxy_route(), ctx.route())
+        else {
+            return Ok(());
+        };
+        if let Some((prefix, replacement)) = &proxy.rewrite {
+            headers::rewrite_uri(upstream_request, prefix, replacement)?;
+        }
+        let info = request_info(session, runtime, at, &proxy.proxy_host);
+        headers::apply_set_headers(upstream_request, &route.set_headers, &info)
+    }
+
+    async fn upstream_response_filter(
+        &self,
+        session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let status = upstream_response.status.as_u16();
         let Some(route) = ctx.route() else {
             return Ok(());
         };
-        let info = RequestInfo {
-            req: session.req_header(),
-            client_ip: session
-                .client_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.ip()),
-            tls: false,
-            server_port: session
-                .server_addr()
-                .and_then(|a| a.as_inet())
-                .map(|a| a.port()),
-            server_name: "",
-            proxy_host: &route.pool.name,
-        };
-        headers::apply_set_headers(upstream_request, &route.set_headers, &info)
+        let next = &route.settings.next_upstream;
+        if !next.statuses.contains(&status) || !retry_allowed(session, next) {
+            return Ok(());
+        }
+        // nginx: 403 and 404 move the request on but do not count against the server.
+        let counts = !matches!(status, 403 | 404);
+        let (server, pool) = (ctx.current, ctx.pool.clone());
+        if let (Some(i), Some(pool)) = (server, &pool) {
+            if counts {
+                pool.report_failure(i);
+            }
+            ctx.tried.push(i);
+        }
+        if !ctx.may_retry() {
+            // Nowhere left to go: the client gets this response, as nginx would send it.
+            ctx.tried.pop();
+            return Ok(());
+        }
+        ctx.current = None;
+        let mut e = Error::explain(HTTPStatus(status), "status listed in next_upstream").into_up();
+        e.set_retry(true);
+        Err(e)
     }
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let (Some(runtime), Some(route), Some(server)) = (&ctx.runtime, ctx.route(), ctx.current)
+        let (Some(runtime), Some(at), Some(route), Some(proxy)) =
+            (&ctx.runtime, ctx.route, ctx.route(), ctx.proxy_route())
         else {
             return Ok(());
         };
-        if let Some(name) = &runtime.served_by {
-            upstream_response
-                .insert_header(name.clone(), route.pool.servers[server].name.as_str())?;
+        if let (Some(name), Some(pool), Some(i)) = (&runtime.served_by, &ctx.pool, ctx.current) {
+            upstream_response.insert_header(name.clone(), pool.servers[i].name_value.clone())?;
+        }
+        if !route.add_headers.is_empty() {
+            let info = request_info(session, runtime, at, &proxy.proxy_host);
+            answer::add_headers(upstream_response, &route.add_headers, &info)?;
         }
         Ok(())
     }
@@ -184,16 +323,15 @@ impl ProxyHttp for Proxy {
         client_reused: bool,
     ) -> Box<Error> {
         let mut e = e.more_context(format!("Peer: {peer}"));
-        let Some(route) = ctx.route() else {
+        if matches!(e.etype(), HTTPStatus(_)) && *e.esource() == ErrorSource::Upstream {
+            // Raised by upstream_response_filter, which already decided.
+            return e;
+        }
+        let Some(next) = ctx.route().map(|r| r.settings.next_upstream.clone()) else {
             e.set_retry(false);
             return e;
         };
-        let next = route.settings.next_upstream;
-        let method_allows = session.req_header().method.is_idempotent() || next.non_idempotent;
-        if !method_allows
-            || session.as_ref().retry_buffer_truncated()
-            || session.response_written().is_some()
-        {
+        if !retry_allowed(session, &next) || session.response_written().is_some() {
             e.set_retry(false);
             return e;
         }
@@ -221,9 +359,9 @@ impl ProxyHttp for Proxy {
     ) -> FailToProxy {
         let code = errors::status_for(e);
         if code > 0 && session.response_written().is_none() {
-            let upstream = ctx.route().map(|r| r.pool.name.as_str());
+            let upstream = ctx.pool.as_ref().map(|p| p.name.as_str());
             let body = errors::body_for(code, e, upstream);
-            if let Err(write_err) = errors::respond_text(session, code, body).await {
+            if let Err(write_err) = answer::respond_text(session, code, body).await {
                 debug!("could not send the {code} response: {write_err}");
             }
         }
@@ -232,4 +370,17 @@ impl ProxyHttp for Proxy {
             can_reuse_downstream: false,
         }
     }
+
+    async fn logging(&self, _session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if let (None, Some(pool), Some(i)) = (e, &ctx.pool, ctx.current) {
+            pool.report_success(i);
+        }
+    }
+}
+
+/// nginx retries a request that reached a server only if it is idempotent (or
+/// `non_idempotent` is listed) and its body is still buffered.
+fn retry_allowed(session: &Session, next: &crate::config::NextUpstream) -> bool {
+    (session.req_header().method.is_idempotent() || next.non_idempotent)
+        && !session.as_ref().retry_buffer_truncated()
 }

@@ -1,0 +1,144 @@
+//! Responses pinlb writes itself: `return` routes, error pages, and `add_header`.
+
+use crate::runtime::AddHeaderRule;
+use crate::variables::{RequestInfo, Template};
+use bytes::Bytes;
+use http::HeaderValue;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::proxy::Session;
+
+/// Statuses nginx adds `add_header` headers to unless `always` is given.
+const ADD_HEADER_STATUSES: [u16; 10] = [200, 201, 204, 206, 301, 302, 303, 304, 307, 308];
+
+/// Adds the `add_header` headers that apply to a response with this status.
+pub fn add_headers(
+    resp: &mut ResponseHeader,
+    rules: &[AddHeaderRule],
+    info: &RequestInfo<'_>,
+) -> Result<()> {
+    let status = resp.status.as_u16();
+    for rule in rules
+        .iter()
+        .filter(|r| r.always || ADD_HEADER_STATUSES.contains(&status))
+    {
+        let mut value = Vec::new();
+        rule.value.expand(info, &mut value);
+        if value.is_empty() {
+            continue;
+        }
+        let value = HeaderValue::from_maybe_shared(Bytes::from(value))
+            .or_err(InvalidHTTPHeader, "add_header value")?;
+        resp.append_header(rule.name.clone(), value)?;
+    }
+    Ok(())
+}
+
+/// nginx's `return`: a redirect with `Location`, or a status with an optional body.
+pub fn build_return(
+    status: u16,
+    text: Option<&Template>,
+    rules: &[AddHeaderRule],
+    info: &RequestInfo<'_>,
+) -> Result<(ResponseHeader, Vec<u8>)> {
+    let mut expanded = Vec::new();
+    if let Some(t) = text {
+        t.expand(info, &mut expanded);
+    }
+    let redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
+    let (location, body) = match (redirect, text.is_some()) {
+        (true, true) => (Some(expanded), default_body(status)),
+        (false, true) => (None, expanded),
+        (_, false) => (None, default_body(status)),
+    };
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    if let Some(location) = location {
+        let location = HeaderValue::from_maybe_shared(Bytes::from(location))
+            .or_err(InvalidHTTPHeader, "return URL")?;
+        resp.insert_header(http::header::LOCATION, location)?;
+    }
+    add_headers(&mut resp, rules, info)?;
+    Ok((resp, body))
+}
+
+/// The body nginx-like servers send with a bare status: its reason phrase for errors and
+/// redirects, nothing for the rest.
+fn default_body(status: u16) -> Vec<u8> {
+    if status < 300 {
+        return Vec::new();
+    }
+    let reason = http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("");
+    format!("{status} {reason}\n")
+        .trim_end_matches(' ')
+        .as_bytes()
+        .to_vec()
+}
+
+/// Writes a small `text/plain` response.
+pub async fn respond_text(session: &mut Session, code: u16, body: String) -> Result<()> {
+    let resp = ResponseHeader::build(code, Some(3))?;
+    write_text(session, resp, body.into_bytes()).await
+}
+
+/// Writes `resp` with `body` as `text/plain` (no body for `HEAD`).
+pub async fn write_text(
+    session: &mut Session,
+    mut resp: ResponseHeader,
+    body: Vec<u8>,
+) -> Result<()> {
+    if !body.is_empty() {
+        resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+    }
+    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session
+        .write_response_header(Box::new(resp), head_only || body.is_empty())
+        .await?;
+    if !head_only && !body.is_empty() {
+        session
+            .write_response_body(Some(Bytes::from(body)), true)
+            .await?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bare_statuses_get_nginx_like_bodies() {
+        assert_eq!(default_body(200), b"");
+        assert_eq!(default_body(403), b"403 Forbidden\n");
+        assert_eq!(default_body(301), b"301 Moved Permanently\n");
+    }
+
+    #[test]
+    fn add_header_skips_error_statuses_unless_always() {
+        let req = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
+        let info = RequestInfo {
+            req: &req,
+            client_ip: None,
+            tls: false,
+            server_port: None,
+            server_name: "",
+            proxy_host: "",
+            maps: &[],
+        };
+        let rule = |name: &str, always| AddHeaderRule {
+            name: Bytes::from(name.to_string()),
+            value: Template::parse("v", &[]).unwrap(),
+            always,
+        };
+        let rules = [rule("X-Plain", false), rule("X-Always", true)];
+        let mut ok = ResponseHeader::build(200, None).unwrap();
+        add_headers(&mut ok, &rules, &info).unwrap();
+        assert!(ok.headers.contains_key("x-plain") && ok.headers.contains_key("x-always"));
+        let mut err = ResponseHeader::build(502, None).unwrap();
+        add_headers(&mut err, &rules, &info).unwrap();
+        assert!(!err.headers.contains_key("x-plain") && err.headers.contains_key("x-always"));
+    }
+}

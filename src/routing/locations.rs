@@ -1,0 +1,113 @@
+//! nginx's choice of `location`: an exact match, else the longest prefix unless a regex
+//! matches first (`^~` prefixes skip the regexes).
+
+use crate::config::PathMatch;
+use regex::{Regex, RegexBuilder};
+
+/// The locations of one virtual server, prepared for matching.
+#[derive(Debug, Default)]
+pub struct Locations {
+    exact: Vec<(String, usize)>,
+    /// Longest first; the flag marks `^~`.
+    prefixes: Vec<(String, bool, usize)>,
+    /// In config order: the first match wins.
+    regexes: Vec<(Regex, usize)>,
+}
+
+impl Locations {
+    /// `paths[i]` is the match of route `i`. Regexes were validated with the config.
+    pub fn new(paths: &[&PathMatch]) -> Result<Locations, String> {
+        let mut l = Locations::default();
+        for (i, path) in paths.iter().enumerate() {
+            match path {
+                PathMatch::Exact(p) => l.exact.push((p.clone(), i)),
+                PathMatch::Prefix(p) => l.prefixes.push((p.clone(), false, i)),
+                PathMatch::PrefixNoRegex(p) => l.prefixes.push((p.clone(), true, i)),
+                PathMatch::Regex {
+                    pattern,
+                    case_insensitive,
+                } => {
+                    let re = RegexBuilder::new(pattern)
+                        .case_insensitive(*case_insensitive)
+                        .build()
+                        .map_err(|e| format!("invalid regex \"{pattern}\": {e}"))?;
+                    l.regexes.push((re, i));
+                }
+            }
+        }
+        l.prefixes
+            .sort_by_key(|(p, _, _)| std::cmp::Reverse(p.len()));
+        Ok(l)
+    }
+
+    /// The route for `path`, by nginx's rules.
+    pub fn find(&self, path: &str) -> Option<usize> {
+        if let Some((_, i)) = self.exact.iter().find(|(p, _)| p == path) {
+            return Some(*i);
+        }
+        let longest = self
+            .prefixes
+            .iter()
+            .find(|(p, _, _)| path.starts_with(p.as_str()));
+        if let Some((_, true, i)) = longest {
+            return Some(*i);
+        }
+        self.regexes
+            .iter()
+            .find(|(re, _)| re.is_match(path))
+            .map(|(_, i)| *i)
+            .or(longest.map(|(_, _, i)| *i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn locations(paths: &[PathMatch]) -> Locations {
+        Locations::new(&paths.iter().collect::<Vec<_>>()).unwrap()
+    }
+
+    fn prefix(p: &str) -> PathMatch {
+        PathMatch::Prefix(p.into())
+    }
+
+    fn regex(p: &str, ci: bool) -> PathMatch {
+        PathMatch::Regex {
+            pattern: p.into(),
+            case_insensitive: ci,
+        }
+    }
+
+    /// The example of nginx's `location` documentation.
+    #[test]
+    fn nginx_documentation_example() {
+        let l = locations(&[
+            PathMatch::Exact("/".into()),                // A
+            prefix("/"),                                 // B
+            prefix("/documents/"),                       // C
+            PathMatch::PrefixNoRegex("/images/".into()), // D
+            regex(r"\.(gif|jpg|jpeg)$", true),           // E
+        ]);
+        assert_eq!(l.find("/"), Some(0));
+        assert_eq!(l.find("/index.html"), Some(1));
+        assert_eq!(l.find("/documents/document.html"), Some(2));
+        assert_eq!(l.find("/images/1.gif"), Some(3));
+        assert_eq!(l.find("/documents/1.jpg"), Some(4));
+        assert_eq!(l.find("/documents/1.JPG"), Some(4));
+    }
+
+    #[test]
+    fn first_regex_in_order_wins() {
+        let l = locations(&[regex("^/a", false), regex("^/ab", false)]);
+        assert_eq!(l.find("/abc"), Some(0));
+        assert_eq!(l.find("/x"), None);
+    }
+
+    #[test]
+    fn case_sensitive_regex_needs_the_case() {
+        let l = locations(&[prefix("/"), regex(r"\.php$", false)]);
+        assert_eq!(l.find("/x.php"), Some(1));
+        assert_eq!(l.find("/x.PHP"), Some(0));
+    }
+}
