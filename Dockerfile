@@ -1,6 +1,8 @@
-# pinlb container image: the release binary the Makefile builds, on a slim Debian, as a
-# non-root user. The default config balances over app1:80, app2:80 and app3:80 (the
-# services of a compose file); mount your own at /etc/pinlb/pinlb.json.
+# pinlb container image: the release binary the Makefile builds (`make build`), on a slim
+# Debian, as a non-root user. It runs like the official nginx image: it reads
+# /etc/nginx/nginx.conf (which includes /etc/nginx/conf.d/*.conf) and listens on 80, so
+# mounting an nginx.conf or copying a server file to conf.d/default.conf both work.
+# A native config is at /etc/pinlb/pinlb.json: `docker run IMAGE -c /etc/pinlb/pinlb.json`.
 
 FROM rust:1-bookworm AS build
 RUN apt-get update \
@@ -12,10 +14,21 @@ COPY src ./src
 RUN cargo build --release --locked --bin pinlb
 
 FROM debian:bookworm-slim
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin pinlb
 COPY --from=build /src/target/release/pinlb /usr/local/bin/pinlb
+# Port 80 without root; logs to the container's stdout/stderr as the nginx image does.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libcap2-bin \
+ && setcap cap_net_bind_service=+ep /usr/local/bin/pinlb \
+ && apt-get purge -y libcap2-bin && apt-get autoremove -y && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin pinlb \
+ && mkdir -p /etc/nginx/conf.d /etc/pinlb /var/log/nginx \
+ && ln -sf /dev/stdout /var/log/nginx/access.log \
+ && ln -sf /dev/stderr /var/log/nginx/error.log \
+ && touch /run/nginx.pid && chown pinlb /run/nginx.pid
+COPY contrib/docker/nginx.conf contrib/docker/mime.types /etc/nginx/
+COPY contrib/docker/conf.d/default.conf /etc/nginx/conf.d/default.conf
 COPY contrib/docker/pinlb.json /etc/pinlb/pinlb.json
 USER pinlb
-EXPOSE 8080
+EXPOSE 80
 ENTRYPOINT ["/usr/local/bin/pinlb"]
-CMD ["-c", "/etc/pinlb/pinlb.json"]
+CMD ["-c", "/etc/nginx/nginx.conf"]

@@ -7,6 +7,8 @@
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod logging;
+pub mod observe;
 pub mod proxy;
 pub mod request;
 pub mod routing;
@@ -16,6 +18,7 @@ pub mod variables;
 
 use arc_swap::ArcSwap;
 use config::Config;
+use pingora::listeners::TcpSocketOptions;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
 use runtime::Runtime;
@@ -28,6 +31,12 @@ const MAX_ATTEMPTS: usize = 1024;
 /// Builds the Pingora server for `config`: the proxy service on every listener and the
 /// background health checks. `runtime` must have been built from the same config.
 pub fn build_server(config: &Config, runtime: Runtime, opt: Opt) -> Server {
+    let keepalive: usize = config
+        .upstreams
+        .values()
+        .filter_map(|u| u.keepalive.as_ref())
+        .map(|k| k.connections as usize)
+        .sum();
     let conf = ServerConf {
         threads: config.threads,
         max_retries: MAX_ATTEMPTS,
@@ -35,6 +44,9 @@ pub fn build_server(config: &Config, runtime: Runtime, opt: Opt) -> Server {
         upgrade_sock: "/tmp/pinlb_upgrade.sock".into(),
         grace_period_seconds: Some(1),
         graceful_shutdown_timeout_seconds: Some(1),
+        // Pingora pools idle upstream connections globally; nginx's `keepalive N` is per
+        // upstream, so the pool holds at least their sum.
+        upstream_keepalive_pool_size: keepalive.max(128),
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);
@@ -49,7 +61,15 @@ pub fn build_server(config: &Config, runtime: Runtime, opt: Opt) -> Server {
 
     let mut proxy = http_proxy_service(&server.configuration, proxy::Proxy::new(runtime));
     for listener in &config.listeners {
-        proxy.add_tcp(&listener.addr.to_string());
+        let addr = listener.addr.to_string();
+        if listener.addr.is_ipv6() {
+            // As nginx does: `[::]:80` takes IPv6 only, so that `0.0.0.0:80` can coexist.
+            let mut options = TcpSocketOptions::default();
+            options.ipv6_only = Some(true);
+            proxy.add_tcp_with_settings(&addr, options);
+        } else {
+            proxy.add_tcp(&addr);
+        }
     }
     server.add_service(proxy);
     server

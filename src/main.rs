@@ -7,7 +7,6 @@ use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let file = cli.conf.display();
 
     let config = match config::load(&cli.conf) {
@@ -23,7 +22,11 @@ fn main() -> ExitCode {
             Err(e) => emerg(&e),
         };
     }
-    let runtime = match Runtime::build(&config) {
+    if let Err(e) = pinlb::logging::init(config.error_log.as_ref()) {
+        return emerg(&e);
+    }
+    let sinks = std::sync::Arc::new(pinlb::observe::access_log::Sinks::default());
+    let runtime = match Runtime::build(&config, &sinks) {
         Ok(runtime) => runtime,
         Err(e) => return emerg(&e),
     };

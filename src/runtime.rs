@@ -3,9 +3,13 @@
 //! per config load and shared by every request that starts while it is current.
 
 use crate::config::{
-    Action, AddHeader, Config, ConfigError, OnUnhealthy, PathMatch, PinMatch, PinSource, PinTarget,
-    ProxySettings, SetHeader, VirtualServer as VirtualServerConf,
+    AccessLogTarget, Action, AddHeader, Config, ConfigError, OnUnhealthy, PathMatch, PinMatch,
+    PinSource, PinTarget, ProxySettings, SetHeader, VirtualServer as VirtualServerConf,
 };
+use crate::observe::LogTarget;
+use crate::observe::access_log::{DropCounter, Sinks};
+use crate::observe::log_format::Format;
+use crate::observe::metrics::METRICS;
 use crate::routing::locations::Locations;
 use crate::routing::server_names::{self, Names, Quality};
 use crate::upstream::Pool;
@@ -36,6 +40,8 @@ pub struct VirtualServer {
     pub server_name: String,
     locations: Locations,
     pub routes: Vec<Route>,
+    /// Where requests that match no route are logged.
+    pub access_log: Vec<LogTarget>,
 }
 
 pub struct Route {
@@ -43,6 +49,7 @@ pub struct Route {
     pub settings: ProxySettings,
     pub set_headers: Vec<HeaderRule>,
     pub add_headers: Vec<AddHeaderRule>,
+    pub access_log: Vec<LogTarget>,
 }
 
 pub enum RouteAction {
@@ -98,11 +105,18 @@ pub struct AddHeaderRule {
 }
 
 impl Runtime {
-    /// Resolves host names and prepares everything requests need. The config must have
-    /// passed validation.
-    pub fn build(config: &Config) -> Result<Runtime, ConfigError> {
+    /// Resolves host names, opens access logs (through `sinks`, shared across reloads)
+    /// and prepares everything requests need. The config must have passed validation.
+    pub fn build(config: &Config, sinks: &Sinks) -> Result<Runtime, ConfigError> {
         let file = config.source.as_path();
         let map_names: Vec<String> = config.maps.iter().map(|m| m.variable.clone()).collect();
+        let mut logs = Logs {
+            config,
+            sinks,
+            maps: &map_names,
+            formats: BTreeMap::new(),
+            on_drop: Arc::new(|| METRICS.access_log_dropped.inc()),
+        };
         let maps = CompiledMap::compile_all(&config.maps)
             .map_err(|(i, msg)| invalid(file, &format!("map ${}", config.maps[i].variable), msg))?;
         let mut pools = BTreeMap::new();
@@ -111,7 +125,7 @@ impl Runtime {
         }
         let mut virtual_servers = Vec::with_capacity(config.virtual_servers.len());
         for vs in &config.virtual_servers {
-            virtual_servers.push(build_virtual_server(file, config, vs, &pools, &map_names)?);
+            virtual_servers.push(build_virtual_server(file, config, vs, &pools, &mut logs)?);
         }
         let served_by = match &config.served_by_header {
             Some(name) => Some(
@@ -129,20 +143,17 @@ impl Runtime {
         })
     }
 
-    /// The virtual server for a connection to `local` asking for `host`, then the route
-    /// for `path` in it, as indexes for [`Runtime::route_at`].
-    pub fn find_route(
+    /// The route for `path` in virtual server `vs`, as indexes for [`Runtime::route_at`].
+    pub fn find_route(&self, vs: usize, path: &str) -> Option<(usize, usize)> {
+        Some((vs, self.virtual_servers.get(vs)?.locations.find(path)?))
+    }
+
+    /// The virtual server for a connection to `local` asking for `host`, by nginx's rules.
+    pub fn find_virtual_server(
         &self,
         local: Option<SocketAddr>,
         host: Option<&str>,
-        path: &str,
-    ) -> Option<(usize, usize)> {
-        let vs = self.find_virtual_server(local, host)?;
-        let route = self.virtual_servers[vs].locations.find(path)?;
-        Some((vs, route))
-    }
-
-    fn find_virtual_server(&self, local: Option<SocketAddr>, host: Option<&str>) -> Option<usize> {
+    ) -> Option<usize> {
         // Servers of the most specific listen address only, as nginx does.
         let specificity = |vs: &VirtualServer| match local {
             None => Some(false),
@@ -190,13 +201,49 @@ fn invalid(file: &Path, at: &str, msg: impl Into<String>) -> ConfigError {
     ConfigError::invalid(file, &crate::config::Origin::Json(at.to_string()), msg)
 }
 
+/// Access log targets of one build: formats compiled once each, sinks shared.
+struct Logs<'a> {
+    config: &'a Config,
+    sinks: &'a Sinks,
+    maps: &'a [String],
+    formats: BTreeMap<String, Arc<Format>>,
+    on_drop: DropCounter,
+}
+
+impl Logs<'_> {
+    fn targets(&mut self, targets: &[AccessLogTarget]) -> Result<Vec<LogTarget>, String> {
+        targets
+            .iter()
+            .map(|t| {
+                let format = match self.formats.get(&t.format) {
+                    Some(f) => Arc::clone(f),
+                    None => {
+                        let f = Arc::new(Format::named(
+                            &t.format,
+                            &self.config.log_formats,
+                            self.maps,
+                        )?);
+                        self.formats.insert(t.format.clone(), Arc::clone(&f));
+                        f
+                    }
+                };
+                Ok(LogTarget {
+                    sink: self.sinks.get(&t.path, &self.on_drop)?,
+                    format,
+                })
+            })
+            .collect()
+    }
+}
+
 fn build_virtual_server(
     file: &Path,
     config: &Config,
     vs: &VirtualServerConf,
     pools: &BTreeMap<String, Arc<Pool>>,
-    maps: &[String],
+    logs: &mut Logs<'_>,
 ) -> Result<VirtualServer, ConfigError> {
+    let maps = logs.maps;
     let at = |msg: String| ConfigError::invalid(file, &vs.origin, msg);
     let mut routes = Vec::with_capacity(vs.routes.len());
     for r in &vs.routes {
@@ -245,6 +292,7 @@ fn build_virtual_server(
             settings: r.proxy.clone(),
             set_headers: header_rules(&r.proxy.set_headers, maps).map_err(err)?,
             add_headers: add_header_rules(&r.add_headers, maps).map_err(err)?,
+            access_log: logs.targets(&r.access_log).map_err(err)?,
         });
     }
     let paths: Vec<&PathMatch> = vs.routes.iter().map(|r| &r.path).collect();
@@ -260,6 +308,7 @@ fn build_virtual_server(
         server_name: first_name.unwrap_or_default(),
         locations: Locations::new(&paths).map_err(at)?,
         routes,
+        access_log: logs.targets(&vs.access_log).map_err(at)?,
     })
 }
 
@@ -301,9 +350,31 @@ fn bind_pin(
     Ok(Pin { source, target })
 }
 
+/// Hop-by-hop headers belong to one connection: Pingora sets them for the upstream
+/// connection itself (keeping it pooled, passing websocket upgrades), so rules for them,
+/// such as the `Connection $connection_upgrade` idiom, are not applied.
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "upgrade",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "transfer-encoding",
+];
+
 fn header_rules(headers: &[SetHeader], maps: &[String]) -> Result<Vec<HeaderRule>, String> {
     headers
         .iter()
+        .filter(|h| {
+            let managed = HOP_BY_HOP.iter().any(|n| h.name.eq_ignore_ascii_case(n));
+            if managed {
+                log::debug!(
+                    "\"{}\" is a hop-by-hop header that pinlb manages itself",
+                    h.name
+                );
+            }
+            !managed
+        })
         .map(|h| {
             let header = HeaderName::from_bytes(h.name.as_bytes())
                 .map_err(|e| format!("header \"{}\": {e}", h.name))?;

@@ -46,7 +46,8 @@ pub enum Var {
 }
 
 impl Var {
-    fn parse(name: &str, maps: &[String]) -> Option<Var> {
+    /// The variable called `name` (without `$`), or one of the `maps`.
+    pub fn parse(name: &str, maps: &[String]) -> Option<Var> {
         if let Some(i) = maps.iter().position(|m| m == name) {
             return Some(Var::Map(i));
         }
@@ -136,7 +137,7 @@ impl Template {
             match part {
                 Part::Literal(s) => out.extend_from_slice(s.as_bytes()),
                 Part::Var(Var::Map(i)) => req.expand_map(*i, out, depth),
-                Part::Var(v) => req.expand(v, out),
+                Part::Var(v) => req.expand_var(v, out),
             }
         }
     }
@@ -266,7 +267,8 @@ impl RequestInfo<'_> {
         value.expand_at(self, out, depth + 1);
     }
 
-    fn expand(&self, var: &Var, out: &mut Vec<u8>) {
+    /// Appends the value of one variable.
+    pub fn expand_var(&self, var: &Var, out: &mut Vec<u8>) {
         use std::io::Write;
         match var {
             Var::RemoteAddr => {
@@ -281,7 +283,7 @@ impl RequestInfo<'_> {
                     out.extend_from_slice(prev);
                     out.extend_from_slice(b", ");
                 }
-                self.expand(&Var::RemoteAddr, out);
+                self.expand_var(&Var::RemoteAddr, out);
             }
             Var::Scheme => out.extend_from_slice(if self.tls { b"https" } else { b"http" }),
             Var::Host => match request::host(self.req) {

@@ -38,6 +38,9 @@ pub enum ConfigError {
     /// The file is not well-formed (the message carries line and column).
     #[error("{msg} in {}", file.display())]
     Syntax { file: PathBuf, msg: String },
+    /// nginx syntax, with nginx's wording: `unexpected "}" in FILE:LINE:COL`.
+    #[error("{0}")]
+    NginxSyntax(super::nginx::parser::SyntaxError),
     /// A well-formed file with a value that cannot be used.
     #[error("{}", Located { file, origin, msg })]
     Invalid {

@@ -2,9 +2,10 @@
 //! translation into the [`Config`] model with JSON paths as origins.
 
 use super::{
-    Action, Balance, CheckKind, Config, ConfigError, HealthCheck, Keepalive, Listener,
-    NextUpstream, OnUnhealthy, Origin, PathMatch, PinMatch, PinRule, PinSource, ProxyPass,
-    ProxySettings, ReturnAction, Route, Server, SetHeader, Upstream, VirtualServer,
+    AccessLogTarget, Action, Balance, CheckKind, Config, ConfigError, HealthCheck, Keepalive,
+    Listener, LogEscape, LogFormat, NextUpstream, OnUnhealthy, Origin, PathMatch, PinMatch,
+    PinRule, PinSource, ProxyPass, ProxySettings, ReturnAction, Route, Server, SetHeader, Upstream,
+    VirtualServer,
 };
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -52,6 +53,36 @@ struct ConfigConf {
     keepalive_timeout_ms: u64,
     #[serde(default)]
     pid_file: Option<PathBuf>,
+    /// Default for every route; absent: stdout in the `upstream` format.
+    #[serde(default)]
+    access_log: Option<AccessLogConf>,
+    #[serde(default, deserialize_with = "unique_keys")]
+    log_formats: BTreeMap<String, String>,
+}
+
+/// `{ "path": "stdout" | "stderr" | FILE | "off", "format": NAME }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessLogConf {
+    path: String,
+    #[serde(default = "default_log_format")]
+    format: String,
+}
+
+fn default_log_format() -> String {
+    "upstream".into()
+}
+
+impl AccessLogConf {
+    fn targets(&self) -> Vec<AccessLogTarget> {
+        if self.path == "off" {
+            return Vec::new();
+        }
+        vec![AccessLogTarget {
+            path: self.path.clone(),
+            format: self.format.clone(),
+        }]
+    }
 }
 
 /// nginx's `keepalive_timeout` default.
@@ -206,6 +237,8 @@ struct RouteConf {
     /// Overrides of the top-level `proxy` settings for this route.
     #[serde(default)]
     proxy: ProxyConf,
+    #[serde(default)]
+    access_log: Option<AccessLogConf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -358,6 +391,15 @@ impl ConfigConf {
             upstreams.insert(name, upstream);
         }
 
+        let default_log = self.access_log.as_ref().map_or_else(
+            || {
+                vec![AccessLogTarget {
+                    path: "stdout".into(),
+                    format: default_log_format(),
+                }]
+            },
+            AccessLogConf::targets,
+        );
         self.proxy.check(file, &root.field("proxy"))?;
         let defaults = self.proxy.apply(&ProxySettings::default());
         let mut routes = Vec::with_capacity(self.routes.len());
@@ -369,6 +411,10 @@ impl ConfigConf {
                 path: PathMatch::Prefix(r.path),
                 proxy: r.proxy.apply(&defaults),
                 add_headers: Vec::new(),
+                access_log: r
+                    .access_log
+                    .as_ref()
+                    .map_or_else(|| default_log.clone(), AccessLogConf::targets),
                 origin,
             });
         }
@@ -381,6 +427,7 @@ impl ConfigConf {
                 default_for: Vec::new(),
                 server_names: Vec::new(),
                 routes,
+                access_log: default_log,
                 origin: root,
             }],
             listeners,
@@ -390,6 +437,17 @@ impl ConfigConf {
             keepalive_timeout: Duration::from_millis(self.keepalive_timeout_ms),
             pid_file: self.pid_file,
             error_log: None,
+            log_formats: self
+                .log_formats
+                .into_iter()
+                .map(|(name, template)| {
+                    let format = LogFormat {
+                        template,
+                        escape: LogEscape::Default,
+                    };
+                    (name, format)
+                })
+                .collect(),
         })
     }
 }

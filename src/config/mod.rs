@@ -3,8 +3,9 @@
 
 mod error;
 pub mod json;
+pub mod nginx;
 mod serde_util;
-mod validate;
+pub(crate) mod validate;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -18,17 +19,14 @@ use serde_util::{as_millis, is_default};
 /// Reads and validates the config file at `path`. Files ending in `.json` are native
 /// configs; anything else is read as nginx syntax.
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        file: path.to_path_buf(),
-        source,
-    })?;
     let config = if path.extension().is_some_and(|ext| ext == "json") {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            file: path.to_path_buf(),
+            source,
+        })?;
         json::parse(path, &text)?
     } else {
-        return Err(ConfigError::Syntax {
-            file: path.to_path_buf(),
-            msg: "only native JSON configs (*.json) are supported by this build".into(),
-        });
+        nginx::load(path)?
     };
     validate::validate(&config)?;
     Ok(config)
@@ -63,6 +61,38 @@ pub struct Config {
     /// Where diagnostics go and from which level (nginx `error_log`); stderr at `info` if unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_log: Option<ErrorLog>,
+    /// Named access log formats (nginx `log_format`), besides the built-in ones.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub log_formats: BTreeMap<String, LogFormat>,
+}
+
+/// nginx `log_format NAME [escape=default|json|none] STRING...`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LogFormat {
+    pub template: String,
+    pub escape: LogEscape,
+}
+
+/// How variable values are escaped in access log lines, as nginx's `escape=`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogEscape {
+    /// `"`, `\\` and bytes outside printable ASCII as `\xXX`.
+    #[default]
+    Default,
+    /// JSON string escapes.
+    Json,
+    None,
+}
+
+/// One `access_log PATH [FORMAT]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessLogTarget {
+    /// A file, or `stdout` / `stderr` (also `/dev/stdout`, `/dev/stderr`).
+    pub path: String,
+    /// A format from `log_formats` or a built-in one: `combined`, `upstream`
+    /// (combined plus upstream address and times) or `json`.
+    pub format: String,
 }
 
 /// nginx `error_log FILE [LEVEL]`.
@@ -116,6 +146,8 @@ pub struct VirtualServer {
     pub server_names: Vec<ServerName>,
     /// Routes (nginx `location`s), chosen by nginx's rules.
     pub routes: Vec<Route>,
+    /// Where requests that match no route are logged.
+    pub access_log: Vec<AccessLogTarget>,
     #[serde(skip)]
     pub origin: Origin,
 }
@@ -161,6 +193,8 @@ pub struct Route {
     /// Response headers to add (nginx `add_header`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub add_headers: Vec<AddHeader>,
+    /// Where requests of this route are logged; empty is `access_log off`.
+    pub access_log: Vec<AccessLogTarget>,
     #[serde(skip)]
     pub origin: Origin,
 }

@@ -3,12 +3,15 @@
 use crate::runtime::{ProxyRoute, Route, RouteAction, Runtime};
 use crate::upstream::{InFlightGuard, Pool};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What one request has decided and tried so far.
 #[derive(Default)]
 pub struct RequestCtx {
     /// The config generation the request started with; it finishes with the same one.
     pub runtime: Option<Arc<Runtime>>,
+    /// Index of the virtual server that took the request.
+    pub virtual_server: Option<usize>,
     /// Indexes of the virtual server and route that matched.
     pub route: Option<(usize, usize)>,
     /// The pool the request is served from: the route's, or a pin's.
@@ -27,6 +30,12 @@ pub struct RequestCtx {
     pub attempts: u32,
     /// Request body bytes seen, for `client_max_body_size` on chunked uploads.
     pub body_bytes: u64,
+    /// When the request header had been read.
+    pub started: Option<Instant>,
+    /// When the first upstream attempt began.
+    pub upstream_started: Option<Instant>,
+    /// The status the server answered (before pinlb's own changes).
+    pub upstream_status: Option<u16>,
 }
 
 impl RequestCtx {
@@ -49,6 +58,14 @@ impl RequestCtx {
         if let (Some(i), Some(pool)) = (self.current.take(), &self.pool) {
             pool.report_failure(i);
             self.tried.push(i);
+        }
+    }
+
+    /// Marks the error for another attempt and counts the retry.
+    pub fn retry(&self, e: &mut pingora::Error) {
+        e.set_retry(true);
+        if let Some(pool) = &self.pool {
+            pool.metrics.retries.inc();
         }
     }
 

@@ -9,6 +9,8 @@ mod headers;
 
 pub use ctx::RequestCtx;
 
+use crate::observe::log_format::Outcome;
+use crate::observe::metrics::{METRICS, PinOutcome};
 use crate::request;
 use crate::routing::{self, PinDecision, Requested};
 use crate::runtime::{RouteAction, Runtime};
@@ -23,6 +25,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// The proxy. Holds the current [`Runtime`]; each request takes the one that is current
 /// when it starts.
@@ -43,11 +46,11 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
-/// What `$variables` see for this request.
+/// What `$variables` see for this request, taken by virtual server `vs`.
 fn request_info<'a>(
     session: &'a Session,
     runtime: &'a Runtime,
-    at: (usize, usize),
+    vs: usize,
     proxy_host: &'a str,
 ) -> RequestInfo<'a> {
     RequestInfo {
@@ -58,7 +61,7 @@ fn request_info<'a>(
             .server_addr()
             .and_then(|a| a.as_inet())
             .map(|a| a.port()),
-        server_name: &runtime.virtual_servers[at.0].server_name,
+        server_name: &runtime.virtual_servers[vs].server_name,
         proxy_host,
         maps: &runtime.maps,
     }
@@ -73,22 +76,27 @@ impl ProxyHttp for Proxy {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        ctx.started = Some(Instant::now());
         let runtime = self.runtime.load_full();
+        ctx.runtime = Some(Arc::clone(&runtime));
         match runtime.keepalive_timeout.as_secs() {
             0 => session.set_keepalive(None),
             secs => session.set_keepalive(Some(secs)),
         }
         let local = session.server_addr().and_then(|a| a.as_inet()).copied();
         let req = session.req_header();
-        let Some(at) = runtime.find_route(local, request::host(req), req.uri.path()) else {
-            answer::respond_text(
-                session,
-                404,
-                "404 Not Found: no route for this path\n".into(),
-            )
-            .await?;
+        let Some(vs) = runtime.find_virtual_server(local, request::host(req)) else {
+            let body = "404 Not Found: no server for this address\n".into();
+            answer::respond_text(session, 404, body).await?;
             return Ok(true);
         };
+        ctx.virtual_server = Some(vs);
+        let Some(at) = runtime.find_route(vs, req.uri.path()) else {
+            let body = "404 Not Found: no route for this path\n".into();
+            answer::respond_text(session, 404, body).await?;
+            return Ok(true);
+        };
+        ctx.route = Some(at);
         let route = runtime.route_at(at);
         if let Some(max) = route.settings.client_max_body_size {
             let declared = request::header(req, "content-length")
@@ -101,7 +109,7 @@ impl ProxyHttp for Proxy {
         }
         let proxy = match &route.action {
             RouteAction::Return { status, text } => {
-                let info = request_info(session, &runtime, at, "");
+                let info = request_info(session, &runtime, vs, "");
                 let (resp, body) =
                     answer::build_return(*status, text.as_ref(), &route.add_headers, &info)?;
                 answer::write_text(session, resp, body).await?;
@@ -134,16 +142,18 @@ impl ProxyHttp for Proxy {
                     }
                 }
             }
-            Requested::Pool(pinned_pool) => pool = pinned_pool,
-            Requested::Nothing | Requested::Unknown => {}
+            Requested::Pool(pinned_pool) => {
+                METRICS.pin(PinOutcome::Pinned);
+                pool = pinned_pool;
+            }
+            Requested::Unknown => METRICS.pin(PinOutcome::Unknown),
+            Requested::Nothing => {}
         }
         ctx.pool = Some(Arc::clone(pool));
         if session.is_upgrade_req() {
             // Pingora's 60 s downstream read timeout would otherwise close idle websockets.
             session.set_read_timeout(Some(route.settings.websocket_idle_timeout));
         }
-        ctx.route = Some(at);
-        ctx.runtime = Some(runtime);
         Ok(false)
     }
 
@@ -195,7 +205,7 @@ impl ProxyHttp for Proxy {
                             (&proxy.hash_key, &ctx.runtime, ctx.route)
                         {
                             t.expand(
-                                &request_info(session, rt, at, &proxy.proxy_host),
+                                &request_info(session, rt, at.0, &proxy.proxy_host),
                                 &mut key_buf,
                             );
                         }
@@ -221,6 +231,7 @@ impl ProxyHttp for Proxy {
             settings.read_timeout
         });
         peer.options.idle_timeout = pool.idle_timeout;
+        ctx.upstream_started.get_or_insert_with(Instant::now);
         ctx.inflight = Some(pool.start_request(server));
         ctx.current = Some(server);
         Ok(Box::new(peer))
@@ -240,7 +251,7 @@ impl ProxyHttp for Proxy {
         if let Some((prefix, replacement)) = &proxy.rewrite {
             headers::rewrite_uri(upstream_request, prefix, replacement)?;
         }
-        let info = request_info(session, runtime, at, &proxy.proxy_host);
+        let info = request_info(session, runtime, at.0, &proxy.proxy_host);
         headers::apply_set_headers(upstream_request, &route.set_headers, &info)
     }
 
@@ -274,7 +285,7 @@ impl ProxyHttp for Proxy {
         }
         ctx.current = None;
         let mut e = Error::explain(HTTPStatus(status), "status listed in next_upstream").into_up();
-        e.set_retry(true);
+        ctx.retry(&mut e);
         Err(e)
     }
 
@@ -293,7 +304,7 @@ impl ProxyHttp for Proxy {
             upstream_response.insert_header(name.clone(), pool.servers[i].name_value.clone())?;
         }
         if !route.add_headers.is_empty() {
-            let info = request_info(session, runtime, at, &proxy.proxy_host);
+            let info = request_info(session, runtime, at.0, &proxy.proxy_host);
             answer::add_headers(upstream_response, &route.add_headers, &info)?;
         }
         Ok(())
@@ -342,8 +353,10 @@ impl ProxyHttp for Proxy {
             };
         if condition_met {
             ctx.current_failed();
-            let retry = ctx.may_retry();
-            e.set_retry(retry);
+            match ctx.may_retry() {
+                true => ctx.retry(&mut e),
+                false => e.set_retry(false),
+            }
         } else {
             // A pooled connection the server had already closed: try again, as Pingora does.
             e.retry.decide_reuse(client_reused);
@@ -371,10 +384,71 @@ impl ProxyHttp for Proxy {
         }
     }
 
-    async fn logging(&self, _session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-        if let (None, Some(pool), Some(i)) = (e, &ctx.pool, ctx.current) {
-            pool.report_success(i);
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        let status = session
+            .response_written()
+            .map_or_else(|| e.map_or(0, errors::status_for), |r| r.status.as_u16());
+        let elapsed = ctx.started.map(|t| t.elapsed()).unwrap_or_default();
+        match (&ctx.pool, ctx.current) {
+            (Some(pool), Some(i)) => {
+                if e.is_none() {
+                    pool.report_success(i);
+                }
+                pool.metrics.servers[i].answered(status);
+                pool.metrics.duration.observe(elapsed.as_secs_f64());
+            }
+            (pool, _) => METRICS.request_without_server(
+                pool.as_ref().map_or("", |p| p.name.as_str()),
+                status,
+                elapsed,
+            ),
         }
+        log_access(session, ctx, status, elapsed);
+    }
+}
+
+/// Writes the request's access log lines, if its route (or virtual server) has any.
+fn log_access(session: &Session, ctx: &RequestCtx, status: u16, elapsed: std::time::Duration) {
+    let Some(runtime) = &ctx.runtime else { return };
+    let targets = match (ctx.route(), ctx.virtual_server) {
+        (Some(route), _) => &route.access_log,
+        (None, Some(vs)) => &runtime.virtual_servers[vs].access_log,
+        (None, None) => return,
+    };
+    if targets.is_empty() {
+        return;
+    }
+    let pool = ctx.pool.as_deref();
+    let mut addrs: Vec<std::net::SocketAddr> = Vec::with_capacity(ctx.tried.len() + 1);
+    if let Some(pool) = pool {
+        addrs.extend(
+            ctx.tried
+                .iter()
+                .chain(ctx.current.iter())
+                .map(|&i| pool.servers[i].addr),
+        );
+    }
+    let proxy_host = ctx.proxy_route().map_or("", |p| p.proxy_host.as_str());
+    let info = request_info(
+        session,
+        runtime,
+        ctx.virtual_server.unwrap_or(0),
+        proxy_host,
+    );
+    let outcome = Outcome {
+        status,
+        body_bytes_sent: session.body_bytes_sent(),
+        request_time: elapsed,
+        upstream_addrs: &addrs,
+        upstream_name: pool.map(|p| p.name.as_str()),
+        upstream_response_time: ctx.upstream_started.map(|t| t.elapsed()),
+        upstream_status: ctx.upstream_status,
+        now: std::time::SystemTime::now(),
+    };
+    for target in targets {
+        let mut line = Vec::with_capacity(256);
+        target.format.render(&info, &outcome, &mut line);
+        target.sink.write(line);
     }
 }
 

@@ -13,6 +13,7 @@ pub use smooth::SmoothWeighted;
 
 use crate::config::{self, Balance, ConfigError};
 use crate::health;
+use crate::observe::metrics::{METRICS, PoolMetrics};
 use http::HeaderValue;
 use log::warn;
 use pingora::lb::discovery::Static;
@@ -124,6 +125,7 @@ pub struct Pool {
     pub check_interval: Option<Duration>,
     /// How long idle upstream connections are kept (nginx upstream `keepalive_timeout`).
     pub idle_timeout: Option<Duration>,
+    pub metrics: PoolMetrics,
 }
 
 impl Pool {
@@ -142,7 +144,6 @@ impl Pool {
         };
         Ok(Pool {
             name: name.to_string(),
-            servers,
             primary,
             backup,
             registry,
@@ -153,6 +154,11 @@ impl Pool {
             },
             check_interval: conf.health_check.as_ref().map(|hc| hc.interval),
             idle_timeout: conf.keepalive.as_ref().map(|k| k.timeout),
+            metrics: METRICS.pool(
+                name,
+                &servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ),
+            servers,
         })
     }
 
@@ -228,6 +234,7 @@ impl Pool {
 
     /// Passive health: server `i` failed a request.
     pub fn report_failure(&self, i: usize) {
+        self.metrics.servers[i].failures.inc();
         let s = &self.servers[i];
         if s.passive.failed() {
             warn!(
@@ -244,6 +251,15 @@ impl Pool {
     /// Passive health: server `i` answered a request.
     pub fn report_success(&self, i: usize) {
         self.servers[i].passive.succeeded();
+    }
+
+    /// Sets the up and in-flight gauges from the current state (before a scrape).
+    pub fn refresh_gauges(&self) {
+        for (i, s) in self.servers.iter().enumerate() {
+            let m = &self.metrics.servers[i];
+            m.up.set(i64::from(self.is_usable(i)));
+            m.inflight.set(s.inflight.load(Ordering::Relaxed) as i64);
+        }
     }
 
     /// Runs one round of this pool's health check over all servers at once.

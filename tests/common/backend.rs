@@ -2,8 +2,8 @@
 //! and the upstream of the integration tests.
 //!
 //! Paths: `/health` answers 200 or 503 as [`Backend::set_healthy`] says; `/headers`
-//! echoes the request headers, one `name: value` per line; `/slow/MS` waits MS
-//! milliseconds first (`/slow/NAME/MS` only on the backend called NAME); `/status/CODE` answers with that status; a websocket upgrade on any path echoes every message. Anything
+//! (or any path ending in it) echoes the request headers, one `name: value` per line; `/slow/MS` waits MS
+//! milliseconds first (`/slow/NAME/MS` only on the backend called NAME); `/status/CODE` answers with that status (`/status/NAME/CODE` only on NAME); a websocket upgrade on any path echoes every message. Anything
 //! else answers `NAME\n` with an `X-Backend: NAME` header.
 #![allow(dead_code)]
 
@@ -208,7 +208,7 @@ fn respond_to(req: &Request, state: &State) -> (String, String) {
         };
     }
     state.requests.fetch_add(1, Ordering::SeqCst);
-    if req.path == "/headers" {
+    if req.path.ends_with("/headers") {
         let body: String = req
             .raw_head
             .lines()
@@ -217,8 +217,13 @@ fn respond_to(req: &Request, state: &State) -> (String, String) {
             .collect();
         return ("200 OK".into(), body);
     }
-    if let Some(code) = req.path.strip_prefix("/status/") {
-        return (format!("{code} Status"), format!("{code}\n"));
+    if let Some(spec) = req.path.strip_prefix("/status/") {
+        let (only, code) = spec
+            .rsplit_once('/')
+            .map_or((None, spec), |(n, c)| (Some(n), c));
+        if only.is_none_or(|n| n == state.name) {
+            return (format!("{code} Status"), format!("{code}\n"));
+        }
     }
     if let Some(spec) = req.path.strip_prefix("/slow/") {
         let (only, ms) = spec

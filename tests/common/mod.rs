@@ -115,6 +115,27 @@ pub fn merge(base: &mut Value, extra: Value) {
     }
 }
 
+/// A copy of the nginx fixture `name` (under `tests/fixtures/nginx/`) with each `from`
+/// replaced by its `to`: tests point host names and ports at their own backends.
+pub fn nginx_fixture(name: &str, replacements: &[(&str, String)]) -> (TempDir, PathBuf) {
+    let dir = TempDir::new();
+    let conf = nginx_fixture_in(&dir, name, replacements);
+    (dir, conf)
+}
+
+/// [`nginx_fixture`] written into `dir`.
+pub fn nginx_fixture_in(dir: &TempDir, name: &str, replacements: &[(&str, String)]) -> PathBuf {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/nginx")
+        .join(name);
+    let mut text = std::fs::read_to_string(&path).expect("read fixture");
+    for (from, to) in replacements {
+        assert!(text.contains(from), "{name} does not contain {from}");
+        text = text.replace(from, to);
+    }
+    dir.write(name, &text)
+}
+
 /// A running `pinlb` child process, killed on drop.
 pub struct Pinlb {
     child: Child,

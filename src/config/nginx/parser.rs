@@ -57,6 +57,9 @@ struct Includes {
     /// Canonical paths of the files being parsed, outermost first: catches cycles early.
     open: Vec<PathBuf>,
     files_read: usize,
+    /// The main file's folder: nginx resolves every relative include against it (its
+    /// configuration prefix), not against the including file's folder.
+    root: Option<PathBuf>,
 }
 
 impl Includes {
@@ -75,11 +78,15 @@ impl Includes {
         let tokens = tokenize(&file, text)?;
         self.files_read += 1;
         self.open.push(canonical(path));
+        let root = self
+            .root
+            .get_or_insert_with(|| path.parent().unwrap_or(Path::new("")).to_path_buf())
+            .clone();
         let mut parser = Parser {
             tokens: &tokens.list,
             next: 0,
             eof: &tokens.eof,
-            dir: path.parent().unwrap_or(Path::new("")),
+            dir: &root,
             includes: self,
         };
         let result = parser.block(depth, false);
@@ -171,7 +178,7 @@ struct Parser<'a> {
     tokens: &'a [Token],
     next: usize,
     eof: &'a Pos,
-    /// The folder of the file being parsed, that relative includes start from.
+    /// The folder relative includes start from (the main file's).
     dir: &'a Path,
     includes: &'a mut Includes,
 }
@@ -590,6 +597,17 @@ mod tests {
         // Absolute paths are used as they are.
         let abs = format!("include {};", tmp.0.join("snippets/proxy.conf").display());
         assert_eq!(parse_str(Path::new(FILE), &abs).expect("parses").len(), 2);
+    }
+
+    #[test]
+    fn nested_includes_resolve_against_the_main_files_folder() {
+        let tmp = TempDir::new("nested");
+        tmp.write("snippets/x.conf", "x 1;\n");
+        tmp.write("conf.d/site.conf", "include snippets/x.conf;\n");
+        let main = tmp.write("nginx.conf", "include conf.d/*.conf;\n");
+        let d = parse_file(&main).expect("parses");
+        assert_eq!(d.len(), 1);
+        assert_eq!(*d[0].pos.file, tmp.0.join("snippets/x.conf"));
     }
 
     #[test]

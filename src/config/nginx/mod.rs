@@ -1,0 +1,22 @@
+//! The nginx.conf front-end: the subset of nginx's configuration language that load
+//! balancing uses, read with nginx's meaning into the [`Config`](crate::config::Config) model.
+
+mod level;
+pub mod lexer;
+pub mod parser;
+mod server;
+mod translate;
+mod upstream;
+pub mod values;
+
+use crate::config::{Config, ConfigError};
+use std::path::Path;
+
+/// Reads `path` (and what it includes) and translates it.
+pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    let directives = parser::parse_file(path).map_err(ConfigError::NginxSyntax)?;
+    translate::translate(path, &directives)
+}
+
+#[cfg(test)]
+mod tests;

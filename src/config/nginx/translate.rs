@@ -1,0 +1,414 @@
+//! nginx directives → the [`Config`] model: the `main`, `events` and `http` contexts, and
+//! the shared helpers of the translator. No directive is silently dropped: each is
+//! translated, accepted as having no effect here (logged at debug), or refused.
+
+use super::level::Level;
+use super::parser::{Directive, Pos};
+use super::{server, upstream};
+use crate::config::{
+    Config, ConfigError, ErrorLog, Listener, LogEscape, LogFormat, LogLevel, MapEntry, MapKey,
+    MapVar, Origin, Upstream,
+};
+use log::debug;
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// One directive with its argument values at hand.
+pub struct Nginx<'a> {
+    d: &'a Directive,
+    args: Vec<String>,
+}
+
+impl<'a> Nginx<'a> {
+    pub fn new(d: &'a Directive) -> Self {
+        Nginx {
+            d,
+            args: d.args.iter().map(|a| a.value.clone()).collect(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.d.name
+    }
+
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    pub fn directive(&self) -> &'a Directive {
+        self.d
+    }
+
+    pub fn pos(&self) -> &Pos {
+        &self.d.pos
+    }
+
+    pub fn origin(&self) -> Origin {
+        Origin::Nginx {
+            file: self.d.pos.file.to_path_buf(),
+            line: self.d.pos.line,
+        }
+    }
+
+    /// The directives of its block; an error if it has none.
+    pub fn block(&self) -> Result<&'a [Directive], ConfigError> {
+        self.d.block.as_deref().ok_or_else(|| {
+            at(
+                self,
+                format!("directive \"{}\" has no opening \"{{\"", self.name()),
+            )
+        })
+    }
+
+    /// An error if the directive has a block it should not have.
+    pub fn simple(&self) -> Result<(), ConfigError> {
+        match self.d.block {
+            Some(_) => Err(at(
+                self,
+                format!("directive \"{}\" is not terminated by \";\"", self.name()),
+            )),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An error located at directive `d`.
+pub fn at(d: &Nginx, msg: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        file: d.pos().file.to_path_buf(),
+        origin: d.origin(),
+        msg: msg.into(),
+    }
+}
+
+/// nginx's `invalid number of arguments in "NAME" directive`.
+pub fn arg_count(d: &Nginx, range: RangeInclusive<usize>) -> Result<(), ConfigError> {
+    d.simple()?;
+    if range.contains(&d.args().len()) {
+        return Ok(());
+    }
+    Err(at(
+        d,
+        format!("invalid number of arguments in \"{}\" directive", d.name()),
+    ))
+}
+
+/// Directives that nginx knows but that mean nothing for pinlb.
+pub fn accepted(d: &Nginx, context: &str) -> bool {
+    let known: &[&str] = match context {
+        "main" => &[
+            "user",
+            "worker_rlimit_nofile",
+            "daemon",
+            "pcre_jit",
+            "worker_cpu_affinity",
+            "worker_priority",
+        ],
+        "events" => &["worker_connections", "use", "multi_accept", "accept_mutex"],
+        "http" => &[
+            "sendfile",
+            "tcp_nopush",
+            "tcp_nodelay",
+            "types",
+            "default_type",
+            "server_tokens",
+            "ssl_session_cache",
+            "ssl_session_timeout",
+            "types_hash_max_size",
+            "server_names_hash_bucket_size",
+        ],
+        "upstream" => &["zone"],
+        "location" => &[
+            "proxy_buffering",
+            "proxy_buffers",
+            "proxy_buffer_size",
+            "proxy_busy_buffers_size",
+            "proxy_request_buffering",
+            "proxy_cache_bypass",
+            "proxy_http_version",
+        ],
+        _ => &[],
+    };
+    let gzip = context == "http" && d.name().starts_with("gzip");
+    if gzip || known.contains(&d.name()) {
+        debug!(
+            "{}:{}: \"{}\" has no effect in pinlb",
+            d.pos().file.display(),
+            d.pos().line,
+            d.name()
+        );
+        return true;
+    }
+    false
+}
+
+pub fn unsupported(d: &Nginx) -> ConfigError {
+    at(d, format!("unsupported directive \"{}\"", d.name()))
+}
+
+/// The state of one translation.
+pub struct Translator {
+    pub main_file: PathBuf,
+    threads: usize,
+    pid_file: Option<PathBuf>,
+    error_log: Option<ErrorLog>,
+    keepalive_timeout: Duration,
+    pub upstreams: BTreeMap<String, Upstream>,
+    /// Where each upstream block was written, for messages.
+    pub upstream_pos: BTreeMap<String, Pos>,
+    pub maps: Vec<MapVar>,
+    pub log_formats: BTreeMap<String, LogFormat>,
+    pub virtual_servers: Vec<crate::config::VirtualServer>,
+    pub listeners: Vec<Listener>,
+    /// `health_check` directives found in locations, by upstream, with where they were.
+    pub health_checks: BTreeMap<String, (crate::config::HealthCheck, Pos)>,
+}
+
+/// Translates a parsed nginx configuration.
+pub fn translate(main_file: &Path, directives: &[Directive]) -> Result<Config, ConfigError> {
+    let mut t = Translator {
+        main_file: main_file.to_path_buf(),
+        threads: 1,
+        pid_file: None,
+        error_log: None,
+        keepalive_timeout: Duration::from_secs(75),
+        upstreams: BTreeMap::new(),
+        upstream_pos: BTreeMap::new(),
+        maps: Vec::new(),
+        log_formats: BTreeMap::new(),
+        virtual_servers: Vec::new(),
+        listeners: Vec::new(),
+        health_checks: BTreeMap::new(),
+    };
+    let mut http_seen = false;
+    for d in directives.iter().map(Nginx::new) {
+        match d.name() {
+            "worker_processes" => {
+                arg_count(&d, 1..=1)?;
+                t.threads = match d.args()[0].as_str() {
+                    "auto" => std::thread::available_parallelism().map_or(1, usize::from),
+                    n => n
+                        .parse()
+                        .ok()
+                        .filter(|n| *n > 0)
+                        .ok_or_else(|| at(&d, format!("invalid value \"{n}\"")))?,
+                };
+            }
+            "pid" => {
+                arg_count(&d, 1..=1)?;
+                t.pid_file = (d.args()[0] != "off").then(|| PathBuf::from(&d.args()[0]));
+            }
+            "error_log" => t.error_log = Some(error_log(&d)?),
+            "events" => {
+                for e in d.block()?.iter().map(Nginx::new) {
+                    if !accepted(&e, "events") {
+                        return Err(unsupported(&e));
+                    }
+                }
+            }
+            "http" if http_seen => return Err(at(&d, "\"http\" directive is duplicate")),
+            "http" => {
+                http_seen = true;
+                t.http(d.block()?)?;
+            }
+            "load_module" => {
+                return Err(at(
+                    &d,
+                    "dynamic modules cannot be loaded by pinlb (\"load_module\")",
+                ));
+            }
+            _ if accepted(&d, "main") => d.simple()?,
+            _ => return Err(unsupported(&d)),
+        }
+    }
+    if !http_seen {
+        return Err(ConfigError::Invalid {
+            file: main_file.to_path_buf(),
+            origin: Origin::Nginx {
+                file: main_file.to_path_buf(),
+                line: 1,
+            },
+            msg: "no \"http\" block: nothing to serve".into(),
+        });
+    }
+    t.finish()
+}
+
+impl Translator {
+    fn http(&mut self, block: &[Directive]) -> Result<(), ConfigError> {
+        // Upstreams, maps and log formats first: servers may refer to them before they are written.
+        for d in block.iter().map(Nginx::new) {
+            match d.name() {
+                "upstream" => upstream::translate(self, &d)?,
+                "map" => self.map(&d)?,
+                "log_format" => self.log_format(&d)?,
+                _ => {}
+            }
+        }
+        let log_formats: Vec<String> = self.log_formats.keys().cloned().collect();
+        let mut level = Level::default();
+        let mut servers = Vec::new();
+        for d in block.iter().map(Nginx::new) {
+            match d.name() {
+                "upstream" | "map" | "log_format" => {}
+                "server" => servers.push(d),
+                "keepalive_timeout" => {
+                    arg_count(&d, 1..=2)?;
+                    self.keepalive_timeout = super::values::time(&d.args()[0])
+                        .ok_or_else(|| at(&d, format!("invalid value \"{}\"", d.args()[0])))?;
+                }
+                _ if level.apply(&d, &log_formats)? => {}
+                _ if accepted(&d, "http") => {}
+                _ => return Err(unsupported(&d)),
+            }
+        }
+        for d in servers {
+            server::translate(self, &d, &level, &log_formats)?;
+        }
+        Ok(())
+    }
+
+    /// `map SOURCE $variable { key value; ... }`.
+    fn map(&mut self, d: &Nginx) -> Result<(), ConfigError> {
+        if d.args().len() != 2 {
+            return Err(at(d, "invalid number of arguments in \"map\" directive"));
+        }
+        let variable = d.args()[1]
+            .strip_prefix('$')
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| at(d, format!("invalid variable name \"{}\"", d.args()[1])))?
+            .to_string();
+        if self.maps.iter().any(|m| m.variable == variable) {
+            return Err(at(d, format!("duplicate \"{variable}\" variable")));
+        }
+        let mut map = MapVar {
+            source: d.args()[0].clone(),
+            variable,
+            entries: Vec::new(),
+            default: String::new(),
+        };
+        for e in d.block()?.iter().map(Nginx::new) {
+            let key = e.name();
+            match (key, e.args()) {
+                ("hostnames" | "volatile", []) => {
+                    return Err(at(&e, format!("\"{key}\" in \"map\" is not supported")));
+                }
+                ("default", [value]) => map.default = value.clone(),
+                (_, [value]) => {
+                    let key = match key.strip_prefix("~*") {
+                        Some(re) => MapKey::Regex {
+                            pattern: re.into(),
+                            case_insensitive: true,
+                        },
+                        None => match key.strip_prefix('~') {
+                            Some(re) => MapKey::Regex {
+                                pattern: re.into(),
+                                case_insensitive: false,
+                            },
+                            None => MapKey::Exact(key.strip_prefix('\\').unwrap_or(key).into()),
+                        },
+                    };
+                    map.entries.push(MapEntry {
+                        key,
+                        value: value.clone(),
+                    });
+                }
+                _ => return Err(at(&e, "invalid number of the map parameters")),
+            }
+        }
+        self.maps.push(map);
+        Ok(())
+    }
+
+    /// `log_format NAME [escape=default|json|none] STRING...`.
+    fn log_format(&mut self, d: &Nginx) -> Result<(), ConfigError> {
+        arg_count(d, 2..=usize::MAX)?;
+        let name = d.args()[0].clone();
+        if ["combined", "upstream", "json"].contains(&name.as_str())
+            || self.log_formats.contains_key(&name)
+        {
+            return Err(at(d, format!("duplicate \"log_format\" name \"{name}\"")));
+        }
+        let mut parts = &d.args()[1..];
+        let mut escape = LogEscape::Default;
+        if let Some(e) = parts[0].strip_prefix("escape=") {
+            escape = match e {
+                "default" => LogEscape::Default,
+                "json" => LogEscape::Json,
+                "none" => LogEscape::None,
+                _ => return Err(at(d, format!("unknown log format escaping \"{e}\""))),
+            };
+            parts = &parts[1..];
+        }
+        self.log_formats.insert(
+            name,
+            LogFormat {
+                template: parts.concat(),
+                escape,
+            },
+        );
+        Ok(())
+    }
+
+    /// Adds a listener, keeping nginx's rule that a wildcard address on a port covers
+    /// the specific addresses of that port (one socket serves both).
+    pub fn listen(&mut self, addr: SocketAddr, d: &Nginx) {
+        let covered = |a: &SocketAddr| a.port() == addr.port() && a.is_ipv4() == addr.is_ipv4();
+        if self
+            .listeners
+            .iter()
+            .any(|l| l.addr == addr || (covered(&l.addr) && l.addr.ip().is_unspecified()))
+        {
+            return;
+        }
+        if addr.ip().is_unspecified() {
+            self.listeners.retain(|l| !covered(&l.addr));
+        }
+        self.listeners.push(Listener {
+            addr,
+            origin: d.origin(),
+        });
+    }
+
+    fn finish(mut self) -> Result<Config, ConfigError> {
+        for (name, (check, _)) in std::mem::take(&mut self.health_checks) {
+            if let Some(upstream) = self.upstreams.get_mut(&name) {
+                upstream.health_check = Some(check);
+            }
+        }
+        Ok(Config {
+            source: self.main_file,
+            threads: self.threads,
+            listeners: self.listeners,
+            virtual_servers: self.virtual_servers,
+            upstreams: self.upstreams,
+            maps: self.maps,
+            served_by_header: None,
+            keepalive_timeout: self.keepalive_timeout,
+            pid_file: self.pid_file,
+            error_log: self.error_log,
+            log_formats: self.log_formats,
+        })
+    }
+}
+
+/// `error_log FILE [LEVEL]` with nginx's levels.
+fn error_log(d: &Nginx) -> Result<ErrorLog, ConfigError> {
+    arg_count(d, 1..=2)?;
+    let level = match d.args().get(1).map(String::as_str) {
+        None | Some("error" | "crit" | "alert" | "emerg") => LogLevel::Error,
+        Some("warn") => LogLevel::Warn,
+        Some("notice" | "info") => LogLevel::Info,
+        Some("debug") => LogLevel::Debug,
+        Some(other) => return Err(at(d, format!("invalid log level \"{other}\""))),
+    };
+    let path = match d.args()[0].as_str() {
+        "stderr" | "/dev/stderr" => "stderr".to_string(),
+        p if p.starts_with("syslog:") => return Err(at(d, "syslog error logs are not supported")),
+        p => p.to_string(),
+    };
+    Ok(ErrorLog { path, level })
+}

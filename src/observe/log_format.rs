@@ -1,0 +1,390 @@
+//! Access log formats: nginx's `log_format` language (request variables plus `$status`,
+//! `$request_time`, `$upstream_addr`, ...), compiled once and rendered per request with
+//! nginx's escaping.
+
+use crate::config::{LogEscape, LogFormat};
+use crate::variables::{RequestInfo, Var};
+use std::io::Write;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// nginx's `combined`.
+pub const COMBINED: &str = "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\"";
+
+/// `combined` plus where the request went and how long it took.
+pub const UPSTREAM: &str = "$remote_addr - $remote_user [$time_local] \"$request\" $status $body_bytes_sent \"$http_referer\" \"$http_user_agent\" \"$upstream_addr\" $request_time $upstream_response_time";
+
+/// One JSON object per line.
+pub const JSON: &str = r#"{"time":"$time_iso8601","remote_addr":"$remote_addr","request":"$request","status":$status,"body_bytes_sent":$body_bytes_sent,"request_time":$request_time,"upstream":"$upstream_name","upstream_addr":"$upstream_addr","upstream_response_time":"$upstream_response_time","host":"$host","http_referer":"$http_referer","http_user_agent":"$http_user_agent"}"#;
+
+/// Variables only an access log has: they describe the finished request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LogVar {
+    RemoteUser,
+    TimeLocal,
+    TimeIso8601,
+    Msec,
+    Request,
+    Status,
+    BodyBytesSent,
+    RequestTime,
+    UpstreamAddr,
+    UpstreamName,
+    UpstreamResponseTime,
+    UpstreamStatus,
+}
+
+impl LogVar {
+    fn parse(name: &str) -> Option<LogVar> {
+        Some(match name {
+            "remote_user" => LogVar::RemoteUser,
+            "time_local" => LogVar::TimeLocal,
+            "time_iso8601" => LogVar::TimeIso8601,
+            "msec" => LogVar::Msec,
+            "request" => LogVar::Request,
+            "status" => LogVar::Status,
+            "body_bytes_sent" | "bytes_sent" => LogVar::BodyBytesSent,
+            "request_time" => LogVar::RequestTime,
+            "upstream_addr" => LogVar::UpstreamAddr,
+            "upstream_name" => LogVar::UpstreamName,
+            "upstream_response_time" => LogVar::UpstreamResponseTime,
+            "upstream_status" => LogVar::UpstreamStatus,
+            _ => return None,
+        })
+    }
+}
+
+enum Part {
+    Literal(Vec<u8>),
+    Request(Var),
+    Log(LogVar),
+}
+
+/// A compiled format.
+pub struct Format {
+    parts: Vec<Part>,
+    escape: LogEscape,
+}
+
+/// What the log knows of a finished request besides the request itself.
+pub struct Outcome<'a> {
+    pub status: u16,
+    pub body_bytes_sent: usize,
+    pub request_time: Duration,
+    /// Servers tried, in order, as `ip:port`.
+    pub upstream_addrs: &'a [std::net::SocketAddr],
+    pub upstream_name: Option<&'a str>,
+    pub upstream_response_time: Option<Duration>,
+    pub upstream_status: Option<u16>,
+    /// When the request ended.
+    pub now: SystemTime,
+}
+
+impl Format {
+    /// The format called `name`: a built-in one or one of `custom`.
+    pub fn named(
+        name: &str,
+        custom: &std::collections::BTreeMap<String, LogFormat>,
+        maps: &[String],
+    ) -> Result<Format, String> {
+        let (template, escape) = match name {
+            "combined" => (COMBINED, LogEscape::Default),
+            "upstream" => (UPSTREAM, LogEscape::Default),
+            "json" => (JSON, LogEscape::Json),
+            _ => {
+                let f = custom
+                    .get(name)
+                    .ok_or_else(|| format!("unknown log format \"{name}\""))?;
+                (f.template.as_str(), f.escape)
+            }
+        };
+        Format::compile(template, escape, maps).map_err(|e| format!("log format \"{name}\": {e}"))
+    }
+
+    fn compile(template: &str, escape: LogEscape, maps: &[String]) -> Result<Format, String> {
+        let mut parts = Vec::new();
+        let mut literal = Vec::new();
+        let mut rest = template;
+        while let Some(dollar) = rest.find('$') {
+            literal.extend_from_slice(&rest.as_bytes()[..dollar]);
+            let after = &rest[dollar + 1..];
+            let (name, tail) = match after.strip_prefix('{') {
+                Some(braced) => {
+                    let end = braced.find('}').ok_or("the variable name is not closed")?;
+                    (&braced[..end], &braced[end + 1..])
+                }
+                None => {
+                    let end = after
+                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                        .unwrap_or(after.len());
+                    (&after[..end], &after[end..])
+                }
+            };
+            if name.is_empty() {
+                return Err("invalid variable name".into());
+            }
+            let part = match LogVar::parse(name) {
+                Some(v) => Part::Log(v),
+                None => Part::Request(
+                    Var::parse(name, maps).ok_or_else(|| format!("unknown \"{name}\" variable"))?,
+                ),
+            };
+            if !literal.is_empty() {
+                parts.push(Part::Literal(std::mem::take(&mut literal)));
+            }
+            parts.push(part);
+            rest = tail;
+        }
+        literal.extend_from_slice(rest.as_bytes());
+        if !literal.is_empty() {
+            parts.push(Part::Literal(literal));
+        }
+        Ok(Format { parts, escape })
+    }
+
+    /// Appends one line (with its newline) to `out`.
+    pub fn render(&self, req: &RequestInfo<'_>, outcome: &Outcome<'_>, out: &mut Vec<u8>) {
+        let mut value = Vec::new();
+        for part in &self.parts {
+            value.clear();
+            match part {
+                Part::Literal(l) => {
+                    out.extend_from_slice(l);
+                    continue;
+                }
+                Part::Request(var) => req.expand_var(var, &mut value),
+                Part::Log(var) => log_value(*var, req, outcome, &mut value),
+            }
+            self.escape_into(&value, out);
+        }
+        out.push(b'\n');
+    }
+
+    /// nginx prints `-` for an empty value, except with `escape=json`.
+    fn escape_into(&self, value: &[u8], out: &mut Vec<u8>) {
+        match self.escape {
+            LogEscape::None => out.extend_from_slice(value),
+            LogEscape::Default if value.is_empty() => out.push(b'-'),
+            LogEscape::Default => {
+                for &b in value {
+                    if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
+                        let _ = write!(out, "\\x{b:02X}");
+                    } else {
+                        out.push(b);
+                    }
+                }
+            }
+            LogEscape::Json => {
+                for &b in value {
+                    match b {
+                        b'"' => out.extend_from_slice(b"\\\""),
+                        b'\\' => out.extend_from_slice(b"\\\\"),
+                        b'\n' => out.extend_from_slice(b"\\n"),
+                        b'\r' => out.extend_from_slice(b"\\r"),
+                        b'\t' => out.extend_from_slice(b"\\t"),
+                        0..0x20 => {
+                            let _ = write!(out, "\\u{b:04x}");
+                        }
+                        _ => out.push(b),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn log_value(var: LogVar, req: &RequestInfo<'_>, o: &Outcome<'_>, out: &mut Vec<u8>) {
+    let since_epoch = o.now.duration_since(UNIX_EPOCH).unwrap_or_default();
+    match var {
+        LogVar::RemoteUser => {}
+        LogVar::TimeLocal => time_local(since_epoch.as_secs(), out),
+        LogVar::TimeIso8601 => time_iso8601(since_epoch.as_secs(), out),
+        LogVar::Msec => {
+            let _ = write!(
+                out,
+                "{}.{:03}",
+                since_epoch.as_secs(),
+                since_epoch.subsec_millis()
+            );
+        }
+        LogVar::Request => {
+            let r = req.req;
+            let target = r.uri.path_and_query().map_or("/", |pq| pq.as_str());
+            let _ = write!(out, "{} {} {:?}", r.method, target, r.version);
+        }
+        LogVar::Status => {
+            let _ = write!(out, "{}", o.status);
+        }
+        LogVar::BodyBytesSent => {
+            let _ = write!(out, "{}", o.body_bytes_sent);
+        }
+        LogVar::RequestTime => seconds(o.request_time, out),
+        LogVar::UpstreamAddr => {
+            for (i, addr) in o.upstream_addrs.iter().enumerate() {
+                if i > 0 {
+                    out.extend_from_slice(b", ");
+                }
+                let _ = write!(out, "{addr}");
+            }
+        }
+        LogVar::UpstreamName => out.extend_from_slice(o.upstream_name.unwrap_or("").as_bytes()),
+        LogVar::UpstreamResponseTime => {
+            if let Some(t) = o.upstream_response_time {
+                seconds(t, out);
+            }
+        }
+        LogVar::UpstreamStatus => {
+            if let Some(s) = o.upstream_status {
+                let _ = write!(out, "{s}");
+            }
+        }
+    }
+}
+
+/// nginx's `0.012`: seconds with millisecond resolution.
+fn seconds(d: Duration, out: &mut Vec<u8>) {
+    let _ = write!(out, "{}.{:03}", d.as_secs(), d.subsec_millis());
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `22/Nov/2026:03:02:45 +0000` (UTC).
+fn time_local(secs: u64, out: &mut Vec<u8>) {
+    let (y, m, d, hh, mm, ss) = civil(secs);
+    let _ = write!(
+        out,
+        "{d:02}/{}/{y}:{hh:02}:{mm:02}:{ss:02} +0000",
+        MONTHS[(m - 1) as usize]
+    );
+}
+
+/// `2026-11-22T03:02:45+00:00` (UTC).
+fn time_iso8601(secs: u64, out: &mut Vec<u8>) {
+    let (y, m, d, hh, mm, ss) = civil(secs);
+    let _ = write!(out, "{y}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}+00:00");
+}
+
+/// Calendar date and time of a Unix time (Howard Hinnant's `civil_from_days`).
+fn civil(secs: u64) -> (i64, u32, u32, u64, u64, u64) {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d, rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pingora::http::RequestHeader;
+
+    fn render(template: &str, escape: LogEscape, req: &RequestHeader) -> String {
+        let format = Format::compile(template, escape, &[]).unwrap();
+        let info = RequestInfo {
+            req,
+            client_ip: Some("192.0.2.9".parse().unwrap()),
+            tls: false,
+            server_port: Some(80),
+            server_name: "",
+            proxy_host: "web",
+            maps: &[],
+        };
+        let addrs = [
+            "127.0.0.1:9001".parse().unwrap(),
+            "127.0.0.1:9002".parse().unwrap(),
+        ];
+        let outcome = Outcome {
+            status: 200,
+            body_bytes_sent: 5,
+            request_time: Duration::from_millis(12),
+            upstream_addrs: &addrs,
+            upstream_name: Some("web"),
+            upstream_response_time: Some(Duration::from_millis(3)),
+            upstream_status: Some(200),
+            // 2026-11-22T03:02:45Z
+            now: UNIX_EPOCH + Duration::from_secs(1_795_316_565),
+        };
+        let mut out = Vec::new();
+        format.render(&info, &outcome, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    fn get(headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", b"/a?b=1", None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    #[test]
+    fn combined_matches_nginx() {
+        let line = render(
+            COMBINED,
+            LogEscape::Default,
+            &get(&[("User-Agent", "curl/8")]),
+        );
+        assert_eq!(
+            line,
+            "192.0.2.9 - - [22/Nov/2026:03:02:45 +0000] \"GET /a?b=1 HTTP/1.1\" 200 5 \"-\" \"curl/8\"\n"
+        );
+    }
+
+    #[test]
+    fn upstream_format_adds_where_and_how_long() {
+        let line = render(UPSTREAM, LogEscape::Default, &get(&[]));
+        assert!(
+            line.ends_with("\"127.0.0.1:9001, 127.0.0.1:9002\" 0.012 0.003\n"),
+            "{line}"
+        );
+    }
+
+    #[test]
+    fn json_lines_parse() {
+        let line = render(
+            JSON,
+            LogEscape::Json,
+            &get(&[("User-Agent", "a \"quoted\" agent")]),
+        );
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["time"], "2026-11-22T03:02:45+00:00");
+        assert_eq!(v["http_user_agent"], "a \"quoted\" agent");
+        assert_eq!(v["upstream"], "web");
+        assert_eq!(v["http_referer"], "");
+    }
+
+    #[test]
+    fn default_escaping_hides_quotes_and_control_bytes() {
+        let mut req = get(&[]);
+        let value = http::HeaderValue::from_bytes(b"a\"b\\c\xe9").unwrap();
+        req.append_header("X", value).unwrap();
+        let line = render("$http_x", LogEscape::Default, &req);
+        assert_eq!(line, "a\\x22b\\x5Cc\\xE9\n");
+    }
+
+    #[test]
+    fn unknown_variables_are_refused() {
+        assert_eq!(
+            Format::compile("$nope", LogEscape::Default, &[])
+                .err()
+                .unwrap(),
+            "unknown \"nope\" variable"
+        );
+    }
+
+    #[test]
+    fn calendar_dates() {
+        assert_eq!(civil(0), (1970, 1, 1, 0, 0, 0));
+        assert_eq!(civil(951_782_400), (2000, 2, 29, 0, 0, 0));
+        assert_eq!(civil(1_795_316_565), (2026, 11, 22, 3, 2, 45));
+    }
+}
