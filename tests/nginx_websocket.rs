@@ -109,7 +109,12 @@ fn long_proxy_read_timeout_keeps_idle_websockets() {
         .get_ref()
         .set_read_timeout(Some(Duration::from_secs(1)))
         .unwrap();
-    assert!(matches!(socket.read(), Err(tungstenite::Error::Io(_))));
+    let quiet = socket.read();
+    assert!(
+        matches!(quiet, Err(tungstenite::Error::Io(_))),
+        "{quiet:?}; log:\n{}",
+        lb.log()
+    );
     socket
         .get_ref()
         .set_read_timeout(Some(Duration::from_secs(5)))
