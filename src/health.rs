@@ -1,10 +1,10 @@
 //! Active health checks: Pingora's HTTP and TCP checks built from the config, labelled
 //! with server names, and one background service that runs every pool's checks on its
-//! own schedule.
+//! own schedule and picks up the pools of each reloaded config.
 
 use crate::config::{CheckKind, HealthCheck as CheckConf};
-use crate::runtime::Runtime;
-use crate::upstream::{Pool, Server};
+use crate::state::Shared;
+use crate::upstream::Pool;
 use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -13,15 +13,20 @@ use pingora::lb::health_check::{HealthCheck, HttpHealthCheck, TcpHealthCheck};
 use pingora::prelude::*;
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+/// The names health check logs use, by server address; replaced when a reload renames
+/// servers of a pool whose check (and so whose health state) is kept.
+pub type CheckNames = Arc<ArcSwap<Vec<(SocketAddr, String)>>>;
 
 /// Builds the check an upstream's config asks for. Its log lines name the server.
 pub fn check_for(
     upstream: &str,
     conf: &CheckConf,
-    servers: &[Server],
+    names: CheckNames,
 ) -> Box<dyn HealthCheck + Send + Sync> {
     let inner: Box<dyn HealthCheck + Send + Sync> = match &conf.kind {
         CheckKind::Tcp => {
@@ -33,19 +38,12 @@ pub fn check_for(
         }
         CheckKind::Http { path } => Box::new(http_check(upstream, path, conf)),
     };
-    let names = servers
-        .iter()
-        .map(|s| {
-            (
-                s.backend.clone(),
-                format!(
-                    "server \"{}\" ({}) of upstream \"{upstream}\"",
-                    s.name, s.addr
-                ),
-            )
-        })
-        .collect();
     Box::new(NamedCheck { inner, names })
+}
+
+/// The label of a server in health check logs.
+pub fn label(upstream: &str, server: &str, addr: SocketAddr) -> String {
+    format!("server \"{server}\" ({addr}) of upstream \"{upstream}\"")
 }
 
 fn http_check(upstream: &str, path: &str, conf: &CheckConf) -> HttpHealthCheck {
@@ -79,7 +77,7 @@ fn http_check(upstream: &str, path: &str, conf: &CheckConf) -> HttpHealthCheck {
 /// uses in its `becomes unhealthy` / `becomes healthy` log lines.
 struct NamedCheck {
     inner: Box<dyn HealthCheck + Send + Sync>,
-    names: Vec<(Backend, String)>,
+    names: CheckNames,
 }
 
 #[async_trait]
@@ -89,9 +87,11 @@ impl HealthCheck for NamedCheck {
     }
 
     fn backend_summary(&self, target: &Backend) -> String {
+        let addr = target.as_inet().copied();
         self.names
+            .load()
             .iter()
-            .find(|(b, _)| b == target)
+            .find(|(a, _)| Some(*a) == addr)
             .map_or_else(|| format!("{:?}", target.addr), |(_, name)| name.clone())
     }
 
@@ -101,28 +101,37 @@ impl HealthCheck for NamedCheck {
 }
 
 /// Runs the health checks of every pool of the current config, each pool on its own
-/// interval, until shutdown.
+/// interval, until shutdown; starts over with the new pools after each reload.
 pub struct HealthService {
-    runtime: Arc<ArcSwap<Runtime>>,
+    shared: Arc<Shared>,
 }
 
 impl HealthService {
-    pub fn new(runtime: Arc<ArcSwap<Runtime>>) -> Self {
-        HealthService { runtime }
+    pub fn new(shared: Arc<Shared>) -> Self {
+        HealthService { shared }
     }
 }
 
 #[async_trait]
 impl BackgroundService for HealthService {
     async fn start(&self, mut shutdown: ShutdownWatch) {
-        let mut loops = JoinSet::new();
-        for pool in self.runtime.load().pools.values() {
-            if let Some(interval) = pool.check_interval {
-                loops.spawn(check_forever(Arc::clone(pool), interval));
+        loop {
+            // Registered before loading the runtime, so a reload in between is not missed.
+            let reloaded = self.shared.reloaded.notified();
+            let mut loops = JoinSet::new();
+            for pool in self.shared.runtime.load().pools.values() {
+                if let Some(interval) = pool.check_interval {
+                    loops.spawn(check_forever(Arc::clone(pool), interval));
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    loops.shutdown().await;
+                    return;
+                }
+                _ = reloaded => loops.shutdown().await,
             }
         }
-        let _ = shutdown.changed().await;
-        loops.shutdown().await;
     }
 }
 

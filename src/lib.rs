@@ -4,33 +4,37 @@
 //! The binary is a thin shell over [`build_server`]; the same pieces can be used from
 //! another program's `main`.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod health;
+pub mod lifecycle;
 pub mod logging;
 pub mod observe;
 pub mod proxy;
 pub mod request;
 pub mod routing;
 pub mod runtime;
+pub mod state;
 pub mod upstream;
 pub mod variables;
 
-use arc_swap::ArcSwap;
 use config::Config;
 use pingora::listeners::TcpSocketOptions;
 use pingora::prelude::*;
 use pingora::server::configuration::ServerConf;
-use runtime::Runtime;
+use pingora::services::listening::Service;
+use state::Shared;
 use std::sync::Arc;
 
 /// Pingora stops retrying after this many attempts; pinlb's own limit
 /// (`next_upstream_tries`, one attempt per server) always comes first.
 const MAX_ATTEMPTS: usize = 1024;
 
-/// Builds the Pingora server for `config`: the proxy service on every listener and the
-/// background health checks. `runtime` must have been built from the same config.
-pub fn build_server(config: &Config, runtime: Runtime, opt: Opt) -> Server {
+/// Builds the Pingora server: the proxy service on every listener, the admin listener,
+/// the background health checks and the reload service, all sharing `shared`.
+pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Server {
+    let config = shared.started_with.clone();
     let keepalive: usize = config
         .upstreams
         .values()
@@ -40,9 +44,10 @@ pub fn build_server(config: &Config, runtime: Runtime, opt: Opt) -> Server {
     let conf = ServerConf {
         threads: config.threads,
         max_retries: MAX_ATTEMPTS,
-        pid_file: "/tmp/pinlb.pid".into(),
-        upgrade_sock: "/tmp/pinlb_upgrade.sock".into(),
-        grace_period_seconds: Some(1),
+        pid_file: config.pid_file().display().to_string(),
+        upgrade_sock: config.lifecycle.upgrade_sock.display().to_string(),
+        // An upper bound only: pinlb exits as soon as the last request is done.
+        grace_period_seconds: Some(config.lifecycle.grace_period.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(1),
         // Pingora pools idle upstream connections globally; nginx's `keepalive N` is per
         // upstream, so the pool holds at least their sum.
@@ -52,35 +57,51 @@ pub fn build_server(config: &Config, runtime: Runtime, opt: Opt) -> Server {
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let runtime = Arc::new(ArcSwap::from_pointee(runtime));
-    let health = background_service(
+    server.add_service(background_service(
         "health checks",
-        health::HealthService::new(Arc::clone(&runtime)),
-    );
-    server.add_service(health);
+        health::HealthService::new(Arc::clone(shared)),
+    ));
+    server.add_service(background_service(
+        "config reload",
+        lifecycle::reload::ReloadService::new(Arc::clone(shared)),
+    ));
 
-    let mut proxy = http_proxy_service(&server.configuration, proxy::Proxy::new(runtime));
+    let mut proxy =
+        http_proxy_service(&server.configuration, proxy::Proxy::new(Arc::clone(shared)));
     for listener in &config.listeners {
-        let addr = listener.addr.to_string();
-        if listener.addr.is_ipv6() {
-            // As nginx does: `[::]:80` takes IPv6 only, so that `0.0.0.0:80` can coexist.
-            let mut options = TcpSocketOptions::default();
-            options.ipv6_only = Some(true);
-            proxy.add_tcp_with_settings(&addr, options);
-        } else {
-            proxy.add_tcp(&addr);
-        }
+        add_listener(&mut proxy, listener.addr);
     }
     server.add_service(proxy);
+
+    if let Some(addr) = config.admin {
+        let mut admin = Service::new(
+            "admin".to_string(),
+            admin::AdminApp::new(Arc::clone(shared)),
+        );
+        admin.threads = Some(1);
+        add_listener(&mut admin, addr);
+        server.add_service(admin);
+    }
     server
+}
+
+fn add_listener<A>(service: &mut Service<A>, addr: std::net::SocketAddr) {
+    if addr.is_ipv6() {
+        // As nginx does: `[::]:80` takes IPv6 only, so that `0.0.0.0:80` can coexist.
+        let mut options = TcpSocketOptions::default();
+        options.ipv6_only = Some(true);
+        service.add_tcp_with_settings(&addr.to_string(), options);
+    } else {
+        service.add_tcp(&addr.to_string());
+    }
 }
 
 /// Binds every listener address once, so that a port in use is a clear error at start
 /// instead of Pingora's 30 s of retries followed by a dead service.
 pub fn check_listeners_free(config: &Config) -> Result<(), String> {
-    for l in &config.listeners {
-        std::net::TcpListener::bind(l.addr)
-            .map_err(|e| format!("bind() to {} failed ({e})", l.addr))?;
+    let admin = config.admin.iter();
+    for addr in config.listeners.iter().map(|l| &l.addr).chain(admin) {
+        std::net::TcpListener::bind(addr).map_err(|e| format!("bind() to {addr} failed ({e})"))?;
     }
     Ok(())
 }

@@ -1,15 +1,21 @@
-//! `pinlb`: parse flags, load and check the config, then run the proxy.
+//! `pinlb`: parse flags, load and check the config, then run the proxy (or act on a
+//! running one with `-s`).
 
 use clap::Parser;
-use pinlb::cli::Cli;
-use pinlb::{build_server, config, runtime::Runtime};
+use nix::sys::signal::Signal;
+use pingora::server::RunArgs;
+use pinlb::cli::{Cli, Command};
+use pinlb::config::{self, Config};
+use pinlb::lifecycle::{control, pidfile, shutdown};
+use pinlb::observe::access_log::Sinks;
+use pinlb::runtime::Runtime;
+use pinlb::state::Shared;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let file = cli.conf.display();
-
-    let config = match config::load(&cli.conf) {
+    let config = match load(&cli) {
         Ok(config) => config,
         Err(e) => return emerg(&e),
     };
@@ -22,11 +28,14 @@ fn main() -> ExitCode {
             Err(e) => emerg(&e),
         };
     }
+    if cli.healthcheck {
+        return report(control::healthcheck(&config));
+    }
     if let Err(e) = pinlb::logging::init(config.error_log.as_ref()) {
         return emerg(&e);
     }
-    let sinks = std::sync::Arc::new(pinlb::observe::access_log::Sinks::default());
-    let runtime = match Runtime::build(&config, &sinks) {
+    let sinks = Sinks::default();
+    let runtime = match Runtime::build(&config, &sinks, None) {
         Ok(runtime) => runtime,
         Err(e) => return emerg(&e),
     };
@@ -35,13 +44,62 @@ fn main() -> ExitCode {
         eprintln!("pinlb: configuration file {file} test is successful");
         return ExitCode::SUCCESS;
     }
+    match cli.signal {
+        Some(Command::Reload) => return report(control::reload(&config)),
+        Some(Command::Upgrade) => return report(control::upgrade(&config, &cli.conf)),
+        Some(Command::Stop) => {
+            return report(
+                control::signal_running(&config, Signal::SIGINT)
+                    .map(|pid| format!("stopping process {pid}")),
+            );
+        }
+        Some(Command::Quit) => {
+            return report(
+                control::signal_running(&config, Signal::SIGTERM)
+                    .map(|pid| format!("draining process {pid}")),
+            );
+        }
+        None => {}
+    }
     if !cli.upgrade {
         if let Err(e) = pinlb::check_listeners_free(&config) {
             return emerg(&e);
         }
     }
+    // A daemon's pid is known only after it forks: Pingora writes that pid file itself.
+    let pid_file = config.pid_file().to_path_buf();
+    if !cli.daemon {
+        if let Err(e) = pidfile::write(&pid_file) {
+            return emerg(&e);
+        }
+    }
     log::info!("starting with {file}");
-    build_server(&config, runtime, cli.pingora_opt()).run_forever()
+    let shared = Shared::new(cli.conf.clone(), config, runtime, sinks);
+    let server = pinlb::build_server(&shared, cli.pingora_opt());
+    server.run(RunArgs {
+        shutdown_signal: Box::new(shutdown::Signals::new(shared.clone(), pid_file.clone())),
+    });
+    shutdown::finish(&shared, &pid_file);
+    ExitCode::SUCCESS
+}
+
+/// The config file with the command line's overrides applied.
+fn load(cli: &Cli) -> Result<Config, String> {
+    let mut config = config::load(&cli.conf).map_err(|e| e.to_string())?;
+    if let Some(admin) = cli.admin_override()? {
+        config.admin = admin;
+    }
+    Ok(config)
+}
+
+fn report(outcome: Result<String, String>) -> ExitCode {
+    match outcome {
+        Ok(msg) => {
+            eprintln!("pinlb: {msg}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => emerg(&e),
+    }
 }
 
 fn emerg(e: &dyn std::fmt::Display) -> ExitCode {

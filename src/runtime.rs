@@ -107,7 +107,12 @@ pub struct AddHeaderRule {
 impl Runtime {
     /// Resolves host names, opens access logs (through `sinks`, shared across reloads)
     /// and prepares everything requests need. The config must have passed validation.
-    pub fn build(config: &Config, sinks: &Sinks) -> Result<Runtime, ConfigError> {
+    /// Pools of the `previous` runtime are reused or keep their health where they can.
+    pub fn build(
+        config: &Config,
+        sinks: &Sinks,
+        previous: Option<&Runtime>,
+    ) -> Result<Runtime, ConfigError> {
         let file = config.source.as_path();
         let map_names: Vec<String> = config.maps.iter().map(|m| m.variable.clone()).collect();
         let mut logs = Logs {
@@ -121,7 +126,8 @@ impl Runtime {
             .map_err(|(i, msg)| invalid(file, &format!("map ${}", config.maps[i].variable), msg))?;
         let mut pools = BTreeMap::new();
         for (name, upstream) in &config.upstreams {
-            pools.insert(name.clone(), Arc::new(Pool::build(file, name, upstream)?));
+            let prev = previous.and_then(|p| p.pools.get(name));
+            pools.insert(name.clone(), Pool::build(file, name, upstream, prev)?);
         }
         let mut virtual_servers = Vec::with_capacity(config.virtual_servers.len());
         for vs in &config.virtual_servers {

@@ -53,6 +53,10 @@ struct ConfigConf {
     keepalive_timeout_ms: u64,
     #[serde(default)]
     pid_file: Option<PathBuf>,
+    #[serde(default)]
+    admin: Option<AdminConf>,
+    #[serde(default)]
+    shutdown: ShutdownConf,
     /// Default for every route; absent: stdout in the `upstream` format.
     #[serde(default)]
     access_log: Option<AccessLogConf>,
@@ -83,6 +87,21 @@ impl AccessLogConf {
             format: self.format.clone(),
         }]
     }
+}
+
+/// `{ "addr": "127.0.0.1:9901" }`, or `"off"` as the address.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AdminConf {
+    addr: String,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ShutdownConf {
+    drain_delay_ms: Option<u64>,
+    grace_period_ms: Option<u64>,
+    upgrade_sock: Option<PathBuf>,
 }
 
 /// nginx's `keepalive_timeout` default.
@@ -384,6 +403,37 @@ impl ConfigConf {
             listeners.push(Listener { addr, origin });
         }
 
+        let admin = match self.admin.as_ref().map(|a| a.addr.as_str()) {
+            Some("off") => None,
+            written => {
+                let addr = written.unwrap_or(super::DEFAULT_ADMIN);
+                Some(addr.parse().map_err(|_| {
+                    let at = root.field("admin").field("addr");
+                    ConfigError::invalid(
+                        file,
+                        &at,
+                        format!("\"{addr}\" is not an ip:port address or \"off\""),
+                    )
+                })?)
+            }
+        };
+        let defaults = super::Lifecycle::default();
+        let lifecycle = super::Lifecycle {
+            drain_delay: self
+                .shutdown
+                .drain_delay_ms
+                .map_or(defaults.drain_delay, Duration::from_millis),
+            grace_period: self
+                .shutdown
+                .grace_period_ms
+                .map_or(defaults.grace_period, Duration::from_millis),
+            upgrade_sock: self
+                .shutdown
+                .upgrade_sock
+                .clone()
+                .unwrap_or(defaults.upgrade_sock),
+        };
+
         let mut upstreams = BTreeMap::new();
         for (name, u) in self.upstreams {
             let origin = root.field("upstreams").field(&name);
@@ -436,6 +486,8 @@ impl ConfigConf {
             served_by_header: self.served_by_header,
             keepalive_timeout: Duration::from_millis(self.keepalive_timeout_ms),
             pid_file: self.pid_file,
+            admin,
+            lifecycle,
             error_log: None,
             log_formats: self
                 .log_formats

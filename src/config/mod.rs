@@ -55,9 +55,13 @@ pub struct Config {
     /// How long an idle client keep-alive connection stays open (nginx `keepalive_timeout`).
     #[serde(rename = "keepalive_timeout_ms", serialize_with = "as_millis")]
     pub keepalive_timeout: Duration,
-    /// Where pinlb writes its process id (nginx `pid`).
+    /// Where pinlb writes its process id (nginx `pid`); [`DEFAULT_PID_FILE`] if unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub pid_file: Option<PathBuf>,
+    /// The loopback admin listener (`/healthz`, `/status`, `/metrics`); `None` is off.
+    pub admin: Option<SocketAddr>,
+    /// Shutdown, drain and binary upgrade settings.
+    pub lifecycle: Lifecycle,
     /// Where diagnostics go and from which level (nginx `error_log`); stderr at `info` if unset.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_log: Option<ErrorLog>,
@@ -93,6 +97,45 @@ pub struct AccessLogTarget {
     /// A format from `log_formats` or a built-in one: `combined`, `upstream`
     /// (combined plus upstream address and times) or `json`.
     pub format: String,
+}
+
+/// The pid file when none is configured.
+pub const DEFAULT_PID_FILE: &str = "/tmp/pinlb.pid";
+
+/// The admin listener when none is configured.
+pub const DEFAULT_ADMIN: &str = "127.0.0.1:9901";
+
+impl Config {
+    pub fn pid_file(&self) -> &Path {
+        self.pid_file
+            .as_deref()
+            .unwrap_or(Path::new(DEFAULT_PID_FILE))
+    }
+}
+
+/// How pinlb stops and hands over to a new binary.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lifecycle {
+    /// After SIGTERM, `/healthz` answers 503 while requests are still served for this
+    /// long, so that a balancer in front notices before pinlb stops accepting.
+    #[serde(rename = "drain_delay_ms", serialize_with = "as_millis")]
+    pub drain_delay: Duration,
+    /// The longest pinlb waits for in-flight requests (websockets included) once it has
+    /// stopped accepting (nginx `worker_shutdown_timeout`). Default 30 s.
+    #[serde(rename = "grace_period_ms", serialize_with = "as_millis")]
+    pub grace_period: Duration,
+    /// The socket a new binary takes the listeners over (`pinlb -u`).
+    pub upgrade_sock: PathBuf,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Lifecycle {
+            drain_delay: Duration::ZERO,
+            grace_period: Duration::from_secs(30),
+            upgrade_sock: PathBuf::from("/tmp/pinlb_upgrade.sock"),
+        }
+    }
 }
 
 /// nginx `error_log FILE [LEVEL]`.

@@ -8,6 +8,8 @@ use std::time::Instant;
 /// What one request has decided and tried so far.
 #[derive(Default)]
 pub struct RequestCtx {
+    /// Counts the request in the process-wide in-flight total (for the drain).
+    pub counted: Option<InFlightGuard>,
     /// The config generation the request started with; it finishes with the same one.
     pub runtime: Option<Arc<Runtime>>,
     /// Index of the virtual server that took the request.

@@ -14,9 +14,9 @@ use crate::observe::metrics::{METRICS, PinOutcome};
 use crate::request;
 use crate::routing::{self, PinDecision, Requested};
 use crate::runtime::{RouteAction, Runtime};
-use crate::upstream::{KeyKind, ip_hash_key};
+use crate::state::Shared;
+use crate::upstream::{InFlightGuard, KeyKind, ip_hash_key};
 use crate::variables::RequestInfo;
-use arc_swap::ArcSwap;
 use async_trait::async_trait;
 use bytes::Bytes;
 use log::debug;
@@ -25,17 +25,18 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-/// The proxy. Holds the current [`Runtime`]; each request takes the one that is current
-/// when it starts.
+/// The proxy. Each request takes the [`Runtime`] that is current when it starts and
+/// finishes with it, whatever reloads happen meanwhile.
 pub struct Proxy {
-    runtime: Arc<ArcSwap<Runtime>>,
+    shared: Arc<Shared>,
 }
 
 impl Proxy {
-    pub fn new(runtime: Arc<ArcSwap<Runtime>>) -> Self {
-        Proxy { runtime }
+    pub fn new(shared: Arc<Shared>) -> Self {
+        Proxy { shared }
     }
 }
 
@@ -72,14 +73,20 @@ impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
 
     fn new_ctx(&self) -> RequestCtx {
-        RequestCtx::default()
+        RequestCtx {
+            counted: Some(InFlightGuard::new(&self.shared.requests_in_flight)),
+            ..RequestCtx::default()
+        }
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.started = Some(Instant::now());
-        let runtime = self.runtime.load_full();
+        let runtime = self.shared.runtime.load_full();
         ctx.runtime = Some(Arc::clone(&runtime));
         match runtime.keepalive_timeout.as_secs() {
+            // Winding down: `Connection: close`, so keep-alive clients reconnect between
+            // requests (to the new process after an upgrade) instead of hitting a closed socket.
+            _ if self.shared.winding_down.load(Ordering::Relaxed) => session.set_keepalive(None),
             0 => session.set_keepalive(None),
             secs => session.set_keepalive(Some(secs)),
         }
@@ -164,7 +171,12 @@ impl ProxyHttp for Proxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let Some(max) = ctx.route().and_then(|r| r.settings.client_max_body_size) else {
+        // An upgraded connection's bytes are a stream, not a request body.
+        let Some(max) = ctx
+            .route()
+            .and_then(|r| r.settings.client_max_body_size)
+            .filter(|_| !session.was_upgraded())
+        else {
             return Ok(());
         };
         ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);

@@ -12,7 +12,7 @@ pub use passive::{InFlightGuard, PassiveHealth};
 pub use smooth::SmoothWeighted;
 
 use crate::config::{self, Balance, ConfigError};
-use crate::health;
+use crate::health::{self, CheckNames};
 use crate::observe::metrics::{METRICS, PoolMetrics};
 use http::HeaderValue;
 use log::warn;
@@ -117,9 +117,13 @@ pub struct Pool {
     pub name: String,
     /// Servers in config order; selection results are indexes into this.
     pub servers: Vec<Server>,
+    /// The configuration this pool was built from (a reload reuses an equal pool).
+    pub conf: config::Upstream,
     primary: Tier,
     backup: Option<Tier>,
+    /// Active health state, kept across reloads while the check stays the same.
     registry: Arc<HealthRegistry>,
+    check_names: CheckNames,
     pub key_kind: KeyKind,
     /// How often the background service checks this pool; `None` without a health check.
     pub check_interval: Option<Duration>,
@@ -130,23 +134,74 @@ pub struct Pool {
 
 impl Pool {
     /// Resolves the servers' addresses and prepares selection and health checking.
-    pub fn build(file: &Path, name: &str, conf: &config::Upstream) -> Result<Pool, ConfigError> {
-        let servers = resolve_servers(file, conf)?;
-        let registry = Arc::new(HealthRegistry::new());
-        if let Some(hc) = &conf.health_check {
-            registry.set_health_check(health::check_for(name, hc, &servers));
+    ///
+    /// With the pool of the `previous` config of the same name: an unchanged pool
+    /// (same settings, same resolved addresses) is reused as it is; otherwise the new
+    /// pool keeps the health state (when the check is unchanged) and the in-flight
+    /// counts of servers that stay.
+    pub fn build(
+        file: &Path,
+        name: &str,
+        conf: &config::Upstream,
+        previous: Option<&Arc<Pool>>,
+    ) -> Result<Arc<Pool>, ConfigError> {
+        let mut servers = resolve_servers(file, conf)?;
+        if let Some(prev) = previous {
+            let same_addrs = prev
+                .servers
+                .iter()
+                .map(|s| s.addr)
+                .eq(servers.iter().map(|s| s.addr));
+            if same_addrs && same_upstream(&prev.conf, conf) {
+                return Ok(Arc::clone(prev));
+            }
+            for s in &mut servers {
+                if let Some(old) = prev
+                    .servers
+                    .iter()
+                    .find(|o| o.name == s.name && o.addr == s.addr)
+                {
+                    s.inflight = Arc::clone(&old.inflight);
+                }
+            }
         }
+        let names: Vec<(SocketAddr, String)> = servers
+            .iter()
+            .map(|s| (s.addr, health::label(name, &s.name, s.addr)))
+            .collect();
+        let kept = previous.filter(|p| p.conf.health_check == conf.health_check);
+        let (registry, check_names) = match kept {
+            Some(prev) => {
+                prev.check_names.store(Arc::new(names));
+                (Arc::clone(&prev.registry), Arc::clone(&prev.check_names))
+            }
+            None => {
+                // Health is keyed by address, so a changed weight keeps a server's state.
+                let registry = Arc::new(HealthRegistry::with_equivalence(address_key));
+                let check_names: CheckNames = Arc::new(arc_swap::ArcSwap::from_pointee(names));
+                if let Some(hc) = &conf.health_check {
+                    registry.set_health_check(health::check_for(
+                        name,
+                        hc,
+                        Arc::clone(&check_names),
+                    ));
+                }
+                (registry, check_names)
+            }
+        };
         let tier = |backup: bool| build_tier(&servers, &conf.balance, backup, &registry);
         let primary = tier(false).map_err(|e| ConfigError::invalid(file, &conf.origin, e))?;
         let backup = match servers.iter().any(|s| s.backup) {
             true => Some(tier(true).map_err(|e| ConfigError::invalid(file, &conf.origin, e))?),
             false => None,
         };
-        Ok(Pool {
+        Ok(Arc::new(Pool {
             name: name.to_string(),
+            conf: conf.clone(),
             primary,
             backup,
             registry,
+            check_names,
             key_kind: match conf.balance {
                 Balance::RoundRobin | Balance::LeastConn => KeyKind::None,
                 Balance::IpHash => KeyKind::ClientIp,
@@ -159,7 +214,7 @@ impl Pool {
                 &servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
             ),
             servers,
-        })
+        }))
     }
 
     /// The next server for a request with selection `key`, among the servers `allowed`
@@ -270,6 +325,37 @@ impl Pool {
     fn index_of(&self, b: &Backend) -> Option<usize> {
         self.servers.iter().position(|s| s.backend.addr == b.addr)
     }
+}
+
+/// Whether two upstream configs are the same but for where they were written.
+fn same_upstream(a: &config::Upstream, b: &config::Upstream) -> bool {
+    let server = |s: &config::Server| {
+        (
+            s.name.clone(),
+            s.addr.clone(),
+            s.weight,
+            s.max_fails,
+            s.fail_timeout,
+            s.max_conns,
+            s.backup,
+            s.down,
+        )
+    };
+    a.balance == b.balance
+        && a.health_check == b.health_check
+        && a.keepalive == b.keepalive
+        && a.servers
+            .iter()
+            .map(server)
+            .eq(b.servers.iter().map(server))
+}
+
+/// The health registry key of a backend: its address, whatever its weight.
+fn address_key(b: &Backend) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    b.addr.hash(&mut h);
+    h.finish()
 }
 
 fn resolve_servers(file: &Path, conf: &config::Upstream) -> Result<Vec<Server>, ConfigError> {
@@ -431,6 +517,10 @@ impl Pool {
             keepalive: None,
             origin: config::Origin::Builtin,
         };
-        Pool::build(Path::new("test"), name, &conf).expect("test pool")
+        match Arc::try_unwrap(Pool::build(Path::new("test"), name, &conf, None).expect("test pool"))
+        {
+            Ok(pool) => pool,
+            Err(_) => unreachable!("a new pool has one owner"),
+        }
     }
 }

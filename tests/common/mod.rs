@@ -32,10 +32,22 @@ pub fn poll_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
     }
 }
 
-/// A loopback address with a port that was free a moment ago.
+/// A loopback address with a port that was free a moment ago, for pinlb to listen on.
+///
+/// Ports come from below Linux's ephemeral range (32768+), so that neither the backends
+/// (port 0) nor outgoing connections can take one between this call and pinlb's bind;
+/// each test process starts at its own offset and hands out each port once.
 pub fn free_addr() -> SocketAddr {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind port 0");
-    l.local_addr().unwrap()
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let base = 20_000 + (std::process::id() as usize * 97) % 10_000;
+    loop {
+        let n = NEXT.fetch_add(1, Ordering::SeqCst);
+        let port = u16::try_from(base + n % 2_700).expect("port range");
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        if TcpListener::bind(addr).is_ok() {
+            return addr;
+        }
+    }
 }
 
 /// A scratch directory removed on drop.
@@ -140,6 +152,8 @@ pub fn nginx_fixture_in(dir: &TempDir, name: &str, replacements: &[(&str, String
 pub struct Pinlb {
     child: Child,
     pub addr: SocketAddr,
+    /// Its admin listener (always on, on a free port, so that tests do not collide).
+    pub admin: SocketAddr,
     pub dir: TempDir,
     log: PathBuf,
 }
@@ -162,11 +176,23 @@ impl Pinlb {
 
     /// Starts pinlb on the config file `conf`, expected to listen on `addr`.
     pub fn start_file(conf: &Path, dir: TempDir, addr: SocketAddr) -> Pinlb {
+        Pinlb::start_with(conf, dir, addr, &[])
+    }
+
+    /// [`Pinlb::start_file`] with more command-line arguments.
+    pub fn start_with(conf: &Path, dir: TempDir, addr: SocketAddr, args: &[&str]) -> Pinlb {
         let log = dir.path().join("pinlb.log");
+        let admin = free_addr();
         let child = Command::new(PINLB)
             .arg("-c")
             .arg(conf)
-            .env("RUST_LOG", "info")
+            .arg("--admin")
+            .arg(admin.to_string())
+            .args(args)
+            .env(
+                "RUST_LOG",
+                std::env::var("PINLB_TEST_LOG").unwrap_or_else(|_| "info".into()),
+            )
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
@@ -174,6 +200,7 @@ impl Pinlb {
         let mut p = Pinlb {
             child,
             addr,
+            admin,
             dir,
             log,
         };
@@ -224,6 +251,16 @@ impl Pinlb {
 
     pub fn client(&self) -> Client {
         Client::connect(self.addr).expect("connect to pinlb")
+    }
+
+    /// `GET path` on the admin listener.
+    pub fn admin_get(&self, path: &str) -> Response {
+        get(self.admin, path, &[]).expect("admin listener")
+    }
+
+    /// The admin listener's `/status`.
+    pub fn status(&self) -> Value {
+        serde_json::from_str(&self.admin_get("/status").body).expect("/status is JSON")
     }
 }
 

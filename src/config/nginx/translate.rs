@@ -6,8 +6,8 @@ use super::level::Level;
 use super::parser::{Directive, Pos};
 use super::{server, upstream};
 use crate::config::{
-    Config, ConfigError, ErrorLog, Listener, LogEscape, LogFormat, LogLevel, MapEntry, MapKey,
-    MapVar, Origin, Upstream,
+    Config, ConfigError, ErrorLog, Lifecycle, Listener, LogEscape, LogFormat, LogLevel, MapEntry,
+    MapKey, MapVar, Origin, Upstream,
 };
 use log::debug;
 use std::collections::BTreeMap;
@@ -154,6 +154,8 @@ pub struct Translator {
     pub main_file: PathBuf,
     threads: usize,
     pid_file: Option<PathBuf>,
+    admin: Option<SocketAddr>,
+    lifecycle: Lifecycle,
     error_log: Option<ErrorLog>,
     keepalive_timeout: Duration,
     pub upstreams: BTreeMap<String, Upstream>,
@@ -173,6 +175,8 @@ pub fn translate(main_file: &Path, directives: &[Directive]) -> Result<Config, C
         main_file: main_file.to_path_buf(),
         threads: 1,
         pid_file: None,
+        admin: crate::config::DEFAULT_ADMIN.parse().ok(),
+        lifecycle: Lifecycle::default(),
         error_log: None,
         keepalive_timeout: Duration::from_secs(75),
         upstreams: BTreeMap::new(),
@@ -202,6 +206,22 @@ pub fn translate(main_file: &Path, directives: &[Directive]) -> Result<Config, C
                 t.pid_file = (d.args()[0] != "off").then(|| PathBuf::from(&d.args()[0]));
             }
             "error_log" => t.error_log = Some(error_log(&d)?),
+            "worker_shutdown_timeout" => t.lifecycle.grace_period = time_value(&d)?,
+            // pinlb's own directives, named in nginx's style.
+            "pinlb_admin" => {
+                arg_count(&d, 1..=1)?;
+                t.admin = match d.args()[0].as_str() {
+                    "off" => None,
+                    addr => Some(addr.parse().map_err(|_| {
+                        at(&d, format!("invalid address \"{addr}\" in \"pinlb_admin\""))
+                    })?),
+                };
+            }
+            "pinlb_drain_delay" => t.lifecycle.drain_delay = time_value(&d)?,
+            "pinlb_upgrade_sock" => {
+                arg_count(&d, 1..=1)?;
+                t.lifecycle.upgrade_sock = PathBuf::from(&d.args()[0]);
+            }
             "events" => {
                 for e in d.block()?.iter().map(Nginx::new) {
                     if !accepted(&e, "events") {
@@ -389,10 +409,19 @@ impl Translator {
             served_by_header: None,
             keepalive_timeout: self.keepalive_timeout,
             pid_file: self.pid_file,
+            admin: self.admin,
+            lifecycle: self.lifecycle,
             error_log: self.error_log,
             log_formats: self.log_formats,
         })
     }
+}
+
+/// A directive whose one argument is a time, zero allowed.
+fn time_value(d: &Nginx) -> Result<Duration, ConfigError> {
+    arg_count(d, 1..=1)?;
+    super::values::time(&d.args()[0])
+        .ok_or_else(|| at(d, format!("invalid value \"{}\"", d.args()[0])))
 }
 
 /// `error_log FILE [LEVEL]` with nginx's levels.

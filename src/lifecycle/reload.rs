@@ -1,0 +1,139 @@
+//! Config reload in place (SIGHUP, `pinlb -s reload`): read and check the file again, build
+//! the new runtime next to the old one, and swap it atomically. Requests in flight finish
+//! with the runtime they started with; an invalid file changes nothing.
+
+use crate::config;
+use crate::observe::metrics::METRICS;
+use crate::runtime::Runtime;
+use crate::state::{ReloadReport, Shared};
+use async_trait::async_trait;
+use log::{error, info, warn};
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// Reloads on every SIGHUP until shutdown.
+pub struct ReloadService {
+    shared: Arc<Shared>,
+}
+
+impl ReloadService {
+    pub fn new(shared: Arc<Shared>) -> Self {
+        ReloadService { shared }
+    }
+}
+
+#[async_trait]
+impl BackgroundService for ReloadService {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        let mut hangups = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                error!("cannot listen for SIGHUP, reloads are disabled: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = hangups.recv() => {
+                    let shared = Arc::clone(&self.shared);
+                    // Reading files and resolving host names block.
+                    if let Err(e) = tokio::task::spawn_blocking(move || reload(&shared)).await {
+                        error!("reload failed to run: {e}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Reloads the config file; the outcome is logged, counted and kept for `/status`.
+pub fn reload(shared: &Shared) -> ReloadReport {
+    let file = shared.config_path.display();
+    info!("reloading {file}");
+    let outcome = config::load(&shared.config_path).and_then(|config| {
+        let old = shared.runtime.load_full();
+        let runtime = Runtime::build(&config, &shared.sinks, Some(&old))?;
+        Ok((config, runtime, old))
+    });
+    let at = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let report = match outcome {
+        Err(e) => {
+            error!("reload of {file} failed, the running configuration stays: {e}");
+            METRICS.reload(false);
+            ReloadReport {
+                generation: shared.generation.load(Ordering::SeqCst),
+                ok: false,
+                error: Some(e.to_string()),
+                pending: Vec::new(),
+                at,
+            }
+        }
+        Ok((config, runtime, old)) => {
+            let pending = pending_changes(&shared.started_with, &config);
+            for change in &pending {
+                warn!("{change}: this takes effect on the next binary upgrade (pinlb -s upgrade)");
+            }
+            forget_removed_servers(&old, &runtime);
+            shared.runtime.store(Arc::new(runtime));
+            shared.config.store(Arc::new(config));
+            shared.reloaded.notify_waiters();
+            let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
+            METRICS.reload(true);
+            info!("reload of {file} done: configuration generation {generation}");
+            ReloadReport {
+                generation,
+                ok: true,
+                error: None,
+                pending,
+                at,
+            }
+        }
+    };
+    *shared
+        .last_reload
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report.clone());
+    report
+}
+
+/// What a reload cannot apply in place: sockets and threads belong to the process.
+fn pending_changes(running: &config::Config, new: &config::Config) -> Vec<String> {
+    let bound: BTreeSet<_> = running.listeners.iter().map(|l| l.addr).collect();
+    let wanted: BTreeSet<_> = new.listeners.iter().map(|l| l.addr).collect();
+    let mut pending = Vec::new();
+    for addr in wanted.difference(&bound) {
+        pending.push(format!("new listener {addr}"));
+    }
+    for addr in bound.difference(&wanted) {
+        pending.push(format!("removed listener {addr} (still accepting)"));
+    }
+    if running.admin != new.admin {
+        pending.push("changed admin listener".to_string());
+    }
+    if running.threads != new.threads {
+        pending.push(format!("threads {} -> {}", running.threads, new.threads));
+    }
+    pending
+}
+
+fn forget_removed_servers(old: &Runtime, new: &Runtime) {
+    for (name, pool) in &old.pools {
+        for server in &pool.servers {
+            let kept = new
+                .pools
+                .get(name)
+                .is_some_and(|p| p.find(server.name.as_bytes()).is_some());
+            if !kept {
+                METRICS.forget_server(name, &server.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The state shared by the proxy, the admin listener, the health checks and the
+//! lifecycle (reload, drain, upgrade) of one pinlb process.
+
+use crate::config::Config;
+use crate::observe::access_log::Sinks;
+use crate::runtime::Runtime;
+use arc_swap::ArcSwap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+pub struct Shared {
+    /// The file `-c` named; reloads read it again.
+    pub config_path: PathBuf,
+    /// The config pinlb started with: its listeners and threads are the ones in use
+    /// until the next binary upgrade, whatever reloads say.
+    pub started_with: Arc<Config>,
+    /// The config in force.
+    pub config: ArcSwap<Config>,
+    pub runtime: ArcSwap<Runtime>,
+    /// Access log destinations, kept open across reloads.
+    pub sinks: Sinks,
+    /// Wakes the health checks when a reload swapped the runtime.
+    pub reloaded: tokio::sync::Notify,
+    /// 1 for the config pinlb started with, +1 for every successful reload.
+    pub generation: AtomicU64,
+    pub last_reload: Mutex<Option<ReloadReport>>,
+    /// SIGTERM received: `/healthz` answers 503.
+    pub draining: AtomicBool,
+    /// Sockets handed to a new binary or shutting down: every response closes its
+    /// connection, so that keep-alive clients reconnect (to the new process).
+    pub winding_down: AtomicBool,
+    /// Requests being served, for the drain to know when to exit.
+    pub requests_in_flight: Arc<AtomicUsize>,
+    pub started: SystemTime,
+}
+
+/// The outcome of the last reload, for `/status` and `pinlb -s reload`.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ReloadReport {
+    /// The generation in force after this reload.
+    pub generation: u64,
+    pub ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Changes that need a binary upgrade (listeners, threads).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<String>,
+    /// Seconds since the Unix epoch.
+    pub at: u64,
+}
+
+impl Shared {
+    pub fn new(
+        config_path: PathBuf,
+        config: Config,
+        runtime: Runtime,
+        sinks: Sinks,
+    ) -> Arc<Shared> {
+        let config = Arc::new(config);
+        Arc::new(Shared {
+            config_path,
+            started_with: Arc::clone(&config),
+            config: ArcSwap::new(config),
+            runtime: ArcSwap::from_pointee(runtime),
+            sinks,
+            reloaded: tokio::sync::Notify::new(),
+            generation: AtomicU64::new(1),
+            last_reload: Mutex::new(None),
+            draining: AtomicBool::new(false),
+            winding_down: AtomicBool::new(false),
+            requests_in_flight: Arc::default(),
+            started: SystemTime::now(),
+        })
+    }
+}
