@@ -30,5 +30,8 @@ COPY contrib/docker/conf.d/default.conf /etc/nginx/conf.d/default.conf
 COPY contrib/docker/pinlb.json /etc/pinlb/pinlb.json
 USER pinlb
 EXPOSE 80
+# Asks the admin listener (127.0.0.1:9901 unless the config moves it): no curl needed.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=5s \
+    CMD ["/usr/local/bin/pinlb", "--healthcheck", "-c", "/etc/nginx/nginx.conf"]
 ENTRYPOINT ["/usr/local/bin/pinlb"]
 CMD ["-c", "/etc/nginx/nginx.conf"]

@@ -46,6 +46,12 @@ pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Server {
         max_retries: MAX_ATTEMPTS,
         pid_file: config.pid_file().display().to_string(),
         upgrade_sock: config.lifecycle.upgrade_sock.display().to_string(),
+        // A daemon's stderr goes to the error log (Pingora redirects it when it forks).
+        error_log: config
+            .error_log
+            .as_ref()
+            .map(|e| e.path.clone())
+            .filter(|p| p != "stderr"),
         // An upper bound only: pinlb exits as soon as the last request is done.
         grace_period_seconds: Some(config.lifecycle.grace_period.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(1),

@@ -46,7 +46,14 @@ fn main() -> ExitCode {
     }
     match cli.signal {
         Some(Command::Reload) => return report(control::reload(&config)),
-        Some(Command::Upgrade) => return report(control::upgrade(&config, &cli.conf)),
+        Some(Command::Upgrade) => {
+            let forward: Vec<String> = cli
+                .admin
+                .iter()
+                .flat_map(|a| ["--admin".to_string(), a.clone()])
+                .collect();
+            return report(control::upgrade(&config, &cli.conf, &forward));
+        }
         Some(Command::Stop) => {
             return report(
                 control::signal_running(&config, Signal::SIGINT)

@@ -68,10 +68,14 @@ fn least_conn_sends_new_requests_away_from_a_busy_server() {
             std::thread::spawn(move || body(&s.lb, "/slow/a/3000", &[API]))
         })
         .collect();
+    // Every slow request is either done (it went to b, quick there) or busy on a.
+    let settled =
+        || s.api[0].requests() + slow.iter().filter(|t| t.is_finished()).count() == slow.len();
     assert!(
-        poll_until(Duration::from_secs(5), || s.api[0].requests() >= 1),
-        "a never got busy"
+        poll_until(Duration::from_secs(5), settled),
+        "slow requests still being dispatched"
     );
+    assert!(s.api[0].requests() >= 1, "a never got busy");
     let started = Instant::now();
     let quick: Vec<String> = (0..5).map(|_| body(&s.lb, "/", &[API])).collect();
     assert!(

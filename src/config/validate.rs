@@ -40,6 +40,15 @@ pub fn validate(config: &Config) -> Result<(), ConfigError> {
             ));
         }
     }
+    if let Some(admin) = config.admin {
+        if config.listeners.iter().any(|l| l.addr == admin) {
+            return Err(ConfigError::invalid(
+                file,
+                &root.field("admin").field("addr"),
+                format!("{admin} is also a proxy listener"),
+            ));
+        }
+    }
     if let Some(name) = &config.served_by_header {
         check_header_name(file, &root.field("served_by_header"), name)?;
     }

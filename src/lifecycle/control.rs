@@ -68,7 +68,9 @@ pub fn reload(config: &Config) -> Result<String, String> {
 /// `-s upgrade`: start this binary with `-u`, wait until it is ready to take the
 /// sockets, then SIGQUIT the running process, and wait until the new one serves. If the
 /// new process cannot start, the running one is never signalled and keeps serving.
-pub fn upgrade(config: &Config, conf_path: &Path) -> Result<String, String> {
+///
+/// `forward` are command-line arguments the new process needs too (`--admin`).
+pub fn upgrade(config: &Config, conf_path: &Path, forward: &[String]) -> Result<String, String> {
     let old = pidfile::read(config.pid_file())?;
     kill(Pid::from_raw(old), None)
         .map_err(|_| format!("process {old} of the pid file is not running"))?;
@@ -80,6 +82,7 @@ pub fn upgrade(config: &Config, conf_path: &Path) -> Result<String, String> {
         .arg("-u")
         .arg("-c")
         .arg(conf_path)
+        .args(forward)
         .stdin(Stdio::null())
         .process_group(0)
         .spawn()

@@ -129,17 +129,20 @@ impl ProxyHttp for Proxy {
             Requested::Server(pinned_pool, i) => {
                 match routing::decide(pinned_pool.is_usable(i), proxy.on_unhealthy) {
                     PinDecision::Pinned => {
+                        METRICS.pin(PinOutcome::Pinned);
                         pool = pinned_pool;
                         ctx.pinned = Some(i);
                         ctx.strict_pin = proxy.on_unhealthy != crate::config::OnUnhealthy::Fallback;
                     }
                     PinDecision::FallBack => {
+                        METRICS.pin(PinOutcome::FellBack);
                         debug!(
                             "pinned server \"{}\" is unusable; balancing instead",
                             pinned_pool.servers[i].name
                         );
                     }
                     PinDecision::Refuse => {
+                        METRICS.pin(PinOutcome::Refused);
                         let body = format!(
                             "503 Service Unavailable: server \"{}\" of upstream \"{}\" is down\n",
                             pinned_pool.servers[i].name, pinned_pool.name
@@ -274,6 +277,7 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         let status = upstream_response.status.as_u16();
+        ctx.upstream_status = Some(status);
         let Some(route) = ctx.route() else {
             return Ok(());
         };
@@ -329,10 +333,13 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
+        if let (Some(pool), Some(i)) = (&ctx.pool, ctx.current) {
+            pool.metrics.servers[i].connect_errors.inc();
+        }
         ctx.current_failed();
         // Nothing reached the server: any method may go to the next one.
         if ctx.may_retry() {
-            e.set_retry(true);
+            ctx.retry(&mut e);
         }
         e
     }

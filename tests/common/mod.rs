@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod load;
 
 pub use backend::Backend;
 #[allow(unused_imports)]
@@ -155,40 +156,70 @@ pub struct Pinlb {
     /// Its admin listener (always on, on a free port, so that tests do not collide).
     pub admin: SocketAddr,
     pub dir: TempDir,
+    /// The config file it runs.
+    pub conf: PathBuf,
+    /// Arguments every command on this instance needs besides `-c` (the admin override
+    /// for nginx configs).
+    extra_args: Vec<String>,
     log: PathBuf,
 }
 
 impl Pinlb {
-    /// Starts pinlb on `cfg` and waits until its first listener accepts connections.
+    /// Starts pinlb on `cfg` and waits until its first listener accepts connections. The
+    /// pid file, upgrade socket and admin listener are the test's own unless `cfg` sets them.
     pub fn start(cfg: &Value) -> Pinlb {
         let dir = TempDir::new();
-        let conf = dir.write("pinlb.json", &serde_json::to_string_pretty(cfg).unwrap());
-        Pinlb::start_file(
-            &conf,
+        let admin = free_addr();
+        let mut cfg = cfg.clone();
+        let own = json!({
+            "pid_file": dir.path().join("pinlb.pid"),
+            "shutdown": { "upgrade_sock": dir.path().join("upgrade.sock") },
+            "admin": { "addr": admin.to_string() },
+        });
+        let mut with_own = own;
+        merge(&mut with_own, cfg.take());
+        let conf = dir.write(
+            "pinlb.json",
+            &serde_json::to_string_pretty(&with_own).unwrap(),
+        );
+        let addr = with_own["listeners"][0]["addr"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let admin = with_own["admin"]["addr"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap_or(admin);
+        Pinlb::spawn(&conf, dir, addr, admin, Vec::new())
+    }
+
+    /// Starts pinlb on the config file `conf`, expected to listen on `addr`, with its
+    /// admin listener on a free port (`--admin`).
+    pub fn start_file(conf: &Path, dir: TempDir, addr: SocketAddr) -> Pinlb {
+        let admin = free_addr();
+        Pinlb::spawn(
+            conf,
             dir,
-            cfg["listeners"][0]["addr"]
-                .as_str()
-                .unwrap()
-                .parse()
-                .unwrap(),
+            addr,
+            admin,
+            vec!["--admin".into(), admin.to_string()],
         )
     }
 
-    /// Starts pinlb on the config file `conf`, expected to listen on `addr`.
-    pub fn start_file(conf: &Path, dir: TempDir, addr: SocketAddr) -> Pinlb {
-        Pinlb::start_with(conf, dir, addr, &[])
-    }
-
-    /// [`Pinlb::start_file`] with more command-line arguments.
-    pub fn start_with(conf: &Path, dir: TempDir, addr: SocketAddr, args: &[&str]) -> Pinlb {
+    fn spawn(
+        conf: &Path,
+        dir: TempDir,
+        addr: SocketAddr,
+        admin: SocketAddr,
+        extra_args: Vec<String>,
+    ) -> Pinlb {
         let log = dir.path().join("pinlb.log");
-        let admin = free_addr();
         let child = Command::new(PINLB)
             .arg("-c")
             .arg(conf)
-            .arg("--admin")
-            .arg(admin.to_string())
-            .args(args)
+            .args(&extra_args)
             .env(
                 "RUST_LOG",
                 std::env::var("PINLB_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -202,6 +233,8 @@ impl Pinlb {
             addr,
             admin,
             dir,
+            conf: conf.to_path_buf(),
+            extra_args,
             log,
         };
         let up = poll_until(Duration::from_secs(15), || {
@@ -213,6 +246,34 @@ impl Pinlb {
             p.log()
         );
         p
+    }
+
+    /// Runs `pinlb ARGS -c CONF` against this instance (e.g. `-s reload`) and returns its
+    /// exit status, stdout and stderr. Output goes through files, not pipes: a process it
+    /// starts (`-s upgrade`) inherits them and outlives it.
+    pub fn command(&self, args: &[&str]) -> (ExitStatus, String, String) {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let n = N.fetch_add(1, Ordering::SeqCst);
+        let (out, err) = (
+            self.dir.path().join(format!("cmd{n}.out")),
+            self.dir.path().join(format!("cmd{n}.err")),
+        );
+        let status = Command::new(PINLB)
+            .args(args)
+            .arg("-c")
+            .arg(&self.conf)
+            .args(&self.extra_args)
+            .stdout(std::fs::File::create(&out).unwrap())
+            .stderr(std::fs::File::create(&err).unwrap())
+            .status()
+            .expect("run pinlb");
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        (status, read(&out), read(&err))
+    }
+
+    /// Whether the process has exited (and how), without waiting.
+    pub fn exit_status(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     fn exited(&mut self) -> bool {
