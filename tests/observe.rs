@@ -27,6 +27,20 @@ fn metrics_count_the_requests_each_server_answered() {
     served_by(&mut client, 1, &[("app", "nobody")]);
     // Round robin resumed after the pins: the next request goes to b, which answers 503.
     assert_eq!(client.get("/status/503", &[]).unwrap().status, 503);
+    // A request is counted once it is logged, just after its response left.
+    let counted = |text: &str| {
+        metric(
+            text,
+            "pinlb_request_duration_seconds_count{upstream=\"web\"}",
+        ) == Some(10.0)
+            && metric(
+                text,
+                "pinlb_inflight_requests{server=\"b\",upstream=\"web\"}",
+            ) == Some(0.0)
+    };
+    assert!(poll_until(Duration::from_secs(2), || counted(
+        &lb.admin_get("/metrics").body
+    )));
     let text = lb.admin_get("/metrics").body;
     let requests = |server: &str, code: &str| {
         metric(
