@@ -3,8 +3,9 @@
 
 use pingora::http::RequestHeader;
 
-/// The value of header `name` (the first one if repeated), trimmed of spaces.
-pub fn header<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
+/// The value of header `name` (the first one if repeated), trimmed of spaces. Pass a
+/// prepared [`http::HeaderName`] on hot paths: a `&str` is parsed on every call.
+pub fn header(req: &RequestHeader, name: impl http::header::AsHeaderName) -> Option<&[u8]> {
     req.headers.get(name).map(|v| v.as_bytes().trim_ascii())
 }
 

@@ -15,7 +15,7 @@ use crate::routing::server_names::{self, Names, Quality};
 use crate::upstream::Pool;
 use crate::variables::{CompiledMap, Template};
 use bytes::Bytes;
-use http::HeaderName;
+use http::{HeaderName, HeaderValue};
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -30,6 +30,8 @@ pub struct Runtime {
     pub served_by: Option<HeaderName>,
     /// Idle time allowed on client keep-alive connections; zero disables keep-alive.
     pub keepalive_timeout: Duration,
+    /// Whether any virtual server has names (otherwise the Host header is not consulted).
+    any_server_names: bool,
 }
 
 pub struct VirtualServer {
@@ -71,8 +73,14 @@ pub struct ProxyRoute {
 
 /// A pin bound to the runtime's pools.
 pub struct Pin {
-    pub source: PinSource,
+    pub source: PinKey,
     pub target: PinBinding,
+}
+
+/// Where a pin value is read, prepared for lookups.
+pub enum PinKey {
+    Header(HeaderName),
+    Cookie(String),
 }
 
 pub enum PinBinding {
@@ -95,6 +103,31 @@ pub struct HeaderRule {
     pub header: HeaderName,
     /// `None`: the configured value was empty, which removes the header (as in nginx).
     pub value: Option<Template>,
+    /// The value ready to send when it has no variables (no work per request).
+    pub literal: Option<HeaderValue>,
+}
+
+impl HeaderRule {
+    /// Prepares `proxy_set_header name value`; `maps` are the config's `map` variables.
+    pub fn new(name: &str, value: &str, maps: &[String]) -> Result<Self, String> {
+        let header = HeaderName::from_bytes(name.as_bytes())
+            .map_err(|e| format!("header \"{name}\": {e}"))?;
+        let value = if value.is_empty() {
+            None
+        } else {
+            Some(Template::parse(value, maps)?)
+        };
+        let literal = value
+            .as_ref()
+            .and_then(Template::as_literal)
+            .and_then(|text| HeaderValue::from_str(text).ok());
+        Ok(HeaderRule {
+            name: Bytes::from(name.to_owned()),
+            header,
+            value,
+            literal,
+        })
+    }
 }
 
 /// One `add_header`.
@@ -146,6 +179,10 @@ impl Runtime {
             maps,
             served_by,
             keepalive_timeout: config.keepalive_timeout,
+            any_server_names: config
+                .virtual_servers
+                .iter()
+                .any(|vs| !vs.server_names.is_empty()),
         })
     }
 
@@ -169,14 +206,20 @@ impl Runtime {
                 .filter_map(|a| server_names::listen_match(a, &l))
                 .max(),
         };
+        if self.virtual_servers.len() == 1 {
+            return specificity(&self.virtual_servers[0]).map(|_| 0);
+        }
         let best = self.virtual_servers.iter().filter_map(specificity).max()?;
-        let candidates: Vec<usize> = (0..self.virtual_servers.len())
-            .filter(|&i| specificity(&self.virtual_servers[i]) == Some(best))
-            .collect();
-        if let Some(host) = host.map(server_names::normalize_host) {
-            let named = candidates
-                .iter()
-                .filter_map(|&i| Some((self.virtual_servers[i].names.matches(&host)?, i)))
+        let candidates = || {
+            (0..self.virtual_servers.len())
+                .filter(move |&i| specificity(&self.virtual_servers[i]) == Some(best))
+        };
+        if let Some(host) = host
+            .filter(|_| self.any_server_names)
+            .map(server_names::normalize_host)
+        {
+            let named = candidates()
+                .filter_map(|i| Some((self.virtual_servers[i].names.matches(&host)?, i)))
                 .min_by_key(|(quality, i)| {
                     (*quality, if *quality == Quality::Regex { *i } else { 0 })
                 });
@@ -191,11 +234,9 @@ impl Runtime {
                 .any(|a| server_names::listen_match(a, &l).is_some()),
             None => false,
         };
-        candidates
-            .iter()
-            .copied()
+        candidates()
             .find(is_default)
-            .or(candidates.first().copied())
+            .or_else(|| candidates().next())
     }
 
     pub fn route_at(&self, (vs, route): (usize, usize)) -> &Route {
@@ -330,6 +371,13 @@ fn bind_pin(
     source: PinSource,
     matches: &PinMatch,
 ) -> Result<Pin, String> {
+    let source = match source {
+        PinSource::Header(name) => PinKey::Header(
+            HeaderName::from_bytes(name.as_bytes())
+                .map_err(|e| format!("pin header \"{name}\": {e}"))?,
+        ),
+        PinSource::Cookie(name) => PinKey::Cookie(name),
+    };
     let target = match matches {
         PinMatch::ServerName => PinBinding::ServerName,
         PinMatch::Value { equals, target } => {
@@ -381,20 +429,7 @@ fn header_rules(headers: &[SetHeader], maps: &[String]) -> Result<Vec<HeaderRule
             }
             !managed
         })
-        .map(|h| {
-            let header = HeaderName::from_bytes(h.name.as_bytes())
-                .map_err(|e| format!("header \"{}\": {e}", h.name))?;
-            let value = if h.value.is_empty() {
-                None
-            } else {
-                Some(Template::parse(&h.value, maps)?)
-            };
-            Ok(HeaderRule {
-                name: Bytes::from(h.name.clone()),
-                header,
-                value,
-            })
-        })
+        .map(|h| HeaderRule::new(&h.name, &h.value, maps))
         .collect()
 }
 

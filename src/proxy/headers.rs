@@ -3,7 +3,6 @@
 
 use crate::runtime::HeaderRule;
 use crate::variables::RequestInfo;
-use bytes::Bytes;
 use http::HeaderValue;
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
@@ -16,8 +15,14 @@ pub fn apply_set_headers(
     rules: &[HeaderRule],
     info: &RequestInfo<'_>,
 ) -> Result<()> {
+    // One buffer for all values: each value is copied out once into its own header.
+    let mut buf = Vec::with_capacity(128);
     for rule in rules {
-        let mut buf = Vec::new();
+        if let Some(value) = &rule.literal {
+            upstream_req.insert_header(rule.name.clone(), value.clone())?;
+            continue;
+        }
+        buf.clear();
         if let Some(template) = &rule.value {
             template.expand(info, &mut buf);
         }
@@ -25,7 +30,7 @@ pub fn apply_set_headers(
             upstream_req.remove_header(&rule.header);
             continue;
         }
-        let value = HeaderValue::from_maybe_shared(Bytes::from(buf))
+        let value = HeaderValue::from_bytes(&buf)
             .or_err(InvalidHTTPHeader, "header value built from variables")?;
         upstream_req.insert_header(rule.name.clone(), value)?;
     }
@@ -60,14 +65,9 @@ pub fn rewrite_uri(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::variables::Template;
 
     fn rule(name: &str, value: &str) -> HeaderRule {
-        HeaderRule {
-            name: Bytes::from(name.to_string()),
-            header: http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
-            value: (!value.is_empty()).then(|| Template::parse(value, &[]).unwrap()),
-        }
+        HeaderRule::new(name, value, &[]).unwrap()
     }
 
     fn apply(rules: &[HeaderRule], client: &RequestHeader) -> RequestHeader {
@@ -114,6 +114,13 @@ mod tests {
             Some("shop.example")
         );
         assert_eq!(get(&up, "host").as_deref(), Some("Shop.Example:8080"));
+    }
+
+    #[test]
+    fn literal_values_are_sent_as_configured() {
+        let client = RequestHeader::build("GET", b"/", None).unwrap();
+        let up = apply(&[rule("X-Env", "production")], &client);
+        assert_eq!(get(&up, "x-env").as_deref(), Some("production"));
     }
 
     #[test]

@@ -5,7 +5,7 @@
 mod answer;
 mod ctx;
 mod errors;
-mod headers;
+pub mod headers;
 
 pub use ctx::RequestCtx;
 

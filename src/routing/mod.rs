@@ -4,9 +4,9 @@
 pub mod locations;
 pub mod server_names;
 
-use crate::config::{OnUnhealthy, PinSource};
+use crate::config::OnUnhealthy;
 use crate::request;
-use crate::runtime::{Pin, PinBinding};
+use crate::runtime::{Pin, PinBinding, PinKey};
 use crate::upstream::Pool;
 use pingora::http::RequestHeader;
 use std::sync::Arc;
@@ -58,8 +58,8 @@ pub fn requested<'a>(
     let mut outcome = Requested::Nothing;
     for pin in pins {
         let value = match &pin.source {
-            PinSource::Header(name) => request::header(req, name),
-            PinSource::Cookie(name) => request::cookie(req, name),
+            PinKey::Header(name) => request::header(req, name),
+            PinKey::Cookie(name) => request::cookie(req, name),
         };
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             continue;
@@ -118,7 +118,7 @@ mod tests {
         r
     }
 
-    fn by_name(source: PinSource) -> Pin {
+    fn by_name(source: PinKey) -> Pin {
         Pin {
             source,
             target: PinBinding::ServerName,
@@ -127,8 +127,8 @@ mod tests {
 
     fn native_pins() -> Vec<Pin> {
         vec![
-            by_name(PinSource::Header("app".into())),
-            by_name(PinSource::Cookie("app".into())),
+            by_name(PinKey::Header(http::HeaderName::from_static("app"))),
+            by_name(PinKey::Cookie("app".into())),
         ]
     }
 
@@ -198,7 +198,7 @@ mod tests {
         let beta = pool("beta", &["b1"]);
         let pins = vec![
             Pin {
-                source: PinSource::Cookie("app".into()),
+                source: PinKey::Cookie("app".into()),
                 target: PinBinding::Server {
                     equals: b"app2".to_vec(),
                     pool: Arc::clone(&web),
@@ -206,7 +206,7 @@ mod tests {
                 },
             },
             Pin {
-                source: PinSource::Header("app".into()),
+                source: PinKey::Header(http::HeaderName::from_static("app")),
                 target: PinBinding::Pool {
                     equals: b"beta".to_vec(),
                     pool: Arc::clone(&beta),

@@ -89,8 +89,12 @@ pub fn listen_match(listen: &SocketAddr, local: &SocketAddr) -> Option<bool> {
 }
 
 /// The host as nginx compares it: lowercase, without port or trailing dot.
-pub fn normalize_host(host: &str) -> String {
-    host.trim_end_matches('.').to_ascii_lowercase()
+pub fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
+    let host = host.trim_end_matches('.');
+    match host.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => std::borrow::Cow::Owned(host.to_ascii_lowercase()),
+        false => std::borrow::Cow::Borrowed(host),
+    }
 }
 
 #[cfg(test)]
