@@ -58,6 +58,9 @@ pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Server {
         // Pingora pools idle upstream connections globally; nginx's `keepalive N` is per
         // upstream, so the pool holds at least their sum.
         upstream_keepalive_pool_size: keepalive.max(128),
+        // One single-threaded runtime per thread, as nginx has one event loop per worker:
+        // no cross-thread task handoff and wakeups on the request path.
+        work_stealing: false,
         ..ServerConf::default()
     };
     let mut server = Server::new_with_opt_and_conf(opt, conf);

@@ -12,6 +12,11 @@ use pinlb::runtime::Runtime;
 use pinlb::state::Shared;
 use std::process::ExitCode;
 
+// glibc's malloc was about a tenth of all CPU time under load (each request allocates
+// header maps and buffers); mimalloc's thread-local free lists make that much cheaper.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let file = cli.conf.display();
