@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Integration tests mostly wait on sockets: run more of them at once than there are cores.
 TEST_THREADS ?= 8
 
-.PHONY: all deps build run test fmt lint check-configs clean
+.PHONY: all deps build run test bench callgrind fmt lint check-configs clean
 
 all: build
 
@@ -21,6 +21,18 @@ run: build
 
 test: deps
 	$(CARGO) test --locked -- --test-threads $(TEST_THREADS)
+
+# pinlb beside nginx and HAProxy (when installed) on the same upstream apps; needs wrk.
+# BENCH_ARGS passes options, e.g. BENCH_ARGS="--workers 2 --cases keepalive".
+bench: deps
+	$(CARGO) build --release --locked --bin pinlb --example demo_backend --example ws_bench
+	python3 bench/bench.py $(BENCH_ARGS)
+	$(CARGO) bench --locked --bench hot_paths
+
+# Instructions per proxied request (valgrind), for numbers that do not move with noise.
+callgrind: deps
+	$(CARGO) build --release --locked --bin pinlb
+	bench/callgrind.sh
 
 fmt:
 	$(CARGO) fmt --all

@@ -1,0 +1,115 @@
+//! Micro-benchmarks of pinlb's own work per request: choosing a server, reading the pin,
+//! building the forwarding headers. `cargo bench --bench hot_paths`.
+
+use criterion::{Criterion, black_box, criterion_group, criterion_main};
+use pingora::http::RequestHeader;
+use pinlb::config::json;
+use pinlb::observe::access_log::Sinks;
+use pinlb::proxy::headers::apply_set_headers;
+use pinlb::routing;
+use pinlb::runtime::{ProxyRoute, RouteAction, Runtime};
+use pinlb::upstream::ip_hash_key;
+use pinlb::variables::RequestInfo;
+use std::path::Path;
+
+/// The tutorial's setup over three servers, balanced by `balance`.
+fn runtime(balance: &str) -> Runtime {
+    let text = format!(
+        r#"{{
+        "listeners": [{{ "addr": "127.0.0.1:8080" }}],
+        "upstreams": {{ "web": {{ "balance": {balance}, "servers": [
+            {{ "name": "app1", "addr": "127.0.0.1:9001", "weight": 2 }},
+            {{ "name": "app2", "addr": "127.0.0.1:9002" }},
+            {{ "name": "app3", "addr": "127.0.0.1:9003" }} ] }} }},
+        "routes": [{{ "path": "/", "upstream": "web", "pin": {{ "header": "app", "cookie": "app" }} }}],
+        "access_log": {{ "path": "off" }}
+    }}"#
+    );
+    let config = json::parse(Path::new("bench.json"), &text).expect("bench config");
+    Runtime::build(&config, &Sinks::default(), None).expect("bench runtime")
+}
+
+fn proxy_route(rt: &Runtime) -> &ProxyRoute {
+    match &rt.route_at((0, 0)).action {
+        RouteAction::Proxy(p) => p,
+        RouteAction::Return { .. } => unreachable!("the bench route proxies"),
+    }
+}
+
+fn request(headers: &[(&str, &str)]) -> RequestHeader {
+    let mut r = RequestHeader::build("GET", b"/index.html?page=2", None).unwrap();
+    r.append_header("Host", "shop.example:8080").unwrap();
+    r.append_header("User-Agent", "wrk").unwrap();
+    for (k, v) in headers {
+        r.append_header(k.to_string(), *v).unwrap();
+    }
+    r
+}
+
+fn selection(c: &mut Criterion) {
+    for (name, balance) in [
+        ("round_robin", "\"round_robin\""),
+        ("least_conn", "\"least_conn\""),
+    ] {
+        let rt = runtime(balance);
+        let pool = &rt.pools["web"];
+        c.bench_function(&format!("select/{name}"), |b| {
+            b.iter(|| pool.select(b"", |_| true))
+        });
+    }
+    let rt = runtime("\"ip_hash\"");
+    let pool = &rt.pools["web"];
+    let (key, len) = ip_hash_key("203.0.113.77".parse().unwrap());
+    c.bench_function("select/ip_hash", |b| {
+        b.iter(|| pool.select(black_box(&key[..len]), |_| true))
+    });
+    let rt = runtime(r#"{ "hash": { "key": "$cookie_sid", "consistent": true } }"#);
+    let pool = &rt.pools["web"];
+    c.bench_function("select/consistent_hash", |b| {
+        b.iter(|| pool.select(black_box(b"session-42"), |_| true))
+    });
+}
+
+fn pins(c: &mut Criterion) {
+    let rt = runtime("\"round_robin\"");
+    let route = proxy_route(&rt);
+    let none = request(&[("Cookie", "theme=dark; lang=en")]);
+    let by_header = request(&[("app", "app2")]);
+    let by_cookie = request(&[("Cookie", "theme=dark; app=app3; lang=en")]);
+    c.bench_function("pin/absent", |b| {
+        b.iter(|| routing::requested(&route.pins, &route.pool, black_box(&none)))
+    });
+    c.bench_function("pin/header", |b| {
+        b.iter(|| routing::requested(&route.pins, &route.pool, black_box(&by_header)))
+    });
+    c.bench_function("pin/cookie", |b| {
+        b.iter(|| routing::requested(&route.pins, &route.pool, black_box(&by_cookie)))
+    });
+}
+
+fn headers(c: &mut Criterion) {
+    let rt = runtime("\"round_robin\"");
+    let route = rt.route_at((0, 0));
+    let client = request(&[("X-Forwarded-For", "198.51.100.7")]);
+    let info = RequestInfo {
+        req: &client,
+        client_ip: Some("192.0.2.10".parse().unwrap()),
+        tls: false,
+        server_port: Some(8080),
+        server_name: "",
+        proxy_host: "web",
+        maps: &rt.maps,
+    };
+    c.bench_function("headers/forwarding", |b| {
+        b.iter_batched(
+            || client.clone(),
+            |mut upstream| {
+                apply_set_headers(&mut upstream, &route.set_headers, &info).map(|()| upstream)
+            },
+            criterion::BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, selection, pins, headers);
+criterion_main!(benches);
