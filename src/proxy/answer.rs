@@ -7,6 +7,8 @@ use http::HeaderValue;
 use pingora::http::ResponseHeader;
 use pingora::prelude::*;
 use pingora::proxy::Session;
+use std::future::Future;
+use std::pin::Pin;
 
 /// Statuses nginx adds `add_header` headers to unless `always` is given.
 const ADD_HEADER_STATUSES: [u16; 10] = [200, 201, 204, 206, 301, 302, 303, 304, 307, 308];
@@ -77,32 +79,37 @@ fn default_body(status: u16) -> Vec<u8> {
         .to_vec()
 }
 
+/// A response being written. Boxed: hooks that may answer themselves would otherwise carry
+/// this future's state inline, and Pingora copies every hook's future into a box on every
+/// request, answered or not.
+pub type Answering<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
+
 /// Writes a small `text/plain` response.
-pub async fn respond_text(session: &mut Session, code: u16, body: String) -> Result<()> {
-    let resp = ResponseHeader::build(code, Some(3))?;
-    write_text(session, resp, body.into_bytes()).await
+pub fn respond_text(session: &mut Session, code: u16, body: String) -> Answering<'_> {
+    Box::pin(async move {
+        let resp = ResponseHeader::build(code, Some(3))?;
+        write_text(session, resp, body.into_bytes()).await
+    })
 }
 
 /// Writes `resp` with `body` as `text/plain` (no body for `HEAD`).
-pub async fn write_text(
-    session: &mut Session,
-    mut resp: ResponseHeader,
-    body: Vec<u8>,
-) -> Result<()> {
-    if !body.is_empty() {
-        resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
-    }
-    resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
-    let head_only = session.req_header().method == http::Method::HEAD;
-    session
-        .write_response_header(Box::new(resp), head_only || body.is_empty())
-        .await?;
-    if !head_only && !body.is_empty() {
+pub fn write_text(session: &mut Session, mut resp: ResponseHeader, body: Vec<u8>) -> Answering<'_> {
+    Box::pin(async move {
+        if !body.is_empty() {
+            resp.insert_header(http::header::CONTENT_TYPE, "text/plain; charset=utf-8")?;
+        }
+        resp.insert_header(http::header::CONTENT_LENGTH, body.len().to_string())?;
+        let head_only = session.req_header().method == http::Method::HEAD;
         session
-            .write_response_body(Some(Bytes::from(body)), true)
+            .write_response_header(Box::new(resp), head_only || body.is_empty())
             .await?;
-    }
-    Ok(())
+        if !head_only && !body.is_empty() {
+            session
+                .write_response_body(Some(Bytes::from(body)), true)
+                .await?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]
