@@ -6,13 +6,15 @@
 #
 # Without a command it measures target/release/pinlb on bench/callgrind.json (the bench's
 # tutorial setup with a health check every minute, so that a check rarely falls inside the
-# measured window). The proxy must listen on 127.0.0.1:18084 in front of the three nginx
+# measured window). The proxy must listen on 127.0.0.1:$CALLGRIND_PORT (default 18084; the
+# bench's minimal Pingora proxy uses 18083) in front of the three nginx
 # apps this script starts on 127.0.0.1:19001-19003. After 300 warm-up requests the
 # counters are zeroed, REQUESTS (default 2000) keep-alive requests are sent one by one,
 # and the counters are dumped.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
+port=${CALLGRIND_PORT:-18084}
 shift || true
 [ "${1:-}" = "--" ] && shift
 cmd=("$@")
@@ -37,13 +39,13 @@ nginx -c "$dir/apps.conf"
 valgrind --tool=callgrind --callgrind-out-file="$dir/out.%p" "${cmd[@]}" >"$dir/proxy.log" 2>&1 &
 proxy=$!
 
-python3 - "$n" "$proxy" "$dir" <<'PY'
+python3 - "$n" "$proxy" "$dir" "$port" <<'PY'
 import http.client, subprocess, sys, time, glob
-n, pid, d = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+n, pid, d, port = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
 deadline = time.time() + 120
 while True:
     try:
-        c = http.client.HTTPConnection("127.0.0.1", 18084, timeout=30); c.request("GET", "/"); c.getresponse().read(); break
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30); c.request("GET", "/"); c.getresponse().read(); break
     except OSError:
         if time.time() > deadline: sys.exit("the proxy did not start under valgrind")
         time.sleep(0.5)
