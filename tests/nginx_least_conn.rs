@@ -76,8 +76,16 @@ fn least_conn_sends_new_requests_away_from_a_busy_server() {
         "slow requests still being dispatched"
     );
     assert!(s.api[0].requests() >= 1, "a never got busy");
+    // pinlb counts a request out just after its response is written; the next quick request
+    // could arrive before that and see b busy too. Wait for b to be idle before each one.
+    let b_idle = || s.lb.status()["upstreams"]["api"]["servers"][1]["inflight"] == 0;
     let started = Instant::now();
-    let quick: Vec<String> = (0..5).map(|_| body(&s.lb, "/", &[API])).collect();
+    let quick: Vec<String> = (0..5)
+        .map(|_| {
+            assert!(poll_until(Duration::from_secs(1), b_idle), "b stays busy");
+            body(&s.lb, "/", &[API])
+        })
+        .collect();
     assert!(
         started.elapsed() < Duration::from_secs(2),
         "quick requests waited behind slow ones"
@@ -121,7 +129,11 @@ fn max_fails_takes_a_server_out_for_fail_timeout() {
     let error_log =
         || std::fs::read_to_string(s.lb.dir.path().join("error.log")).unwrap_or_default();
     let mut sent = 0;
+    // `a` is out from some moment during the request after which the log says so: time the
+    // 5 s from just before that request, not from when the test reads the log.
+    let mut out_since = Instant::now();
     while !error_log().contains("failed 3 times") {
+        out_since = Instant::now();
         assert_eq!(body(&s.lb, "/", &[API]), "200 b");
         sent += 1;
         assert!(
@@ -130,7 +142,6 @@ fn max_fails_takes_a_server_out_for_fail_timeout() {
             error_log()
         );
     }
-    let out_since = Instant::now();
     let a = Backend::start_on("a", addr).expect("restart a");
     // fail_timeout=5s: `a` stays out although it answers again...
     while out_since.elapsed() < Duration::from_secs(4) {

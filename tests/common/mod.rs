@@ -237,12 +237,16 @@ impl Pinlb {
             extra_args,
             log,
         };
+        // Services start one after another: wait for the admin listener too, so that a test
+        // may ask `/status` at once.
+        let accepts =
+            |a: &SocketAddr| TcpStream::connect_timeout(a, Duration::from_millis(100)).is_ok();
         let up = poll_until(Duration::from_secs(15), || {
-            TcpStream::connect_timeout(&addr, Duration::from_millis(100)).is_ok() || p.exited()
+            (accepts(&addr) && accepts(&admin)) || p.exited()
         });
         assert!(
             up && !p.exited(),
-            "pinlb did not start listening on {addr}; log:\n{}",
+            "pinlb did not start listening on {addr} and its admin listener on {admin}; log:\n{}",
             p.log()
         );
         p
@@ -316,7 +320,8 @@ impl Pinlb {
 
     /// `GET path` on the admin listener.
     pub fn admin_get(&self, path: &str) -> Response {
-        get(self.admin, path, &[]).expect("admin listener")
+        get(self.admin, path, &[])
+            .unwrap_or_else(|e| panic!("admin listener: {e}; log:\n{}", self.log()))
     }
 
     /// The admin listener's `/status`.
