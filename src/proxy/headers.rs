@@ -15,11 +15,14 @@ pub fn apply_set_headers(
     rules: &[HeaderRule],
     info: &RequestInfo<'_>,
 ) -> Result<()> {
+    // Room for every new name at once: inserting one by one grows both of the request's
+    // header maps (values and wire case) again and again.
+    upstream_req.reserve_headers(rules.len())?;
     // One buffer for all values: each value is copied out once into its own header.
     let mut buf = Vec::with_capacity(128);
     for rule in rules {
         if let Some(value) = &rule.literal {
-            upstream_req.insert_header(rule.name.clone(), value.clone())?;
+            upstream_req.insert_parsed_header(&rule.header, rule.name.clone(), value.clone())?;
             continue;
         }
         buf.clear();
@@ -32,7 +35,7 @@ pub fn apply_set_headers(
         }
         let value = HeaderValue::from_bytes(&buf)
             .or_err(InvalidHTTPHeader, "header value built from variables")?;
-        upstream_req.insert_header(rule.name.clone(), value)?;
+        upstream_req.insert_parsed_header(&rule.header, rule.name.clone(), value)?;
     }
     Ok(())
 }
@@ -108,6 +111,7 @@ mod tests {
             get(&up, "x-forwarded-for").as_deref(),
             Some("203.0.113.9, 192.0.2.1")
         );
+        assert_eq!(up.headers.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(get(&up, "x-forwarded-proto").as_deref(), Some("http"));
         assert_eq!(
             get(&up, "x-forwarded-host").as_deref(),
