@@ -124,7 +124,8 @@ http {{
     ws_servers = "\n".join(f"    server ws{i + 1} 127.0.0.1:{p}" for i, p in enumerate(WS_APPS))
     open(f"{d}/haproxy.cfg", "w").write(f"""global
     nbthread {workers}
-    maxconn 10000
+    # HAProxy raises its fd limit to about 2 x maxconn: keep that under common hard limits.
+    maxconn 4000
 defaults
     mode http
     timeout connect 5s
@@ -204,7 +205,9 @@ def main():
             targets["haproxy"] = start(["haproxy", "-f", f"{d}/haproxy.cfg", "-db"])
         for port in APPS + WS_APPS + [PORTS[t] for t in targets]:
             if not wait_port(port):
-                sys.exit(f"nothing listens on {port}; see {d}/stderr.log")
+                # The folder goes with the exit: show what the proxies said.
+                log = open(f"{d}/stderr.log", errors="replace").read()[-2000:]
+                sys.exit(f"nothing listens on {port}; the proxies' stderr:\n{log}")
         time.sleep(1)
         cases = a.cases.split(",")
         print(f"# {a.rounds} rounds x {a.secs}s, {a.conns} connections, {a.workers} worker(s) per proxy, "
