@@ -509,6 +509,21 @@ impl Server {
     /// nginx's defaults for the passive health of a server.
     pub const DEFAULT_MAX_FAILS: u32 = 1;
     pub const DEFAULT_FAIL_TIMEOUT: Duration = Duration::from_secs(10);
+
+    /// A server with nginx's defaults for everything but its name and address.
+    pub fn new(name: String, addr: String, origin: Origin) -> Server {
+        Server {
+            name,
+            addr,
+            weight: 1,
+            max_fails: Server::DEFAULT_MAX_FAILS,
+            fail_timeout: Server::DEFAULT_FAIL_TIMEOUT,
+            max_conns: 0,
+            backup: false,
+            down: false,
+            origin,
+        }
+    }
 }
 
 /// nginx `map SOURCE $variable { ... }`.

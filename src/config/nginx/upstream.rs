@@ -124,17 +124,7 @@ fn server(d: &Nginx, previous: &[Server]) -> Result<Server, ConfigError> {
             format!("duplicate server \"{}\" in upstream", twin.name),
         ));
     }
-    let mut s = Server {
-        name: written.clone(),
-        addr,
-        weight: 1,
-        max_fails: Server::DEFAULT_MAX_FAILS,
-        fail_timeout: Server::DEFAULT_FAIL_TIMEOUT,
-        max_conns: 0,
-        backup: false,
-        down: false,
-        origin: d.origin(),
-    };
+    let mut s = Server::new(written.clone(), addr, d.origin());
     for param in &d.args()[1..] {
         let invalid = || at(d, format!("invalid parameter \"{param}\""));
         let number = |v: &str| v.parse::<u32>().map_err(|_| invalid());
@@ -177,17 +167,11 @@ pub fn implicit(t: &mut Translator, name: &str, host_port: &str, d: &Nginx) -> S
     t.upstreams
         .entry(name.to_string())
         .or_insert_with(|| Upstream {
-            servers: vec![Server {
-                name: host_port.to_string(),
-                addr: host_port.to_string(),
-                weight: 1,
-                max_fails: Server::DEFAULT_MAX_FAILS,
-                fail_timeout: Server::DEFAULT_FAIL_TIMEOUT,
-                max_conns: 0,
-                backup: false,
-                down: false,
-                origin: d.origin(),
-            }],
+            servers: vec![Server::new(
+                host_port.to_string(),
+                host_port.to_string(),
+                d.origin(),
+            )],
             balance: Balance::RoundRobin,
             health_check: None,
             keepalive: None,
