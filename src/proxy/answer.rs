@@ -86,10 +86,10 @@ pub type Answering<'a> = Pin<Box<dyn Future<Output = Result<()>> + Send + 'a>>;
 
 /// Writes a small `text/plain` response.
 pub fn respond_text(session: &mut Session, code: u16, body: String) -> Answering<'_> {
-    Box::pin(async move {
-        let resp = ResponseHeader::build(code, Some(3))?;
-        write_text(session, resp, body.into_bytes()).await
-    })
+    match ResponseHeader::build(code, Some(3)) {
+        Ok(resp) => write_text(session, resp, body.into_bytes()),
+        Err(e) => Box::pin(std::future::ready(Err(e))),
+    }
 }
 
 /// Writes `resp` with `body` as `text/plain` (no body for `HEAD`).
