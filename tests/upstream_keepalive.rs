@@ -1,0 +1,166 @@
+//! Idle connections to the servers: reused while they stay open, closed (not left in
+//! CLOSE_WAIT, not reused) when the server closes them, and closed by pinlb once they
+//! pass the upstream keepalive timeout.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::io::{BufRead, BufReader, ErrorKind, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread;
+use std::time::{Duration, Instant};
+
+/// A server that counts its connections and how each one ended. With `close_idle_after`
+/// it closes a connection that stays idle that long after a response, as a server with a
+/// short keep-alive timeout does.
+struct CountingServer {
+    addr: SocketAddr,
+    counts: Arc<Counts>,
+}
+
+#[derive(Default)]
+struct Counts {
+    accepted: AtomicUsize,
+    closed_by_server: AtomicUsize,
+    closed_by_proxy: AtomicUsize,
+}
+
+impl CountingServer {
+    fn start(close_idle_after: Option<Duration>) -> CountingServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let counts = Arc::new(Counts::default());
+        let accept_counts = Arc::clone(&counts);
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                accept_counts.accepted.fetch_add(1, Ordering::SeqCst);
+                let counts = Arc::clone(&accept_counts);
+                thread::spawn(move || serve(stream, close_idle_after, &counts));
+            }
+        });
+        CountingServer { addr, counts }
+    }
+
+    fn accepted(&self) -> usize {
+        self.counts.accepted.load(Ordering::SeqCst)
+    }
+
+    fn closed_by_server(&self) -> usize {
+        self.counts.closed_by_server.load(Ordering::SeqCst)
+    }
+
+    fn closed_by_proxy(&self) -> usize {
+        self.counts.closed_by_proxy.load(Ordering::SeqCst)
+    }
+
+    fn servers(&self) -> serde_json::Value {
+        json!([{ "name": "a", "addr": self.addr.to_string() }])
+    }
+}
+
+fn serve(stream: TcpStream, close_idle_after: Option<Duration>, counts: &Counts) {
+    stream.set_read_timeout(close_idle_after).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let mut reader = BufReader::new(stream);
+    loop {
+        let mut line = String::new();
+        match reader.read_line(&mut line) {
+            Ok(0) => {
+                counts.closed_by_proxy.fetch_add(1, Ordering::SeqCst);
+                return;
+            }
+            Ok(_) if line == "\r\n" => {
+                let ok = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n");
+                if ok.is_err() {
+                    return;
+                }
+            }
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                counts.closed_by_server.fetch_add(1, Ordering::SeqCst);
+                return; // dropping the socket closes it
+            }
+            Err(_) => return,
+        }
+    }
+}
+
+/// Sockets in CLOSE_WAIT towards `server`: connections the server closed and the local
+/// side (here only pinlb connects to it) did not.
+fn close_wait_towards(server: SocketAddr) -> usize {
+    const CLOSE_WAIT: &str = "08";
+    let table = std::fs::read_to_string("/proc/net/tcp").unwrap();
+    let remote = format!(":{:04X}", server.port());
+    table
+        .lines()
+        .skip(1)
+        .filter(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            fields.len() > 3 && fields[2].ends_with(&remote) && fields[3] == CLOSE_WAIT
+        })
+        .count()
+}
+
+#[test]
+fn connections_to_the_server_are_reused() {
+    let server = CountingServer::start(None);
+    let lb = Pinlb::start(&config(server.servers(), json!({}), json!({})));
+    let mut client = lb.client();
+    for _ in 0..10 {
+        assert_eq!(client.get("/", &[]).unwrap().status, 200);
+    }
+    for _ in 0..5 {
+        assert_eq!(get(lb.addr, "/", &[]).unwrap().status, 200);
+    }
+    assert_eq!(
+        server.accepted(),
+        1,
+        "15 sequential requests, one connection"
+    );
+}
+
+#[test]
+fn a_connection_the_server_closed_is_closed_and_not_reused() {
+    let server = CountingServer::start(Some(Duration::from_millis(100)));
+    let lb = Pinlb::start(&config(server.servers(), json!({}), json!({})));
+    let mut client = lb.client();
+    assert_eq!(client.get("/", &[]).unwrap().status, 200);
+    assert!(poll_until(Duration::from_secs(3), || server
+        .closed_by_server()
+        == 1));
+    // pinlb notices the close of an idle connection by itself, without a request.
+    assert!(
+        poll_until(Duration::from_secs(5), || close_wait_towards(server.addr)
+            == 0),
+        "the closed connection stayed in CLOSE_WAIT"
+    );
+    // The next request gets a new connection instead of a 502 from the closed one.
+    assert_eq!(client.get("/", &[]).unwrap().status, 200);
+    assert_eq!(server.accepted(), 2);
+}
+
+#[test]
+fn idle_connections_are_closed_after_the_upstream_keepalive_timeout() {
+    let server = CountingServer::start(None);
+    let keepalive = json!({ "upstreams": { "web": {
+        "keepalive": { "connections": 8, "timeout_ms": 300 }
+    } } });
+    let lb = Pinlb::start(&config(server.servers(), json!({}), keepalive));
+    let mut client = lb.client();
+    let sent = Instant::now();
+    assert_eq!(client.get("/", &[]).unwrap().status, 200);
+    assert!(poll_until(Duration::from_secs(5), || server
+        .closed_by_proxy()
+        == 1));
+    let idle_for = sent.elapsed();
+    assert!(
+        idle_for >= Duration::from_millis(300),
+        "closed after {idle_for:?}, before the 300 ms timeout"
+    );
+    assert_eq!(client.get("/", &[]).unwrap().status, 200);
+    assert_eq!(server.accepted(), 2);
+}
