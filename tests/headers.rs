@@ -55,6 +55,31 @@ fn forwarded_for_starts_with_the_client_when_absent() {
 }
 
 #[test]
+fn hop_by_hop_headers_stay_between_client_and_pinlb() {
+    let a = Backend::start("a");
+    let lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));
+    let r = lb
+        .client()
+        .get(
+            "/headers",
+            &[
+                ("Connection", "keep-alive, X-Per-Hop"),
+                ("Keep-Alive", "timeout=5"),
+                ("Proxy-Connection", "keep-alive"),
+                ("TE", "trailers"),
+                ("X-Per-Hop", "1"),
+                ("X-End-To-End", "2"),
+            ],
+        )
+        .unwrap();
+    let h = received(&r);
+    for name in ["keep-alive", "proxy-connection", "te", "x-per-hop"] {
+        assert_eq!(value(&h, name), None, "{name} was forwarded: {h:?}");
+    }
+    assert_eq!(value(&h, "x-end-to-end"), Some("2"));
+}
+
+#[test]
 fn configured_headers_replace_the_defaults_and_empty_values_remove() {
     let a = Backend::start("a");
     let route = json!({ "proxy": { "set_headers": {
