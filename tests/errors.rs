@@ -86,3 +86,23 @@ fn timeouts_on_every_server_give_504_after_one_try_each() {
     assert_eq!(get(lb.addr, "/slow/800", &[]).unwrap().status, 504);
     assert_eq!((a.requests(), b.requests()), (1, 1));
 }
+
+#[test]
+fn conflicting_content_lengths_give_400_and_reach_no_server() {
+    let a = Backend::start("a");
+    let lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));
+    let agreeing = lb
+        .client()
+        .request("PATCH", "/", &[("Content-Length", "0, 0")])
+        .unwrap();
+    assert_eq!(agreeing.status, 200, "identical values frame the same body");
+    assert_eq!(a.requests(), 1);
+    for value in ["1, 2", "x", "0, x"] {
+        let r = lb
+            .client()
+            .request("PATCH", "/", &[("Content-Length", value)])
+            .unwrap();
+        assert_eq!(r.status, 400, "Content-Length: {value}");
+    }
+    assert_eq!(a.requests(), 1, "no ambiguous request reached the server");
+}
