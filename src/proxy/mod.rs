@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use log::debug;
 use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use std::net::IpAddr;
@@ -78,6 +79,12 @@ impl ProxyHttp for Proxy {
             ..RequestCtx::default()
         }
     }
+
+    /// No downstream modules. Pingora's default adds its response compression module,
+    /// switched off; pinlb does not compress (nginx's `gzip` directives are accepted and
+    /// ignored), and the idle module still cost an allocation and four filter calls per
+    /// request.
+    fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         ctx.started = Some(Instant::now());
