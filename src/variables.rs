@@ -157,6 +157,15 @@ impl Template {
         }
     }
 
+    /// The value when it is one of a few fixed strings whatever the request (`$scheme`),
+    /// so that no copy has to be made of it.
+    pub fn as_static(&self, req: &RequestInfo<'_>) -> Option<&'static str> {
+        match self.parts.as_slice() {
+            [Part::Var(Var::Scheme)] => Some(if req.tls { "https" } else { "http" }),
+            _ => None,
+        }
+    }
+
     /// Indexes of the maps this template refers to.
     pub fn maps_used(&self) -> impl Iterator<Item = usize> + '_ {
         self.parts.iter().filter_map(|p| match p {
@@ -387,6 +396,18 @@ mod tests {
             r.append_header(k.to_string(), *v).unwrap();
         }
         r
+    }
+
+    #[test]
+    fn only_a_lone_scheme_is_a_fixed_string() {
+        let req = get(b"/", &[]);
+        let mut i = info(&req);
+        let scheme = Template::parse("$scheme", &[]).unwrap();
+        assert_eq!(scheme.as_static(&i), Some("http"));
+        i.tls = true;
+        assert_eq!(scheme.as_static(&i), Some("https"));
+        let url = Template::parse("$scheme://$host", &[]).unwrap();
+        assert_eq!(url.as_static(&i), None);
     }
 
     #[test]

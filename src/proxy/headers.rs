@@ -25,6 +25,11 @@ pub fn apply_set_headers(
             upstream_req.insert_parsed_header(&rule.header, rule.name.clone(), value.clone())?;
             continue;
         }
+        if let Some(text) = rule.value.as_ref().and_then(|t| t.as_static(info)) {
+            let value = HeaderValue::from_static(text);
+            upstream_req.insert_parsed_header(&rule.header, rule.name.clone(), value)?;
+            continue;
+        }
         buf.clear();
         if let Some(template) = &rule.value {
             template.expand(info, &mut buf);

@@ -54,7 +54,11 @@ impl PassiveHealth {
 
     /// False while `max_fails` failures are less than `fail_timeout` old.
     pub fn available(&self) -> bool {
-        self.available_at(now_ms())
+        // The clock is read only once the server has failed enough for it to matter: this
+        // runs for every candidate of every request.
+        self.max_fails == 0
+            || self.fails.load(Ordering::Relaxed) < self.max_fails
+            || self.available_at(now_ms())
     }
 
     fn available_at(&self, now: u64) -> bool {
