@@ -248,16 +248,13 @@ impl RequestHeader {
         case: impl IntoCaseHeaderName,
         value: HeaderValue,
     ) -> Result<()> {
-        if let Some(name_map) = self.header_name_map.as_mut() {
-            name_map
-                .try_insert(name.clone(), case.into_case_header_name())
-                .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
-        }
-        self.base
-            .headers
-            .try_insert(name.clone(), value)
-            .or_err(InvalidHTTPHeader, "header value map size overflows MAX_SIZE")?;
-        Ok(())
+        insert_parsed_header_value(
+            self.header_name_map.as_mut(),
+            &mut self.base.headers,
+            name,
+            case,
+            value,
+        )
     }
 
     /// Makes room for `additional` more header names, so that inserting them does not grow
@@ -620,6 +617,23 @@ impl ResponseHeader {
         )
     }
 
+    /// Like [Self::insert_header()] for a name parsed once beforehand: `name` is not parsed
+    /// from `case` (its wire form) again.
+    pub fn insert_parsed_header(
+        &mut self,
+        name: &HeaderName,
+        case: impl IntoCaseHeaderName,
+        value: HeaderValue,
+    ) -> Result<()> {
+        insert_parsed_header_value(
+            self.header_name_map.as_mut(),
+            &mut self.base.headers,
+            name,
+            case,
+            value,
+        )
+    }
+
     /// Remove all headers under the name
     pub fn remove_header<'a, N: ?Sized>(&mut self, name: &'a N) -> Option<HeaderValue>
     where
@@ -926,6 +940,25 @@ fn insert_header_value<T>(
         name_map.insert(header_name.clone(), case_header_name);
     }
     value_map.insert(header_name, value);
+    Ok(())
+}
+
+/// [insert_header_value] for a name already parsed: only `case` is kept from the wire form.
+fn insert_parsed_header_value(
+    name_map: Option<&mut CaseMap>,
+    value_map: &mut HMap,
+    name: &HeaderName,
+    case: impl IntoCaseHeaderName,
+    value: HeaderValue,
+) -> Result<()> {
+    if let Some(name_map) = name_map {
+        name_map
+            .try_insert(name.clone(), case.into_case_header_name())
+            .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
+    }
+    value_map
+        .try_insert(name.clone(), value)
+        .or_err(InvalidHTTPHeader, "header value map size overflows MAX_SIZE")?;
     Ok(())
 }
 

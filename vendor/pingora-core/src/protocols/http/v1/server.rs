@@ -846,15 +846,15 @@ impl HttpSession {
         // no need to add these headers to 1xx responses
         if !header.status.is_informational() && self.update_resp_headers {
             /* update headers */
-            header.insert_header(header::DATE, date::get_cached_date())?;
-
-            // TODO: make these lazy static
-            let connection_value = if self.will_keepalive() {
+            // Names and values prepared: `insert_header` would parse each name again from
+            // its wire form and copy the value into a new allocation, on every response.
+            header.insert_parsed_header(&header::DATE, "Date", date::get_cached_date())?;
+            let connection_value = HeaderValue::from_static(if self.will_keepalive() {
                 "keep-alive"
             } else {
                 "close"
-            };
-            header.insert_header(header::CONNECTION, connection_value)?;
+            });
+            header.insert_parsed_header(&header::CONNECTION, "Connection", connection_value)?;
         }
 
         if header.status == 101 {
