@@ -26,8 +26,9 @@ pub struct Runtime {
     pub pools: BTreeMap<String, Arc<Pool>>,
     pub virtual_servers: Vec<VirtualServer>,
     pub maps: Vec<CompiledMap>,
-    /// Response header naming the server that answered.
-    pub served_by: Option<HeaderName>,
+    /// Response header naming the server that answered: the name, and its case as
+    /// configured (the case it is sent with).
+    pub served_by: Option<(HeaderName, Bytes)>,
     /// Idle time allowed on client keep-alive connections; zero disables keep-alive.
     pub keepalive_timeout: Duration,
     /// Whether any virtual server has names (otherwise the Host header is not consulted).
@@ -167,10 +168,11 @@ impl Runtime {
             virtual_servers.push(build_virtual_server(file, config, vs, &pools, &mut logs)?);
         }
         let served_by = match &config.served_by_header {
-            Some(name) => Some(
+            Some(name) => Some((
                 HeaderName::from_bytes(name.as_bytes())
                     .map_err(|e| invalid(file, "served_by_header", e.to_string()))?,
-            ),
+                Bytes::from(name.clone()),
+            )),
             None => None,
         };
         Ok(Runtime {

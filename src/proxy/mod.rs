@@ -323,8 +323,11 @@ impl ProxyHttp for Proxy {
         else {
             return Ok(());
         };
-        if let (Some(name), Some(pool), Some(i)) = (&runtime.served_by, &ctx.pool, ctx.current) {
-            upstream_response.insert_header(name.clone(), pool.servers[i].name_value.clone())?;
+        if let (Some((name, case)), Some(pool), Some(i)) =
+            (&runtime.served_by, &ctx.pool, ctx.current)
+        {
+            let value = pool.servers[i].name_value.clone();
+            upstream_response.insert_parsed_header(name, case.clone(), value)?;
         }
         if !route.add_headers.is_empty() {
             let info = request_info(session, runtime, at.0, &proxy.proxy_host);
