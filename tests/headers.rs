@@ -5,6 +5,8 @@ mod common;
 
 use common::*;
 use serde_json::json;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{SocketAddr, TcpListener};
 
 /// The request headers the backend received, by lowercase name.
 fn received(r: &Response) -> Vec<(String, String)> {
@@ -135,4 +137,69 @@ fn no_served_by_header_unless_configured() {
         lb.client().get("/", &[]).unwrap().header("x-served-by"),
         None
     );
+}
+
+/// A server that answers every request with `head` (status line and headers, without the
+/// blank line) and the body `ok\n`.
+fn fixed_head_server(head: &'static str) -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            std::thread::spawn(move || {
+                let mut writer = stream.try_clone().unwrap();
+                let mut reader = BufReader::new(stream);
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) {
+                    if line == "\r\n" {
+                        let answer = format!("{head}\r\nContent-Length: 3\r\n\r\nok\n");
+                        if writer.write_all(answer.as_bytes()).is_err() {
+                            return;
+                        }
+                    }
+                    line.clear();
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[test]
+fn response_header_names_keep_the_servers_case() {
+    // Names as pinlb would write them anyway, then ones in other cases: the first ones keep
+    // their case when the later ones make pinlb keep case explicitly.
+    let cases = [
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: app\r\nx-lower: 1\r\nX-Mixed-ID: 2\r\nSET-COOKIE: a=b",
+        "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nServer: app",
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: app\r\nx-lower: 1",
+    ];
+    // With `served_by_header`, pinlb adds a name of its own to every response.
+    for served_by in [json!(null), json!("X-Served-By")] {
+        for head in cases {
+            let server = fixed_head_server(head);
+            let upstream = json!([{ "name": "a", "addr": server.to_string() }]);
+            let extra = json!({ "served_by_header": served_by });
+            let lb = Pinlb::start(&config(upstream, json!({}), extra));
+            let r = lb.client().get("/", &[]).unwrap();
+            assert_eq!(r.status, 200);
+            let received: Vec<&str> = r.headers.iter().map(|(k, _)| k.as_str()).collect();
+            let sent = head
+                .split("\r\n")
+                .skip(1)
+                .filter_map(|l| l.split(':').next());
+            for name in sent {
+                assert!(received.contains(&name), "{name} not in {received:?}");
+            }
+            // pinlb's own headers are written as nginx writes them.
+            for name in ["Date", "Connection"] {
+                assert!(received.contains(&name), "{name} not in {received:?}");
+            }
+            assert_eq!(
+                received.contains(&"X-Served-By"),
+                !served_by.is_null(),
+                "{received:?}"
+            );
+        }
+    }
 }

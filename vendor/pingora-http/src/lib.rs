@@ -487,6 +487,10 @@ pub struct ResponseHeader {
     header_name_map: Option<CaseMap>,
     // the reason phrase of the response, if unset, a default one will be used
     reason_phrase: Option<String>,
+    // While `header_name_map` is `None`: every header's wire case is the one it is written
+    // with anyway (`default_case_name`), so the case map is only built once a name arrives
+    // in another case. See [ResponseHeader::build_case_deferred].
+    case_deferred: bool,
 }
 
 impl AsRef<RespParts> for ResponseHeader {
@@ -509,6 +513,7 @@ impl Clone for ResponseHeader {
             base: self.as_owned_parts(),
             header_name_map: self.header_name_map.clone(),
             reason_phrase: self.reason_phrase.clone(),
+            case_deferred: self.case_deferred,
         }
     }
 }
@@ -520,6 +525,7 @@ impl From<RespParts> for ResponseHeader {
             base: parts,
             header_name_map: None,
             reason_phrase: None,
+            case_deferred: false,
         }
     }
 }
@@ -552,6 +558,7 @@ impl ResponseHeader {
             base,
             header_name_map: None,
             reason_phrase: None,
+            case_deferred: false,
         }
     }
 
@@ -577,6 +584,42 @@ impl ResponseHeader {
         Ok(resp)
     }
 
+    /// Like [Self::build()], for a response parsed from the wire: the header case is kept,
+    /// but the map that keeps it is built only when a header name arrives in a case other
+    /// than the one it would be written with anyway (`Content-Type`, `Date`, `x-custom`, ...).
+    /// Most servers write names that way, and their responses then cost one header map
+    /// instead of two.
+    pub fn build_case_deferred(
+        code: impl TryInto<StatusCode>,
+        size_hint: Option<usize>,
+    ) -> Result<Self> {
+        let mut resp = Self::build_no_case(code, size_hint)?;
+        resp.case_deferred = true;
+        Ok(resp)
+    }
+
+    /// Builds the deferred case map once `case` is not how `name` would be written without
+    /// one. The headers so far get the case they would be written with, which was theirs.
+    fn keep_case(&mut self, name: &HeaderName, case: &CaseHeaderName) -> Result<()> {
+        if !self.case_deferred
+            || self.header_name_map.is_some()
+            || case.as_slice() == default_case_name(name).as_bytes()
+        {
+            return Ok(());
+        }
+        let headers = &self.base.headers;
+        let mut name_map = CaseMap::with_capacity(headers.len() + 1);
+        for (existing, _) in headers {
+            // Titled as `default_case_name` writes it.
+            name_map
+                .try_append(existing.clone(), existing.into_case_header_name())
+                .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
+        }
+        self.header_name_map = Some(name_map);
+        self.case_deferred = false;
+        Ok(())
+    }
+
     /// Append the header name and value to `self`.
     ///
     /// If there are already some headers under the same name, a new value will be added without
@@ -589,10 +632,14 @@ impl ResponseHeader {
         let header_value = value
             .try_into()
             .explain_err(InvalidHTTPHeader, |_| "invalid value while append")?;
-        append_header_value(
+        let case = name.into_case_header_name();
+        let header_name = parse_case_header_name(&case)?;
+        self.keep_case(&header_name, &case)?;
+        append_parsed_header_value(
             self.header_name_map.as_mut(),
             &mut self.base.headers,
-            name,
+            header_name,
+            case,
             header_value,
         )
     }
@@ -609,12 +656,9 @@ impl ResponseHeader {
         let header_value = value
             .try_into()
             .explain_err(InvalidHTTPHeader, |_| "invalid value while insert")?;
-        insert_header_value(
-            self.header_name_map.as_mut(),
-            &mut self.base.headers,
-            name,
-            header_value,
-        )
+        let case = name.into_case_header_name();
+        let header_name = parse_case_header_name(&case)?;
+        self.insert_parsed_header(&header_name, case, header_value)
     }
 
     /// Like [Self::insert_header()] for a name parsed once beforehand: `name` is not parsed
@@ -625,6 +669,8 @@ impl ResponseHeader {
         case: impl IntoCaseHeaderName,
         value: HeaderValue,
     ) -> Result<()> {
+        let case = case.into_case_header_name();
+        self.keep_case(name, &case)?;
         insert_parsed_header_value(
             self.header_name_map.as_mut(),
             &mut self.base.headers,
@@ -902,10 +948,30 @@ fn append_header_value<T>(
     value: T,
 ) -> Result<bool> {
     let case_header_name = name.into_case_header_name();
-    let header_name: HeaderName = case_header_name
-        .as_slice()
+    let header_name = parse_case_header_name(&case_header_name)?;
+    append_parsed_header_value(name_map, value_map, header_name, case_header_name, value)
+}
+
+/// The header name of a wire form.
+fn parse_case_header_name(case: &CaseHeaderName) -> Result<HeaderName> {
+    case.as_slice()
         .try_into()
-        .or_err(InvalidHTTPHeader, "invalid header name")?;
+        .or_err(InvalidHTTPHeader, "invalid header name")
+}
+
+/// How a header name is written when no case is kept for it.
+fn default_case_name(name: &HeaderName) -> &str {
+    case_header_name::titled_header_name_str(name).unwrap_or(name.as_str())
+}
+
+/// [append_header_value] for a name already parsed from `case_header_name`.
+fn append_parsed_header_value<T>(
+    name_map: Option<&mut CaseMap>,
+    value_map: &mut HMap<T>,
+    header_name: HeaderName,
+    case_header_name: CaseHeaderName,
+    value: T,
+) -> Result<bool> {
     // store the original case in the map
     if let Some(name_map) = name_map {
         // Use the non-panicking `try_append`: the infallible `append` calls
@@ -1092,9 +1158,7 @@ fn header_to_h1_wire(key_map: Option<&CaseMap>, value_map: &HMap, buf: &mut impl
         });
     } else {
         for (header, value) in value_map {
-            let titled_header =
-                case_header_name::titled_header_name_str(header).unwrap_or(header.as_str());
-            buf.put_slice(titled_header.as_bytes());
+            buf.put_slice(default_case_name(header).as_bytes());
             buf.put_slice(HEADER_KV_DELIMITER);
             buf.put_slice(value.as_ref());
             buf.put_slice(CRLF);

@@ -284,7 +284,9 @@ impl HttpSession {
                         // while header_refs doesn't as it is still empty
                         let _num_headers = populate_headers(base, &mut header_refs, resp.headers);
 
-                        let mut response_header = match ResponseHeader::build(
+                        // The wire case is kept, in a second header map only when a name
+                        // is not in the case it would be written with anyway.
+                        let mut response_header = match ResponseHeader::build_case_deferred(
                             resp.code.unwrap(),
                             Some(resp.headers.len()),
                         ) {
