@@ -203,3 +203,19 @@ fn response_header_names_keep_the_servers_case() {
         }
     }
 }
+
+#[test]
+fn requests_with_many_headers_are_parsed_whole_up_to_the_limit() {
+    let a = Backend::start("a");
+    let lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));
+    let names: Vec<String> = (0..200).map(|i| format!("X-Many-{i}")).collect();
+    let many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let h = received(&lb.client().get("/headers", &many).unwrap());
+    for name in ["x-many-0", "x-many-199"] {
+        assert_eq!(value(&h, name), Some("v"), "{name}");
+    }
+    let names: Vec<String> = (0..300).map(|i| format!("X-Many-{i}")).collect();
+    let too_many: Vec<(&str, &str)> = names.iter().map(|n| (n.as_str(), "v")).collect();
+    let r = lb.client().get("/headers", &too_many).unwrap();
+    assert_eq!(r.status, 400, "more headers than the parser takes");
+}
