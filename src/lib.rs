@@ -5,6 +5,7 @@
 //! another program's `main`.
 
 pub mod admin;
+pub mod allocator;
 pub mod cli;
 pub mod config;
 pub mod health;

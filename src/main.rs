@@ -12,12 +12,9 @@ use pinlb::runtime::Runtime;
 use pinlb::state::Shared;
 use std::process::ExitCode;
 
-// glibc's malloc was about a tenth of all CPU time under load (each request allocates
-// header maps and buffers); mimalloc's thread-local free lists make that much cheaper.
-// Built with `no_thp`: mimalloc otherwise asks for transparent huge pages on its arenas,
-// which doubled resident memory (27 -> 14 MiB under load) for no measurable speed.
+// mimalloc: see `pinlb::allocator` for why, and why not through the `mimalloc` crate.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: pinlb::allocator::Mimalloc = pinlb::allocator::Mimalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
