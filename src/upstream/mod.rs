@@ -23,7 +23,7 @@ use std::collections::BTreeSet;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 /// One backend server as the proxy sees it.
@@ -44,6 +44,9 @@ pub struct Server {
     pub max_conns: usize,
     pub inflight: Arc<AtomicUsize>,
     pub passive: PassiveHealth,
+    /// Active health checks' verdict as of their last pass (see
+    /// [`Pool::refresh_active_health`]).
+    active_ok: AtomicBool,
 }
 
 /// How a pool picks: which key its selector needs.
@@ -195,7 +198,7 @@ impl Pool {
             true => Some(tier(true).map_err(|e| ConfigError::invalid(file, &conf.origin, e))?),
             false => None,
         };
-        Ok(Arc::new(Pool {
+        let pool = Pool {
             name: name.to_string(),
             conf: conf.clone(),
             primary,
@@ -214,7 +217,9 @@ impl Pool {
                 &servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
             ),
             servers,
-        }))
+        };
+        pool.refresh_active_health();
+        Ok(Arc::new(pool))
     }
 
     /// The next server for a request with selection `key`, among the servers `allowed`
@@ -223,7 +228,7 @@ impl Pool {
         let pick = |tier: &Tier| {
             tier.selector.pick(key, tier.max_steps, |b| {
                 let i = self.index_of(b)?;
-                (allowed(i) && self.is_usable_in(tier, i)).then_some(i)
+                (allowed(i) && self.is_usable(i)).then_some(i)
             })
         };
         if let Some(i) = pick(&self.primary).or_else(|| self.backup.as_ref().and_then(pick)) {
@@ -244,17 +249,8 @@ impl Pool {
     /// Whether server `i` may take a request now: not `down`, healthy by active checks,
     /// not failed by passive health, below `max_conns`.
     pub fn is_usable(&self, i: usize) -> bool {
-        let tier = match self.servers[i].backup {
-            true => self.backup.as_ref(),
-            false => Some(&self.primary),
-        };
-        tier.is_some_and(|t| self.is_usable_in(t, i))
-    }
-
-    fn is_usable_in(&self, tier: &Tier, i: usize) -> bool {
         let s = &self.servers[i];
-        !s.down
-            && tier.view.ready(&s.backend)
+        self.is_healthy_active(s)
             && s.passive.available()
             && (s.max_conns == 0 || s.inflight.load(Ordering::Relaxed) < s.max_conns)
     }
@@ -265,11 +261,21 @@ impl Pool {
     }
 
     fn is_healthy_active(&self, s: &Server) -> bool {
-        let tier = match s.backup {
-            true => self.backup.as_ref(),
-            false => Some(&self.primary),
-        };
-        !s.down && tier.is_some_and(|t| t.view.ready(&s.backend))
+        s.active_ok.load(Ordering::Relaxed)
+    }
+
+    /// Copies the health registry's verdict on each server into the server. Active health
+    /// changes only in a check pass, and asking the registry costs two hash lookups per
+    /// candidate of every request; this runs when the pool is built and after each pass.
+    fn refresh_active_health(&self) {
+        for s in &self.servers {
+            let tier = match s.backup {
+                true => self.backup.as_ref(),
+                false => Some(&self.primary),
+            };
+            let ok = !s.down && tier.is_some_and(|t| t.view.ready(&s.backend));
+            s.active_ok.store(ok, Ordering::Relaxed);
+        }
     }
 
     /// Whether any usable server passes `allowed`, without moving the balancer.
@@ -320,6 +326,7 @@ impl Pool {
     /// Runs one round of this pool's health check over all servers at once.
     pub async fn run_health_check(&self) {
         self.registry.run_health_check(true).await;
+        self.refresh_active_health();
     }
 
     fn index_of(&self, b: &Backend) -> Option<usize> {
@@ -395,6 +402,7 @@ fn resolve_servers(file: &Path, conf: &config::Upstream) -> Result<Vec<Server>, 
             max_conns: usize::try_from(s.max_conns).unwrap_or(usize::MAX),
             inflight: Arc::default(),
             passive: PassiveHealth::new(s.max_fails, s.fail_timeout),
+            active_ok: AtomicBool::new(false),
         });
     }
     Ok(servers)
