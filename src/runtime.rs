@@ -194,10 +194,11 @@ impl Runtime {
     }
 
     /// The virtual server for a connection to `local` asking for `host`, by nginx's rules.
-    pub fn find_virtual_server(
+    /// `host` is asked only when names have to decide: most configs have one server.
+    pub fn find_virtual_server<'h>(
         &self,
         local: Option<SocketAddr>,
-        host: Option<&str>,
+        host: impl FnOnce() -> Option<&'h str>,
     ) -> Option<usize> {
         // Servers of the most specific listen address only, as nginx does.
         let specificity = |vs: &VirtualServer| match local {
@@ -216,10 +217,11 @@ impl Runtime {
             (0..self.virtual_servers.len())
                 .filter(move |&i| specificity(&self.virtual_servers[i]) == Some(best))
         };
-        if let Some(host) = host
-            .filter(|_| self.any_server_names)
-            .map(server_names::normalize_host)
-        {
+        let host = match self.any_server_names {
+            true => host(),
+            false => None,
+        };
+        if let Some(host) = host.map(server_names::normalize_host) {
             let named = candidates()
                 .filter_map(|i| Some((self.virtual_servers[i].names.matches(&host)?, i)))
                 .min_by_key(|(quality, i)| {

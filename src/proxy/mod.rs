@@ -99,7 +99,7 @@ impl ProxyHttp for Proxy {
         }
         let local = session.server_addr().and_then(|a| a.as_inet()).copied();
         let req = session.req_header();
-        let Some(vs) = runtime.find_virtual_server(local, request::host(req)) else {
+        let Some(vs) = runtime.find_virtual_server(local, || request::host(req)) else {
             let body = "404 Not Found: no server for this address\n".into();
             answer::respond_text(session, 404, body).await?;
             return Ok(true);
