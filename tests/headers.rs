@@ -24,21 +24,20 @@ fn value<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-#[test]
-fn forwarding_headers_carry_the_client_as_nginx_would() {
+/// The request headers a backend receives when a client sends `sent` through pinlb on
+/// the default config.
+fn received_through_pinlb(sent: &[(&str, &str)]) -> Vec<(String, String)> {
     let a = Backend::start("a");
     let lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));
-    let r = lb
-        .client()
-        .get(
-            "/headers",
-            &[
-                ("Host", "Shop.Example:8080"),
-                ("X-Forwarded-For", "203.0.113.5"),
-            ],
-        )
-        .unwrap();
-    let h = received(&r);
+    received(&lb.client().get("/headers", sent).unwrap())
+}
+
+#[test]
+fn forwarding_headers_carry_the_client_as_nginx_would() {
+    let h = received_through_pinlb(&[
+        ("Host", "Shop.Example:8080"),
+        ("X-Forwarded-For", "203.0.113.5"),
+    ]);
     assert_eq!(value(&h, "x-forwarded-for"), Some("203.0.113.5, 127.0.0.1"));
     assert_eq!(value(&h, "x-real-ip"), Some("127.0.0.1"));
     assert_eq!(value(&h, "x-forwarded-proto"), Some("http"));
@@ -48,9 +47,7 @@ fn forwarding_headers_carry_the_client_as_nginx_would() {
 
 #[test]
 fn forwarded_for_starts_with_the_client_when_absent() {
-    let a = Backend::start("a");
-    let lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));
-    let h = received(&lb.client().get("/headers", &[]).unwrap());
+    let h = received_through_pinlb(&[]);
     assert_eq!(value(&h, "x-forwarded-for"), Some("127.0.0.1"));
     // Exactly one of each: set, not appended.
     assert_eq!(h.iter().filter(|(k, _)| k == "x-real-ip").count(), 1);
@@ -58,23 +55,14 @@ fn forwarded_for_starts_with_the_client_when_absent() {
 
 #[test]
 fn hop_by_hop_headers_stay_between_client_and_pinlb() {
-    let a = Backend::start("a");
-    let lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));
-    let r = lb
-        .client()
-        .get(
-            "/headers",
-            &[
-                ("Connection", "keep-alive, X-Per-Hop"),
-                ("Keep-Alive", "timeout=5"),
-                ("Proxy-Connection", "keep-alive"),
-                ("TE", "trailers"),
-                ("X-Per-Hop", "1"),
-                ("X-End-To-End", "2"),
-            ],
-        )
-        .unwrap();
-    let h = received(&r);
+    let h = received_through_pinlb(&[
+        ("Connection", "keep-alive, X-Per-Hop"),
+        ("Keep-Alive", "timeout=5"),
+        ("Proxy-Connection", "keep-alive"),
+        ("TE", "trailers"),
+        ("X-Per-Hop", "1"),
+        ("X-End-To-End", "2"),
+    ]);
     for name in ["keep-alive", "proxy-connection", "te", "x-per-hop"] {
         assert_eq!(value(&h, name), None, "{name} was forwarded: {h:?}");
     }
