@@ -15,20 +15,22 @@ use libmimalloc_sys::{mi_zalloc, mi_zalloc_aligned};
 use std::alloc::{GlobalAlloc, Layout};
 use std::ffi::c_void;
 
-/// Every mimalloc block is aligned to at least a word.
-const PLAIN_ALIGN: usize = std::mem::size_of::<usize>();
+/// Whether any mimalloc block suits `layout`: every block is aligned to at least a word.
+fn plain(layout: &Layout) -> bool {
+    layout.align() <= std::mem::size_of::<usize>()
+}
 
 /// mimalloc as the global allocator (`#[global_allocator]` in the binary).
 pub struct Mimalloc;
 
 // SAFETY: mimalloc's entry points honour the GlobalAlloc contract: the plain ones return
-// blocks aligned to at least PLAIN_ALIGN, which is all they are used for, and the aligned
+// blocks aligned to at least a word, which is all they are used for, and the aligned
 // ones any power-of-two alignment; `mi_free` takes blocks from either.
 unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         unsafe {
-            match layout.align() <= PLAIN_ALIGN {
+            match plain(&layout) {
                 true => mi_malloc(layout.size()),
                 false => mi_malloc_aligned(layout.size(), layout.align()),
             }
@@ -39,7 +41,7 @@ unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         unsafe {
-            match layout.align() <= PLAIN_ALIGN {
+            match plain(&layout) {
                 true => mi_zalloc(layout.size()),
                 false => mi_zalloc_aligned(layout.size(), layout.align()),
             }
@@ -55,7 +57,7 @@ unsafe impl GlobalAlloc for Mimalloc {
     #[inline]
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         unsafe {
-            match layout.align() <= PLAIN_ALIGN {
+            match plain(&layout) {
                 true => mi_realloc(ptr.cast(), new_size),
                 false => mi_realloc_aligned(ptr.cast(), new_size, layout.align()),
             }
