@@ -116,10 +116,12 @@ fn connections_to_the_server_are_reused() {
     for _ in 0..5 {
         assert_eq!(get(lb.addr, "/", &[]).unwrap().status, 200);
     }
-    assert_eq!(
-        server.accepted(),
-        1,
-        "15 sequential requests, one connection"
+    // One connection, or two if a request ever came in the moment before the previous
+    // one's connection was back in the pool (the client has its answer by then).
+    let accepted = server.accepted();
+    assert!(
+        accepted <= 2,
+        "15 sequential requests took {accepted} connections"
     );
 }
 
