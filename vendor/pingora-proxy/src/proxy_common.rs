@@ -175,30 +175,33 @@ impl ConnectionNominations {
     }
 }
 
-/// The standard hop-by-hop headers, and HTTP2-Settings: never forwarded upstream.
-static HOP_BY_HOP: [HeaderName; 10] = [
-    HeaderName::from_static(KEEP_ALIVE),
-    HeaderName::from_static(PROXY_CONNECTION),
-    header::PROXY_AUTHENTICATE,
-    header::PROXY_AUTHORIZATION,
-    header::TE,
-    header::TRAILER,
-    header::TRANSFER_ENCODING,
-    header::CONNECTION,
-    header::UPGRADE,
-    HeaderName::from_static(HTTP2_SETTINGS),
-];
-
-/// Whether `name` is one of [HOP_BY_HOP], which include every header the upgrade policy
-/// removes.
+/// Whether `name` is one of the headers that [strip_standard_hop_by_hop_headers] or the
+/// upgrade policy may remove.
 fn is_hop_by_hop_name(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(name)
+    const STANDARD: [HeaderName; 7] = [
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::CONNECTION,
+        header::UPGRADE,
+    ];
+    STANDARD.contains(name)
+        || matches!(name.as_str(), KEEP_ALIVE | PROXY_CONNECTION | HTTP2_SETTINGS)
 }
 
 fn strip_standard_hop_by_hop_headers(req: &mut RequestHeader) {
-    for name in &HOP_BY_HOP {
-        req.remove_header(name);
-    }
+    req.remove_header(KEEP_ALIVE);
+    req.remove_header(PROXY_CONNECTION);
+    req.remove_header(&header::PROXY_AUTHENTICATE);
+    req.remove_header(&header::PROXY_AUTHORIZATION);
+    req.remove_header(&header::TE);
+    req.remove_header(&header::TRAILER);
+    req.remove_header(&header::TRANSFER_ENCODING);
+    req.remove_header(&header::CONNECTION);
+    req.remove_header(&header::UPGRADE);
+    req.remove_header(HTTP2_SETTINGS);
 }
 
 /// Set H1 `Host` from the URI or absolute-form authority.
