@@ -18,6 +18,7 @@ use futures::StreamExt;
 use super::*;
 use crate::proxy_cache::{range_filter::RangeBodyFilter, ServeFromCache};
 use crate::proxy_common::*;
+use crate::task_pipe;
 use pingora_cache::CachePhase;
 use pingora_core::protocols::http::{
     authority::{raw_target_authority, validate_request_authority},
@@ -139,8 +140,8 @@ where
             Err(e) => return (false, false, Some(e)),
         };
 
-        let (tx_upstream, rx_upstream) = mpsc::channel::<HttpTask>(TASK_BUFFER_SIZE);
-        let (tx_downstream, rx_downstream) = mpsc::channel::<HttpTask>(TASK_BUFFER_SIZE);
+        let (tx_upstream, rx_upstream) = task_pipe::channel::<HttpTask>(TASK_BUFFER_SIZE);
+        let (tx_downstream, rx_downstream) = task_pipe::channel::<HttpTask>(TASK_BUFFER_SIZE);
 
         session.as_mut().enable_retry_buffering();
 
@@ -248,8 +249,8 @@ where
     async fn proxy_handle_upstream(
         &self,
         client_session: &mut HttpSessionV1,
-        tx: mpsc::Sender<HttpTask>,
-        mut rx: mpsc::Receiver<HttpTask>,
+        tx: task_pipe::Sender<HttpTask>,
+        mut rx: task_pipe::Receiver<HttpTask>,
         pipe_state: Arc<AtomicU8>,
     ) -> Result<bool>
     where
@@ -373,7 +374,7 @@ where
         session: &mut Session,
         ctx: &mut SV::CTX,
         initial_task: HttpTask,
-        rx: &mut mpsc::Receiver<HttpTask>,
+        rx: &mut task_pipe::Receiver<HttpTask>,
         serve_from_cache: &mut ServeFromCache,
         range_body_filter: &mut proxy_cache::range_filter::RangeBodyFilter,
         response_state: &mut ResponseStateMachine,
@@ -392,14 +393,9 @@ where
         // Batch: pull as many tasks as we can from rx
         let mut tasks = Vec::with_capacity(TASK_BUFFER_SIZE);
         tasks.push(initial_task);
-        // tokio::task::unconstrained because now_or_never may yield None when the future is ready
-        while let Some(maybe_task) = tokio::task::unconstrained(rx.recv()).now_or_never() {
-            debug!("upstream event now: {:?}", maybe_task);
-            if let Some(t) = maybe_task {
-                tasks.push(t);
-            } else {
-                break; // upstream closed
-            }
+        while let Some(t) = rx.try_recv() {
+            debug!("upstream event now: {:?}", t);
+            tasks.push(t);
         }
 
         /* run filters before sending to downstream */
@@ -452,8 +448,8 @@ where
     async fn proxy_handle_downstream(
         &self,
         session: &mut Session,
-        tx: mpsc::Sender<HttpTask>,
-        mut rx: mpsc::Receiver<HttpTask>,
+        tx: task_pipe::Sender<HttpTask>,
+        mut rx: task_pipe::Receiver<HttpTask>,
         ctx: &mut SV::CTX,
         downstream_custom_message_writer: &mut Option<Box<dyn CustomMessageWrite>>,
         downstream_custom_message_reader: &mut Option<
@@ -1030,7 +1026,7 @@ where
         session: &mut Session,
         mut data: Option<Bytes>,
         end_of_body: bool,
-        tx: mpsc::Permit<'_, HttpTask>,
+        tx: task_pipe::Permit<'_, HttpTask>,
         ctx: &mut SV::CTX,
     ) -> Result<bool>
     where
