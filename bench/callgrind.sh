@@ -8,7 +8,8 @@
 # tutorial setup with a health check every minute, so that a check rarely falls inside the
 # measured window). The proxy must listen on 127.0.0.1:$CALLGRIND_PORT (default 18084; the
 # bench's minimal Pingora proxy uses 18083) in front of the three nginx
-# apps this script starts on 127.0.0.1:19001-19003. After 300 warm-up requests the
+# apps this script starts on 127.0.0.1:19001-19003 (like the bench's, each adds an
+# `X-Server` header to its answer). After 300 warm-up requests the
 # counters are zeroed, REQUESTS (default 2000) keep-alive requests are sent one by one,
 # and the counters are dumped.
 set -euo pipefail
@@ -31,9 +32,9 @@ cat > "$dir/apps.conf" <<CONF
 worker_processes 1; pid $dir/apps.pid; error_log $dir/apps.err warn;
 events { worker_connections 1024; }
 http { access_log off; keepalive_requests 100000;
-  server { listen 127.0.0.1:19001; location / { return 200 "app1\n"; } }
-  server { listen 127.0.0.1:19002; location / { return 200 "app2\n"; } }
-  server { listen 127.0.0.1:19003; location / { return 200 "app3\n"; } } }
+  server { listen 127.0.0.1:19001; location / { add_header X-Server app1; return 200 "app1\n"; } }
+  server { listen 127.0.0.1:19002; location / { add_header X-Server app2; return 200 "app2\n"; } }
+  server { listen 127.0.0.1:19003; location / { add_header X-Server app3; return 200 "app3\n"; } } }
 CONF
 nginx -c "$dir/apps.conf"
 valgrind --tool=callgrind --callgrind-out-file="$dir/out.%p" "${cmd[@]}" >"$dir/proxy.log" 2>&1 &

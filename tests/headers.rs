@@ -161,6 +161,11 @@ fn response_header_names_keep_the_servers_case() {
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: app\r\nx-lower: 1\r\nX-Mixed-ID: 2\r\nSET-COOKIE: a=b",
         "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\nServer: app",
         "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: app\r\nx-lower: 1",
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nETag: \"1\"\r\nX-Powered-By: app",
+        // One name in two cases.
+        "HTTP/1.1 200 OK\r\nX-Dup: 1\r\nContent-Type: text/plain\r\nx-dup: 2",
+        // More names in other cases than pinlb keeps without a case map.
+        "HTTP/1.1 200 OK\r\nx-a: 1\r\nx-b: 1\r\nx-c: 1\r\nx-d: 1\r\nx-e: 1\r\nx-f: 1\r\nx-g: 1\r\nx-h: 1\r\nx-i: 1\r\nx-j: 1",
     ];
     // With `served_by_header`, pinlb adds a name of its own to every response.
     for served_by in [json!(null), json!("X-Served-By")] {
@@ -188,6 +193,33 @@ fn response_header_names_keep_the_servers_case() {
                 !served_by.is_null(),
                 "{received:?}"
             );
+        }
+    }
+}
+
+#[test]
+fn request_header_names_keep_the_clients_case() {
+    let a = Backend::start("a");
+    let lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));
+    let odd: Vec<String> = (0..10).map(|i| format!("x-odd-{i}")).collect();
+    let cases: Vec<Vec<&str>> = vec![
+        vec!["User-Agent", "Accept", "X-Request-Id"],
+        vec!["User-Agent", "x-lower", "X-Mixed-ID", "ACCEPT"],
+        // One name in two cases.
+        vec!["X-Dup", "Accept", "x-dup"],
+        // More names in other cases than pinlb keeps without a case map.
+        odd.iter().map(String::as_str).collect(),
+    ];
+    for names in cases {
+        let sent: Vec<(&str, &str)> = names.iter().map(|n| (*n, "v")).collect();
+        let r = lb.client().get("/headers", &sent).unwrap();
+        let received: Vec<&str> = r.body.lines().filter_map(|l| l.split(':').next()).collect();
+        for name in &names {
+            assert!(received.contains(name), "{name} not in {received:?}");
+        }
+        // pinlb's forwarding headers, as the tutorial config names them.
+        for name in ["X-Real-IP", "X-Forwarded-For", "X-Forwarded-Proto"] {
+            assert!(received.contains(&name), "{name} not in {received:?}");
         }
     }
 }

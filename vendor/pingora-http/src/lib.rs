@@ -45,6 +45,10 @@ mod case_header_name;
 use case_header_name::CaseHeaderName;
 pub use case_header_name::IntoCaseHeaderName;
 
+mod deferred_case;
+use deferred_case::DeferredCase;
+mod title_case;
+
 pub mod prelude {
     pub use crate::RequestHeader;
     pub use crate::ResponseHeader;
@@ -85,6 +89,9 @@ pub enum HeaderNameVariant<'a> {
 pub struct RequestHeader {
     base: ReqParts,
     header_name_map: Option<CaseMap>,
+    // While active, the wire case is kept without `header_name_map`; see
+    // [RequestHeader::build_case_deferred].
+    deferred_case: DeferredCase,
     raw_target: RawTarget,
     // whether we send END_STREAM with HEADERS for h2 requests
     send_end_stream: bool,
@@ -153,6 +160,7 @@ impl RequestHeader {
         RequestHeader {
             base,
             header_name_map: None,
+            deferred_case: DeferredCase::default(),
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
         }
@@ -191,6 +199,20 @@ impl RequestHeader {
         Ok(req)
     }
 
+    /// Like [Self::build()], for a request parsed from the wire: the header case is kept,
+    /// but without a second header map while names arrive in title case (`Host`,
+    /// `User-Agent`) and only a few do not (`ETag`, `x-custom`); the map is built when that
+    /// stops being true.
+    pub fn build_case_deferred(
+        method: impl TryInto<Method>,
+        path: &[u8],
+        size_hint: Option<usize>,
+    ) -> Result<Self> {
+        let mut req = Self::build_no_case(method, path, size_hint)?;
+        req.deferred_case = DeferredCase::active();
+        Ok(req)
+    }
+
     /// Append the header name and value to `self`.
     ///
     /// If there are already some headers under the same name, a new value will be added without
@@ -203,10 +225,20 @@ impl RequestHeader {
         let header_value = value
             .try_into()
             .explain_err(InvalidHTTPHeader, |_| "invalid value while append")?;
-        append_header_value(
+        let case = name.into_case_header_name();
+        let header_name = parse_case_header_name(&case)?;
+        self.deferred_case.keep(
+            &mut self.header_name_map,
+            &self.base.headers,
+            &header_name,
+            &case,
+            false,
+        )?;
+        append_parsed_header_value(
             self.header_name_map.as_mut(),
             &mut self.base.headers,
-            name,
+            header_name,
+            case,
             header_value,
         )
     }
@@ -223,12 +255,9 @@ impl RequestHeader {
         let header_value = value
             .try_into()
             .explain_err(InvalidHTTPHeader, |_| "invalid value while insert")?;
-        insert_header_value(
-            self.header_name_map.as_mut(),
-            &mut self.base.headers,
-            name,
-            header_value,
-        )
+        let case = name.into_case_header_name();
+        let header_name = parse_case_header_name(&case)?;
+        self.insert_parsed_header(&header_name, case, header_value)
     }
 
     /// Remove all headers under the name
@@ -236,7 +265,11 @@ impl RequestHeader {
     where
         &'a N: 'a + AsHeaderName,
     {
-        remove_header(self.header_name_map.as_mut(), &mut self.base.headers, name)
+        let removed = remove_header(self.header_name_map.as_mut(), &mut self.base.headers, name);
+        if removed.is_some() {
+            self.deferred_case.prune(&self.base.headers);
+        }
+        removed
     }
 
     /// Like [Self::insert_header()] for a name parsed once beforehand: `name` is not parsed
@@ -248,6 +281,14 @@ impl RequestHeader {
         case: impl IntoCaseHeaderName,
         value: HeaderValue,
     ) -> Result<()> {
+        let case = case.into_case_header_name();
+        self.deferred_case.keep(
+            &mut self.header_name_map,
+            &self.base.headers,
+            name,
+            &case,
+            true,
+        )?;
         insert_parsed_header_value(
             self.header_name_map.as_mut(),
             &mut self.base.headers,
@@ -275,7 +316,12 @@ impl RequestHeader {
     ///
     /// The header case will be preserved.
     pub fn header_to_h1_wire(&self, buf: &mut impl BufMut) {
-        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf)
+        header_to_h1_wire(
+            self.header_name_map.as_ref(),
+            &self.deferred_case,
+            &self.base.headers,
+            buf,
+        )
     }
 
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
@@ -288,34 +334,19 @@ impl RequestHeader {
 
     /// Returns true if the request has case-sensitive headers.
     pub fn has_case(&self) -> bool {
-        self.header_name_map.is_some()
+        self.header_name_map.is_some() || self.deferred_case.is_active()
     }
 
     pub fn map<F: FnMut(HeaderNameVariant, &HeaderValue) -> Result<()>>(
         &self,
-        mut f: F,
+        f: F,
     ) -> Result<()> {
-        let key_map = self.header_name_map.as_ref();
-        let value_map = &self.base.headers;
-
-        if let Some(key_map) = key_map {
-            let iter = key_map.iter().zip(value_map.iter());
-            for ((header, case_header), (header2, val)) in iter {
-                if header != header2 {
-                    // in case the header iteration order changes in future versions of HMap
-                    panic!("header iter mismatch {}, {}", header, header2)
-                }
-                f(HeaderNameVariant::Case(case_header), val)?;
-            }
-        } else {
-            for (header, value) in value_map {
-                let titled_header =
-                    case_header_name::titled_header_name_str(header).unwrap_or(header.as_str());
-                f(HeaderNameVariant::Titled(titled_header), value)?;
-            }
-        }
-
-        Ok(())
+        map_headers(
+            self.header_name_map.as_ref(),
+            &self.deferred_case,
+            &self.base.headers,
+            f,
+        )
     }
 
     /// Return mutable access to the request extensions.
@@ -439,6 +470,7 @@ impl Clone for RequestHeader {
         Self {
             base: self.as_owned_parts(),
             header_name_map: self.header_name_map.clone(),
+            deferred_case: self.deferred_case.clone(),
             raw_target: self.raw_target.clone(),
             send_end_stream: self.send_end_stream,
         }
@@ -454,6 +486,7 @@ impl From<ReqParts> for RequestHeader {
         Self {
             base: parts,
             header_name_map: None,
+            deferred_case: DeferredCase::default(),
             // The Uri is the only target available here, so it is the one that serializes.
             raw_target: RawTarget::FromUri,
             send_end_stream: true,
@@ -487,10 +520,9 @@ pub struct ResponseHeader {
     header_name_map: Option<CaseMap>,
     // the reason phrase of the response, if unset, a default one will be used
     reason_phrase: Option<String>,
-    // While `header_name_map` is `None`: every header's wire case is the one it is written
-    // with anyway (`default_case_name`), so the case map is only built once a name arrives
-    // in another case. See [ResponseHeader::build_case_deferred].
-    case_deferred: bool,
+    // While active, the wire case is kept without `header_name_map`; see
+    // [ResponseHeader::build_case_deferred].
+    deferred_case: DeferredCase,
 }
 
 impl AsRef<RespParts> for ResponseHeader {
@@ -513,7 +545,7 @@ impl Clone for ResponseHeader {
             base: self.as_owned_parts(),
             header_name_map: self.header_name_map.clone(),
             reason_phrase: self.reason_phrase.clone(),
-            case_deferred: self.case_deferred,
+            deferred_case: self.deferred_case.clone(),
         }
     }
 }
@@ -525,7 +557,7 @@ impl From<RespParts> for ResponseHeader {
             base: parts,
             header_name_map: None,
             reason_phrase: None,
-            case_deferred: false,
+            deferred_case: DeferredCase::default(),
         }
     }
 }
@@ -558,7 +590,7 @@ impl ResponseHeader {
             base,
             header_name_map: None,
             reason_phrase: None,
-            case_deferred: false,
+            deferred_case: DeferredCase::default(),
         }
     }
 
@@ -585,39 +617,17 @@ impl ResponseHeader {
     }
 
     /// Like [Self::build()], for a response parsed from the wire: the header case is kept,
-    /// but the map that keeps it is built only when a header name arrives in a case other
-    /// than the one it would be written with anyway (`Content-Type`, `Date`, `x-custom`, ...).
-    /// Most servers write names that way, and their responses then cost one header map
-    /// instead of two.
+    /// but without a second header map while names arrive in title case (`Content-Type`,
+    /// `X-Powered-By`) and only a few do not (`ETag`, `x-custom`); the map is built when
+    /// that stops being true. Most servers write names that way, and their responses then
+    /// cost one header map instead of two.
     pub fn build_case_deferred(
         code: impl TryInto<StatusCode>,
         size_hint: Option<usize>,
     ) -> Result<Self> {
         let mut resp = Self::build_no_case(code, size_hint)?;
-        resp.case_deferred = true;
+        resp.deferred_case = DeferredCase::active();
         Ok(resp)
-    }
-
-    /// Builds the deferred case map once `case` is not how `name` would be written without
-    /// one. The headers so far get the case they would be written with, which was theirs.
-    fn keep_case(&mut self, name: &HeaderName, case: &CaseHeaderName) -> Result<()> {
-        if !self.case_deferred
-            || self.header_name_map.is_some()
-            || case.as_slice() == default_case_name(name).as_bytes()
-        {
-            return Ok(());
-        }
-        let headers = &self.base.headers;
-        let mut name_map = CaseMap::with_capacity(headers.len() + 1);
-        for (existing, _) in headers {
-            // Titled as `default_case_name` writes it.
-            name_map
-                .try_append(existing.clone(), existing.into_case_header_name())
-                .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
-        }
-        self.header_name_map = Some(name_map);
-        self.case_deferred = false;
-        Ok(())
     }
 
     /// Append the header name and value to `self`.
@@ -634,7 +644,13 @@ impl ResponseHeader {
             .explain_err(InvalidHTTPHeader, |_| "invalid value while append")?;
         let case = name.into_case_header_name();
         let header_name = parse_case_header_name(&case)?;
-        self.keep_case(&header_name, &case)?;
+        self.deferred_case.keep(
+            &mut self.header_name_map,
+            &self.base.headers,
+            &header_name,
+            &case,
+            false,
+        )?;
         append_parsed_header_value(
             self.header_name_map.as_mut(),
             &mut self.base.headers,
@@ -670,7 +686,13 @@ impl ResponseHeader {
         value: HeaderValue,
     ) -> Result<()> {
         let case = case.into_case_header_name();
-        self.keep_case(name, &case)?;
+        self.deferred_case.keep(
+            &mut self.header_name_map,
+            &self.base.headers,
+            name,
+            &case,
+            true,
+        )?;
         insert_parsed_header_value(
             self.header_name_map.as_mut(),
             &mut self.base.headers,
@@ -685,14 +707,23 @@ impl ResponseHeader {
     where
         &'a N: 'a + AsHeaderName,
     {
-        remove_header(self.header_name_map.as_mut(), &mut self.base.headers, name)
+        let removed = remove_header(self.header_name_map.as_mut(), &mut self.base.headers, name);
+        if removed.is_some() {
+            self.deferred_case.prune(&self.base.headers);
+        }
+        removed
     }
 
     /// Write the header to the `buf` in HTTP/1.1 wire format.
     ///
     /// The header case will be preserved.
     pub fn header_to_h1_wire(&self, buf: &mut impl BufMut) {
-        header_to_h1_wire(self.header_name_map.as_ref(), &self.base.headers, buf)
+        header_to_h1_wire(
+            self.header_name_map.as_ref(),
+            &self.deferred_case,
+            &self.base.headers,
+            buf,
+        )
     }
 
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
@@ -705,34 +736,19 @@ impl ResponseHeader {
 
     /// Returns true if the response has case-sensitive headers.
     pub fn has_case(&self) -> bool {
-        self.header_name_map.is_some()
+        self.header_name_map.is_some() || self.deferred_case.is_active()
     }
 
     pub fn map<F: FnMut(HeaderNameVariant, &HeaderValue) -> Result<()>>(
         &self,
-        mut f: F,
+        f: F,
     ) -> Result<()> {
-        let key_map = self.header_name_map.as_ref();
-        let value_map = &self.base.headers;
-
-        if let Some(key_map) = key_map {
-            let iter = key_map.iter().zip(value_map.iter());
-            for ((header, case_header), (header2, val)) in iter {
-                if header != header2 {
-                    // in case the header iteration order changes in future versions of HMap
-                    panic!("header iter mismatch {}, {}", header, header2)
-                }
-                f(HeaderNameVariant::Case(case_header), val)?;
-            }
-        } else {
-            for (header, value) in value_map {
-                let titled_header =
-                    case_header_name::titled_header_name_str(header).unwrap_or(header.as_str());
-                f(HeaderNameVariant::Titled(titled_header), value)?;
-            }
-        }
-
-        Ok(())
+        map_headers(
+            self.header_name_map.as_ref(),
+            &self.deferred_case,
+            &self.base.headers,
+            f,
+        )
     }
 
     /// Return mutable access to the response extensions.
@@ -940,18 +956,6 @@ fn http_header_map_upper_bound(size_hint: Option<usize>) -> usize {
     )
 }
 
-#[inline]
-fn append_header_value<T>(
-    name_map: Option<&mut CaseMap>,
-    value_map: &mut HMap<T>,
-    name: impl IntoCaseHeaderName,
-    value: T,
-) -> Result<bool> {
-    let case_header_name = name.into_case_header_name();
-    let header_name = parse_case_header_name(&case_header_name)?;
-    append_parsed_header_value(name_map, value_map, header_name, case_header_name, value)
-}
-
 /// The header name of a wire form.
 fn parse_case_header_name(case: &CaseHeaderName) -> Result<HeaderName> {
     case.as_slice()
@@ -964,7 +968,8 @@ fn default_case_name(name: &HeaderName) -> &str {
     case_header_name::titled_header_name_str(name).unwrap_or(name.as_str())
 }
 
-/// [append_header_value] for a name already parsed from `case_header_name`.
+/// Appends `value` under `header_name`, keeping `case_header_name` in the case map if any.
+/// Errors instead of panicking when a map is full.
 fn append_parsed_header_value<T>(
     name_map: Option<&mut CaseMap>,
     value_map: &mut HMap<T>,
@@ -989,27 +994,8 @@ fn append_parsed_header_value<T>(
     )
 }
 
-#[inline]
-fn insert_header_value<T>(
-    name_map: Option<&mut CaseMap>,
-    value_map: &mut HMap<T>,
-    name: impl IntoCaseHeaderName,
-    value: T,
-) -> Result<()> {
-    let case_header_name = name.into_case_header_name();
-    let header_name: HeaderName = case_header_name
-        .as_slice()
-        .try_into()
-        .or_err(InvalidHTTPHeader, "invalid header name")?;
-    if let Some(name_map) = name_map {
-        // store the original case in the map
-        name_map.insert(header_name.clone(), case_header_name);
-    }
-    value_map.insert(header_name, value);
-    Ok(())
-}
-
-/// [insert_header_value] for a name already parsed: only `case` is kept from the wire form.
+/// Replaces the values under `name` with `value`, keeping `case` in the case map if any.
+/// Errors instead of panicking when a map is full.
 fn insert_parsed_header_value(
     name_map: Option<&mut CaseMap>,
     value_map: &mut HMap,
@@ -1145,11 +1131,23 @@ fn normalize_field_value(raw: bytes::Bytes) -> bytes::Bytes {
 }
 
 #[inline]
-fn header_to_h1_wire(key_map: Option<&CaseMap>, value_map: &HMap, buf: &mut impl BufMut) {
+fn header_to_h1_wire(
+    key_map: Option<&CaseMap>,
+    deferred_case: &DeferredCase,
+    value_map: &HMap,
+    buf: &mut impl BufMut,
+) {
     const CRLF: &[u8; 2] = b"\r\n";
     const HEADER_KV_DELIMITER: &[u8; 2] = b": ";
 
-    if let Some(key_map) = key_map {
+    if deferred_case.is_active() {
+        for (header, value) in value_map {
+            deferred_case.put_name(header, buf);
+            buf.put_slice(HEADER_KV_DELIMITER);
+            buf.put_slice(value.as_ref());
+            buf.put_slice(CRLF);
+        }
+    } else if let Some(key_map) = key_map {
         case_header_iter(key_map.into(), value_map).for_each(|(case_header, val)| {
             buf.put_slice(case_header.as_slice());
             buf.put_slice(HEADER_KV_DELIMITER);
@@ -1164,6 +1162,37 @@ fn header_to_h1_wire(key_map: Option<&CaseMap>, value_map: &HMap, buf: &mut impl
             buf.put_slice(CRLF);
         }
     }
+}
+
+/// Calls `f` with each header's name in the case it is written with, and its value.
+fn map_headers<F: FnMut(HeaderNameVariant, &HeaderValue) -> Result<()>>(
+    key_map: Option<&CaseMap>,
+    deferred_case: &DeferredCase,
+    value_map: &HMap,
+    mut f: F,
+) -> Result<()> {
+    if let Some(key_map) = key_map {
+        let iter = key_map.iter().zip(value_map.iter());
+        for ((header, case_header), (header2, val)) in iter {
+            if header != header2 {
+                // in case the header iteration order changes in future versions of HMap
+                panic!("header iter mismatch {}, {}", header, header2)
+            }
+            f(HeaderNameVariant::Case(case_header), val)?;
+        }
+    } else if deferred_case.is_active() {
+        for (header, value) in value_map {
+            f(
+                HeaderNameVariant::Titled(&deferred_case.name_string(header)),
+                value,
+            )?;
+        }
+    } else {
+        for (header, value) in value_map {
+            f(HeaderNameVariant::Titled(default_case_name(header)), value)?;
+        }
+    }
+    Ok(())
 }
 
 #[inline]

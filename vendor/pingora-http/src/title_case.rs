@@ -1,0 +1,158 @@
+//! Title case of header names (`x-forwarded-for` -> `X-Forwarded-For`), eight bytes at a time.
+//!
+//! pinlb patch, used by `deferred_case.rs`: every header name read or added is checked
+//! against its title case and every name written without a case map is written in it, so
+//! both run word-wise rather than byte by byte. Header names are tokens (ASCII); `lower` is
+//! always the lower-case form `http::HeaderName::as_str` gives.
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// 0x80 in each byte of `x` that is zero, 0 in the others (exact, no false positives).
+fn zero_bytes(x: u64) -> u64 {
+    !(((x & !HIGH).wrapping_add(!HIGH)) | x | !HIGH)
+}
+
+/// 0x80 in each byte of `x` that is an ASCII lower-case letter (bytes are below 0x80).
+fn lower_letters(x: u64) -> u64 {
+    let at_least_a = (x | HIGH).wrapping_sub(ONES * u64::from(b'a')) & HIGH;
+    let at_most_z = ((ONES * u64::from(b'z')) | HIGH).wrapping_sub(x) & HIGH;
+    at_least_a & at_most_z
+}
+
+/// The bits that turn the 8-byte chunk `lower` into title case, given whether its first
+/// byte starts a word; and whether the chunk's last byte is a `-` (so the next one starts one).
+fn title_bits(lower: u64, starts_word: bool) -> (u64, bool) {
+    let dashes = zero_bytes(lower ^ (ONES * u64::from(b'-')));
+    // A byte starts a word after a dash; little-endian, so the next byte is 8 bits up.
+    let starts = (dashes << 8) | u64::from(starts_word) << 7;
+    let flip = (starts & lower_letters(lower)) >> 2; // 0x80 -> 0x20, the case bit
+    (flip, dashes >> 63 != 0)
+}
+
+fn word(bytes: &[u8], at: usize) -> u64 {
+    let mut word = [0u8; 8];
+    word.copy_from_slice(&bytes[at..at + 8]);
+    u64::from_le_bytes(word)
+}
+
+/// Whether `wire` is `lower` in title case: upper case at the start and after each `-`.
+pub(crate) fn is_title_case(lower: &[u8], wire: &[u8]) -> bool {
+    let len = lower.len();
+    if wire.len() != len {
+        return false;
+    }
+    if len < 8 {
+        let mut starts_word = true;
+        for (&l, &w) in lower.iter().zip(wire) {
+            if w != if starts_word {
+                l.to_ascii_uppercase()
+            } else {
+                l
+            } {
+                return false;
+            }
+            starts_word = l == b'-';
+        }
+        return true;
+    }
+    let mut at = 0;
+    let mut starts_word = true;
+    loop {
+        let l = word(lower, at);
+        let (flip, next) = title_bits(l, starts_word);
+        if word(wire, at) != l ^ flip {
+            return false;
+        }
+        if at + 8 == len {
+            return true;
+        }
+        // The last word may overlap the one before; a byte's case depends only on the
+        // byte before it.
+        at = (at + 8).min(len - 8);
+        starts_word = if at % 8 == 0 {
+            next
+        } else {
+            lower[at - 1] == b'-'
+        };
+    }
+}
+
+/// Longest piece of a name [title_case_into] writes at once.
+pub(crate) const PIECE: usize = 64;
+
+/// Writes `lower` (at most [PIECE] bytes) in title case to the front of `out`.
+/// `starts_word` says whether `lower`'s first byte starts a word; the
+/// result says whether the byte after `lower` does.
+pub(crate) fn title_case_into(lower: &[u8], starts_word: bool, out: &mut [u8; PIECE]) -> bool {
+    debug_assert!(lower.len() <= PIECE);
+    let mut starts_word = starts_word;
+    let whole = lower.len() / 8 * 8;
+    for at in (0..whole).step_by(8) {
+        let l = word(lower, at);
+        let (flip, next) = title_bits(l, starts_word);
+        out[at..at + 8].copy_from_slice(&(l ^ flip).to_le_bytes());
+        starts_word = next;
+    }
+    for (out, &l) in out[whole..].iter_mut().zip(&lower[whole..]) {
+        *out = if starts_word {
+            l.to_ascii_uppercase()
+        } else {
+            l
+        };
+        starts_word = l == b'-';
+    }
+    starts_word
+}
+
+/// Calls `put` with consecutive pieces of `lower` (of any length) in title case: one piece
+/// for names of up to [PIECE] bytes.
+pub(crate) fn title_case_pieces(lower: &[u8], mut put: impl FnMut(&[u8])) {
+    let mut out = [0u8; PIECE];
+    let mut starts_word = true;
+    for piece in lower.chunks(PIECE) {
+        starts_word = title_case_into(piece, starts_word, &mut out);
+        put(&out[..piece.len()]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Run from pinlb's `tests/title_case.rs`, which also checks generated names.
+    use super::*;
+
+    fn title_case(lower: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        title_case_pieces(lower, |piece| out.extend_from_slice(piece));
+        out
+    }
+
+    #[test]
+    fn names_of_every_shape() {
+        for (lower, titled) in [
+            ("x-forwarded-for", "X-Forwarded-For"),
+            ("etag", "Etag"),
+            ("a", "A"),
+            ("-", "-"),
+            ("--x", "--X"),
+            ("x-", "X-"),
+            ("1-a-2-b", "1-A-2-B"),
+            ("abcdefg-hijklmn", "Abcdefg-Hijklmn"),
+            ("abcdefgh-ijklmno", "Abcdefgh-Ijklmno"),
+            ("x-a-very-long-header-name", "X-A-Very-Long-Header-Name"),
+            ("x!#$%&'*+.^_`|~09", "X!#$%&'*+.^_`|~09"),
+            (
+                "x-a-name-longer-than-one-piece-of-sixty-four-bytes-to-seessssss-at-64-x",
+                "X-A-Name-Longer-Than-One-Piece-Of-Sixty-Four-Bytes-To-Seessssss-At-64-X",
+            ),
+        ] {
+            let (lower, titled) = (lower.as_bytes(), titled.as_bytes());
+            assert_eq!(title_case(lower), titled, "{lower:?}");
+            assert!(is_title_case(lower, titled), "{lower:?}");
+        }
+        assert!(!is_title_case(b"etag", b"ETag"));
+        assert!(!is_title_case(b"x-real-ip", b"X-Real-IP"));
+        assert!(!is_title_case(b"x-lower", b"x-lower"));
+        assert!(!is_title_case(b"host", b"Hos"));
+    }
+}
