@@ -9,11 +9,13 @@ const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
 /// 0x80 in each byte of `x` that is zero, 0 in the others (exact, no false positives).
+#[inline(always)]
 fn zero_bytes(x: u64) -> u64 {
     !(((x & !HIGH).wrapping_add(!HIGH)) | x | !HIGH)
 }
 
 /// 0x80 in each byte of `x` that is an ASCII lower-case letter (bytes are below 0x80).
+#[inline(always)]
 fn lower_letters(x: u64) -> u64 {
     let at_least_a = (x | HIGH).wrapping_sub(ONES * u64::from(b'a')) & HIGH;
     let at_most_z = ((ONES * u64::from(b'z')) | HIGH).wrapping_sub(x) & HIGH;
@@ -22,6 +24,7 @@ fn lower_letters(x: u64) -> u64 {
 
 /// The bits that turn the 8-byte chunk `lower` into title case, given whether its first
 /// byte starts a word; and whether the chunk's last byte is a `-` (so the next one starts one).
+#[inline(always)]
 fn title_bits(lower: u64, starts_word: bool) -> (u64, bool) {
     let dashes = zero_bytes(lower ^ (ONES * u64::from(b'-')));
     // A byte starts a word after a dash; little-endian, so the next byte is 8 bits up.
@@ -30,6 +33,7 @@ fn title_bits(lower: u64, starts_word: bool) -> (u64, bool) {
     (flip, dashes >> 63 != 0)
 }
 
+#[inline(always)]
 fn word(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&bytes[at..at + 8]);
@@ -84,6 +88,7 @@ pub(crate) const PIECE: usize = 64;
 /// Writes `lower` (at most [PIECE] bytes) in title case to the front of `out`.
 /// `starts_word` says whether `lower`'s first byte starts a word; the
 /// result says whether the byte after `lower` does.
+#[inline]
 pub(crate) fn title_case_into(lower: &[u8], starts_word: bool, out: &mut [u8; PIECE]) -> bool {
     debug_assert!(lower.len() <= PIECE);
     let mut starts_word = starts_word;
