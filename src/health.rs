@@ -15,18 +15,30 @@ use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-/// The names health check logs use, by server address; replaced when a reload renames
-/// servers of a pool whose check (and so whose health state) is kept.
-pub type CheckNames = Arc<ArcSwap<Vec<(SocketAddr, String)>>>;
+/// A server as its pool's health check sees it.
+pub struct CheckTarget {
+    pub addr: SocketAddr,
+    /// The name health check logs use.
+    pub label: String,
+    /// The verdict request routing reads ([`crate::upstream::Pool`]'s cached one).
+    pub active_ok: Arc<AtomicBool>,
+    /// Marked `down` in the config: never usable, whatever the checks say.
+    pub down: bool,
+}
+
+/// The servers a pool's health check serves, by address; replaced when a reload changes
+/// the servers of a pool whose check (and so whose health state) is kept.
+pub type CheckTargets = Arc<ArcSwap<Vec<CheckTarget>>>;
 
 /// Builds the check an upstream's config asks for. Its log lines name the server.
 pub fn check_for(
     upstream: &str,
     conf: &CheckConf,
-    names: CheckNames,
+    targets: CheckTargets,
 ) -> Box<dyn HealthCheck + Send + Sync> {
     let inner: Box<dyn HealthCheck + Send + Sync> = match &conf.kind {
         CheckKind::Tcp => {
@@ -38,7 +50,7 @@ pub fn check_for(
         }
         CheckKind::Http { path } => Box::new(http_check(upstream, path, conf)),
     };
-    Box::new(NamedCheck { inner, names })
+    Box::new(NamedCheck { inner, targets })
 }
 
 /// The label of a server in health check logs.
@@ -73,11 +85,12 @@ fn http_check(upstream: &str, path: &str, conf: &CheckConf) -> HttpHealthCheck {
     check
 }
 
-/// Delegates to Pingora's check and gives each backend a readable name, which Pingora
-/// uses in its `becomes unhealthy` / `becomes healthy` log lines.
+/// Delegates to Pingora's check, gives each backend a readable name, which Pingora uses in
+/// its `becomes unhealthy` / `becomes healthy` log lines, and passes a flip on to request
+/// routing before that line is logged.
 struct NamedCheck {
     inner: Box<dyn HealthCheck + Send + Sync>,
-    names: CheckNames,
+    targets: CheckTargets,
 }
 
 #[async_trait]
@@ -88,11 +101,21 @@ impl HealthCheck for NamedCheck {
 
     fn backend_summary(&self, target: &Backend) -> String {
         let addr = target.as_inet().copied();
-        self.names
+        self.targets
             .load()
             .iter()
-            .find(|(a, _)| Some(*a) == addr)
-            .map_or_else(|| format!("{:?}", target.addr), |(_, name)| name.clone())
+            .find(|t| Some(t.addr) == addr)
+            .map_or_else(|| format!("{:?}", target.addr), |t| t.label.clone())
+    }
+
+    async fn health_status_change(&self, target: &Backend, healthy: bool) {
+        // Routing would otherwise see the flip only when the whole pass ends
+        // (`Pool::run_health_check`), after the log line says the server is down.
+        let addr = target.as_inet().copied();
+        for t in self.targets.load().iter().filter(|t| Some(t.addr) == addr) {
+            t.active_ok.store(healthy && !t.down, Ordering::Relaxed);
+        }
+        self.inner.health_status_change(target, healthy).await
     }
 
     fn health_threshold(&self, success: bool) -> usize {

@@ -12,7 +12,7 @@ pub use passive::{InFlightGuard, PassiveHealth};
 pub use smooth::SmoothWeighted;
 
 use crate::config::{self, Balance, ConfigError};
-use crate::health::{self, CheckNames};
+use crate::health::{self, CheckTarget, CheckTargets};
 use crate::observe::metrics::{METRICS, PoolMetrics};
 use http::HeaderValue;
 use log::warn;
@@ -44,9 +44,9 @@ pub struct Server {
     pub max_conns: usize,
     pub inflight: Arc<AtomicUsize>,
     pub passive: PassiveHealth,
-    /// Active health checks' verdict as of their last pass (see
-    /// [`Pool::refresh_active_health`]).
-    active_ok: AtomicBool,
+    /// Active health checks' verdict: set when a check flips the server and after each
+    /// pass (see [`Pool::refresh_active_health`]); shared with the check's targets.
+    active_ok: Arc<AtomicBool>,
 }
 
 /// How a pool picks: which key its selector needs.
@@ -126,7 +126,7 @@ pub struct Pool {
     backup: Option<Tier>,
     /// Active health state, kept across reloads while the check stays the same.
     registry: Arc<HealthRegistry>,
-    check_names: CheckNames,
+    check_targets: CheckTargets,
     pub key_kind: KeyKind,
     /// How often the background service checks this pool; `None` without a health check.
     pub check_interval: Option<Duration>,
@@ -168,28 +168,34 @@ impl Pool {
                 }
             }
         }
-        let names: Vec<(SocketAddr, String)> = servers
+        let targets: Vec<CheckTarget> = servers
             .iter()
-            .map(|s| (s.addr, health::label(name, &s.name, s.addr)))
+            .map(|s| CheckTarget {
+                addr: s.addr,
+                label: health::label(name, &s.name, s.addr),
+                active_ok: Arc::clone(&s.active_ok),
+                down: s.down,
+            })
             .collect();
         let kept = previous.filter(|p| p.conf.health_check == conf.health_check);
-        let (registry, check_names) = match kept {
+        let (registry, check_targets) = match kept {
             Some(prev) => {
-                prev.check_names.store(Arc::new(names));
-                (Arc::clone(&prev.registry), Arc::clone(&prev.check_names))
+                prev.check_targets.store(Arc::new(targets));
+                (Arc::clone(&prev.registry), Arc::clone(&prev.check_targets))
             }
             None => {
                 // Health is keyed by address, so a changed weight keeps a server's state.
                 let registry = Arc::new(HealthRegistry::with_equivalence(address_key));
-                let check_names: CheckNames = Arc::new(arc_swap::ArcSwap::from_pointee(names));
+                let check_targets: CheckTargets =
+                    Arc::new(arc_swap::ArcSwap::from_pointee(targets));
                 if let Some(hc) = &conf.health_check {
                     registry.set_health_check(health::check_for(
                         name,
                         hc,
-                        Arc::clone(&check_names),
+                        Arc::clone(&check_targets),
                     ));
                 }
-                (registry, check_names)
+                (registry, check_targets)
             }
         };
         let tier = |backup: bool| build_tier(&servers, &conf.balance, backup, &registry);
@@ -204,7 +210,7 @@ impl Pool {
             primary,
             backup,
             registry,
-            check_names,
+            check_targets,
             key_kind: match conf.balance {
                 Balance::RoundRobin | Balance::LeastConn => KeyKind::None,
                 Balance::IpHash => KeyKind::ClientIp,
@@ -402,7 +408,7 @@ fn resolve_servers(file: &Path, conf: &config::Upstream) -> Result<Vec<Server>, 
             max_conns: usize::try_from(s.max_conns).unwrap_or(usize::MAX),
             inflight: Arc::default(),
             passive: PassiveHealth::new(s.max_fails, s.fail_timeout),
-            active_ok: AtomicBool::new(false),
+            active_ok: Arc::default(),
         });
     }
     Ok(servers)
