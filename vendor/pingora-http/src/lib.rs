@@ -325,7 +325,8 @@ impl RequestHeader {
     }
 
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
-    /// Otherwise returns an empty iterator.
+    /// Otherwise returns an empty iterator, as it does while the case is kept without a case
+    /// map (see `build_case_deferred`); [Self::map()] visits every header in its case.
     ///
     /// Headers of the same name are visited in insertion order.
     pub fn case_header_iter(&self) -> impl Iterator<Item = (&CaseHeaderName, &HeaderValue)> + '_ {
@@ -727,7 +728,8 @@ impl ResponseHeader {
     }
 
     /// If case sensitivity is enabled, returns an iterator to iterate over case-sensitive header names and values.
-    /// Otherwise returns an empty iterator.
+    /// Otherwise returns an empty iterator, as it does while the case is kept without a case
+    /// map (see `build_case_deferred`); [Self::map()] visits every header in its case.
     ///
     /// Headers of the same name are visited in insertion order.
     pub fn case_header_iter(&self) -> impl Iterator<Item = (&CaseHeaderName, &HeaderValue)> + '_ {
