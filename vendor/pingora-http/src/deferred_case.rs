@@ -7,7 +7,7 @@
 //! short list. Only when a name shows up in two different cases, or the list is full, is
 //! the full case map built, and from then on it is used as before.
 
-use crate::case_header_name::{titled_header_name_str, CaseHeaderName, IntoCaseHeaderName};
+use crate::case_header_name::{CaseHeaderName, IntoCaseHeaderName};
 use crate::{title_case, CaseMap, HMap};
 use bytes::{BufMut, Bytes};
 use http::header::HeaderName;
@@ -152,9 +152,6 @@ fn put_title_case(name: &HeaderName, buf: &mut impl BufMut) {
 }
 
 fn title_case_bytes(name: &HeaderName) -> Bytes {
-    if let Some(titled) = titled_header_name_str(name) {
-        return Bytes::from_static(titled.as_bytes());
-    }
     let mut out = Vec::with_capacity(name.as_str().len());
     put_title_case(name, &mut out);
     out.into()

@@ -33,6 +33,17 @@ fn title_bits(lower: u64, starts_word: bool) -> (u64, bool) {
     (flip, dashes >> 63 != 0)
 }
 
+/// One byte of `lower` in title case, and whether the next byte starts a word.
+#[inline(always)]
+fn title_byte(lower: u8, starts_word: bool) -> (u8, bool) {
+    let titled = if starts_word {
+        lower.to_ascii_uppercase()
+    } else {
+        lower
+    };
+    (titled, lower == b'-')
+}
+
 #[inline(always)]
 fn word(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
@@ -49,14 +60,11 @@ pub(crate) fn is_title_case(lower: &[u8], wire: &[u8]) -> bool {
     if len < 8 {
         let mut starts_word = true;
         for (&l, &w) in lower.iter().zip(wire) {
-            if w != if starts_word {
-                l.to_ascii_uppercase()
-            } else {
-                l
-            } {
+            let (titled, next) = title_byte(l, starts_word);
+            if w != titled {
                 return false;
             }
-            starts_word = l == b'-';
+            starts_word = next;
         }
         return true;
     }
@@ -100,12 +108,7 @@ pub(crate) fn title_case_into(lower: &[u8], starts_word: bool, out: &mut [u8; PI
         starts_word = next;
     }
     for (out, &l) in out[whole..].iter_mut().zip(&lower[whole..]) {
-        *out = if starts_word {
-            l.to_ascii_uppercase()
-        } else {
-            l
-        };
-        starts_word = l == b'-';
+        (*out, starts_word) = title_byte(l, starts_word);
     }
     starts_word
 }
