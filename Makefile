@@ -40,6 +40,7 @@ fmt:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets --locked -- -D warnings
+	scripts/module-graph.py
 
 # Every shipped config must pass `pinlb -t` (names in contrib/docker only resolve inside
 # a compose network, so those are checked without resolution).

@@ -3,12 +3,14 @@
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use pingora::http::RequestHeader;
+use pinlb::config::OnUnhealthy;
 use pinlb::config::json;
 use pinlb::observe::access_log::Sinks;
 use pinlb::proxy::headers::apply_set_headers;
-use pinlb::routing;
-use pinlb::runtime::{ProxyRoute, RouteAction, Runtime};
+use pinlb::routing::pin::pin_action;
+use pinlb::runtime::{CompileEnv, ProxyRoute, RouteAction, Runtime};
 use pinlb::upstream::ip_hash_key;
+use pinlb::upstream::resolve::SystemResolver;
 use pinlb::variables::RequestInfo;
 use std::path::Path;
 
@@ -26,7 +28,12 @@ fn runtime(balance: &str) -> Runtime {
     }}"#
     );
     let config = json::parse(Path::new("bench.json"), &text).expect("bench config");
-    Runtime::build(&config, &Sinks::default(), None).expect("bench runtime")
+    let env = CompileEnv {
+        dns: &SystemResolver,
+        sinks: &Sinks::default(),
+        previous: None,
+    };
+    Runtime::compile(&config, &env).unwrap_or_else(|e| panic!("bench runtime: {e}"))
 }
 
 fn proxy_route(rt: &Runtime) -> &ProxyRoute {
@@ -77,13 +84,40 @@ fn pins(c: &mut Criterion) {
     let by_header = request(&[("app", "app2")]);
     let by_cookie = request(&[("Cookie", "theme=dark; app=app3; lang=en")]);
     c.bench_function("pin/absent", |b| {
-        b.iter(|| routing::requested(&route.pins, &route.pool, black_box(&none)))
+        b.iter(|| {
+            let req = black_box(&none);
+            pin_action(
+                &route.pins,
+                &route.pool,
+                OnUnhealthy::Fallback,
+                req,
+                |p, i| p.is_usable(i),
+            )
+        })
     });
     c.bench_function("pin/header", |b| {
-        b.iter(|| routing::requested(&route.pins, &route.pool, black_box(&by_header)))
+        b.iter(|| {
+            let req = black_box(&by_header);
+            pin_action(
+                &route.pins,
+                &route.pool,
+                OnUnhealthy::Fallback,
+                req,
+                |p, i| p.is_usable(i),
+            )
+        })
     });
     c.bench_function("pin/cookie", |b| {
-        b.iter(|| routing::requested(&route.pins, &route.pool, black_box(&by_cookie)))
+        b.iter(|| {
+            let req = black_box(&by_cookie);
+            pin_action(
+                &route.pins,
+                &route.pool,
+                OnUnhealthy::Fallback,
+                req,
+                |p, i| p.is_usable(i),
+            )
+        })
     });
 }
 

@@ -26,9 +26,9 @@ impl AdminApp {
     /// and server with its state and counters, and the pins.
     pub fn status(&self) -> Value {
         let shared = &self.shared;
-        let runtime = shared.runtime.load();
-        let config = shared.config.load();
-        let upstreams: serde_json::Map<String, Value> = runtime
+        let current = shared.current.load();
+        let upstreams: serde_json::Map<String, Value> = current
+            .runtime
             .pools
             .iter()
             .map(|(name, pool)| {
@@ -67,11 +67,11 @@ impl AdminApp {
             "requests_in_flight": shared.requests_in_flight.load(Ordering::Relaxed),
             "config": {
                 "file": shared.config_path.display().to_string(),
-                "generation": shared.generation.load(Ordering::SeqCst),
+                "generation": current.number,
             },
             "last_reload": last_reload,
             "upstreams": upstreams,
-            "pins": pins(&config),
+            "pins": pins(&current.config),
         })
     }
 }
@@ -142,7 +142,7 @@ impl ServeHttp for AdminApp {
                 response(200, "application/json", body)
             }
             "/metrics" => {
-                for pool in self.shared.runtime.load().pools.values() {
+                for pool in self.shared.current.load().runtime.pools.values() {
                     pool.refresh_gauges();
                 }
                 response(200, "text/plain; version=0.0.4", METRICS.render())

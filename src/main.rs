@@ -8,8 +8,9 @@ use pinlb::cli::{Cli, Command};
 use pinlb::config::{self, Config};
 use pinlb::lifecycle::{control, pidfile, shutdown};
 use pinlb::observe::access_log::Sinks;
-use pinlb::runtime::Runtime;
+use pinlb::runtime::{CompileEnv, Runtime};
 use pinlb::state::Shared;
+use pinlb::upstream::resolve::{Offline, SystemResolver};
 use std::process::ExitCode;
 
 // mimalloc: see `pinlb::allocator` for why, and why not through the `mimalloc` crate.
@@ -24,6 +25,16 @@ fn main() -> ExitCode {
         Err(e) => return emerg(&e),
     };
     if cli.print_config {
+        // Checked as `-t` would, but without the network or opening log files, so that
+        // a config written for another machine (compose service names) can be shown.
+        let offline = CompileEnv {
+            dns: &Offline::default(),
+            sinks: &Sinks::offline(),
+            previous: None,
+        };
+        if let Err(e) = Runtime::compile(&config, &offline) {
+            return emerg(&e);
+        }
         return match serde_json::to_string_pretty(&config) {
             Ok(json) => {
                 println!("{json}");
@@ -39,7 +50,12 @@ fn main() -> ExitCode {
         return emerg(&e);
     }
     let sinks = Sinks::default();
-    let runtime = match Runtime::build(&config, &sinks, None) {
+    let env = CompileEnv {
+        dns: &SystemResolver,
+        sinks: &sinks,
+        previous: None,
+    };
+    let runtime = match Runtime::compile(&config, &env) {
         Ok(runtime) => runtime,
         Err(e) => return emerg(&e),
     };

@@ -6,9 +6,18 @@ use crate::observe::access_log::Sinks;
 use crate::runtime::Runtime;
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
+
+/// One loaded configuration: what the file says and what it was compiled into, swapped
+/// together so that no reader sees one without the other.
+pub struct Generation {
+    /// 1 for the config pinlb started with, +1 for every successful reload.
+    pub number: u64,
+    pub config: Arc<Config>,
+    pub runtime: Runtime,
+}
 
 pub struct Shared {
     /// The file `-c` named; reloads read it again.
@@ -16,15 +25,12 @@ pub struct Shared {
     /// The config pinlb started with: its listeners and threads are the ones in use
     /// until the next binary upgrade, whatever reloads say.
     pub started_with: Arc<Config>,
-    /// The config in force.
-    pub config: ArcSwap<Config>,
-    pub runtime: ArcSwap<Runtime>,
+    /// The configuration in force.
+    pub current: ArcSwap<Generation>,
     /// Access log destinations, kept open across reloads.
     pub sinks: Sinks,
     /// Wakes the health checks when a reload swapped the runtime.
     pub reloaded: tokio::sync::Notify,
-    /// 1 for the config pinlb started with, +1 for every successful reload.
-    pub generation: AtomicU64,
     pub last_reload: Mutex<Option<ReloadReport>>,
     /// SIGTERM received: `/healthz` answers 503.
     pub draining: AtomicBool,
@@ -62,11 +68,13 @@ impl Shared {
         Arc::new(Shared {
             config_path,
             started_with: Arc::clone(&config),
-            config: ArcSwap::new(config),
-            runtime: ArcSwap::from_pointee(runtime),
+            current: ArcSwap::from_pointee(Generation {
+                number: 1,
+                config,
+                runtime,
+            }),
             sinks,
             reloaded: tokio::sync::Notify::new(),
-            generation: AtomicU64::new(1),
             last_reload: Mutex::new(None),
             draining: AtomicBool::new(false),
             winding_down: AtomicBool::new(false),

@@ -78,13 +78,14 @@ fn default_log_format() -> String {
 }
 
 impl AccessLogConf {
-    fn targets(&self) -> Vec<AccessLogTarget> {
+    fn targets(&self, origin: &Origin) -> Vec<AccessLogTarget> {
         if self.path == "off" {
             return Vec::new();
         }
         vec![AccessLogTarget {
             path: self.path.clone(),
             format: self.format.clone(),
+            origin: origin.clone(),
         }]
     }
 }
@@ -334,8 +335,8 @@ impl NextUpstreamCond {
 }
 
 impl ProxyConf {
-    /// These settings applied over `base`.
-    fn apply(&self, base: &ProxySettings) -> ProxySettings {
+    /// These settings (written at `origin`) applied over `base`.
+    fn apply(&self, base: &ProxySettings, origin: &Origin) -> ProxySettings {
         let ms = |v: Option<u64>, d: Duration| v.map_or(d, Duration::from_millis);
         let next_upstream = match self.next_upstream.as_deref() {
             None => base.next_upstream.clone(),
@@ -353,6 +354,7 @@ impl ProxyConf {
                 .map(|(name, value)| SetHeader {
                     name: name.clone(),
                     value: value.clone(),
+                    origin: origin.field("set_headers").field(name),
                 })
                 .collect(),
         };
@@ -441,17 +443,21 @@ impl ConfigConf {
             upstreams.insert(name, upstream);
         }
 
+        let log_origin = root.field("access_log");
         let default_log = self.access_log.as_ref().map_or_else(
             || {
                 vec![AccessLogTarget {
                     path: "stdout".into(),
                     format: default_log_format(),
+                    origin: Origin::Builtin,
                 }]
             },
-            AccessLogConf::targets,
+            |log| log.targets(&log_origin),
         );
         self.proxy.check(file, &root.field("proxy"))?;
-        let defaults = self.proxy.apply(&ProxySettings::default());
+        let defaults = self
+            .proxy
+            .apply(&ProxySettings::default(), &root.field("proxy"));
         let mut routes = Vec::with_capacity(self.routes.len());
         for (i, r) in self.routes.into_iter().enumerate() {
             let origin = root.field("routes").field(&format!("[{i}]"));
@@ -459,12 +465,12 @@ impl ConfigConf {
             routes.push(Route {
                 action: r.action(file, &origin)?,
                 path: PathMatch::Prefix(r.path),
-                proxy: r.proxy.apply(&defaults),
+                proxy: r.proxy.apply(&defaults, &origin.field("proxy")),
                 add_headers: Vec::new(),
-                access_log: r
-                    .access_log
-                    .as_ref()
-                    .map_or_else(|| default_log.clone(), AccessLogConf::targets),
+                access_log: r.access_log.as_ref().map_or_else(
+                    || default_log.clone(),
+                    |log| log.targets(&origin.field("access_log")),
+                ),
                 origin,
             });
         }
@@ -478,7 +484,7 @@ impl ConfigConf {
                 server_names: Vec::new(),
                 routes,
                 access_log: default_log,
-                origin: root,
+                origin: root.clone(),
             }],
             listeners,
             upstreams,
@@ -496,6 +502,7 @@ impl ConfigConf {
                     let format = LogFormat {
                         template,
                         escape: LogEscape::Default,
+                        origin: root.field("log_formats").field(&name),
                     };
                     (name, format)
                 })
@@ -739,7 +746,8 @@ mod tests {
             p.set_headers,
             vec![SetHeader {
                 name: "X-A".into(),
-                value: "1".into()
+                value: "1".into(),
+                origin: Origin::Json("routes[0].proxy.set_headers.X-A".into()),
             }]
         );
     }

@@ -5,7 +5,6 @@ mod error;
 pub mod json;
 pub mod nginx;
 mod serde_util;
-pub(crate) mod validate;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -16,8 +15,9 @@ use std::time::Duration;
 pub use error::{ConfigError, Origin};
 use serde_util::{as_millis, is_default};
 
-/// Reads and validates the config file at `path`. Files ending in `.json` are native
-/// configs; anything else is read as nginx syntax.
+/// Reads the config file at `path` into the model. Files ending in `.json` are native
+/// configs; anything else is read as nginx syntax. What the values mean is checked when
+/// the model is compiled ([`crate::runtime::Runtime::compile`]).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let config = if path.extension().is_some_and(|ext| ext == "json") {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
@@ -28,7 +28,6 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     } else {
         nginx::load(path)?
     };
-    validate::validate(&config)?;
     Ok(config)
 }
 
@@ -75,6 +74,8 @@ pub struct Config {
 pub struct LogFormat {
     pub template: String,
     pub escape: LogEscape,
+    #[serde(skip)]
+    pub origin: Origin,
 }
 
 /// How variable values are escaped in access log lines, as nginx's `escape=`.
@@ -97,6 +98,8 @@ pub struct AccessLogTarget {
     /// A format from `log_formats` or a built-in one: `combined`, `upstream`
     /// (combined plus upstream address and times) or `json`.
     pub format: String,
+    #[serde(skip)]
+    pub origin: Origin,
 }
 
 /// The pid file when none is configured.
@@ -291,6 +294,8 @@ pub struct AddHeader {
     /// Also on error statuses; without it only on 200, 201, 204, 206, 301-304, 307, 308.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub always: bool,
+    #[serde(skip)]
+    pub origin: Origin,
 }
 
 /// One way a request can name the backend it wants.
@@ -377,6 +382,7 @@ impl Default for ProxySettings {
         let set = |name: &str, value: &str| SetHeader {
             name: name.into(),
             value: value.into(),
+            origin: Origin::Builtin,
         };
         ProxySettings {
             connect_timeout: Duration::from_secs(60),
@@ -431,6 +437,8 @@ impl Default for NextUpstream {
 pub struct SetHeader {
     pub name: String,
     pub value: String,
+    #[serde(skip)]
+    pub origin: Origin,
 }
 
 /// A named pool of servers and how to balance over them.
@@ -537,6 +545,8 @@ pub struct MapVar {
     pub entries: Vec<MapEntry>,
     /// The value when nothing matches (nginx: empty).
     pub default: String,
+    #[serde(skip)]
+    pub origin: Origin,
 }
 
 /// One line of a `map` block.

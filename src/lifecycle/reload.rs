@@ -4,15 +4,15 @@
 
 use crate::config;
 use crate::observe::metrics::METRICS;
-use crate::runtime::Runtime;
-use crate::state::{ReloadReport, Shared};
+use crate::runtime::{CompileEnv, Runtime};
+use crate::state::{Generation, ReloadReport, Shared};
+use crate::upstream::resolve::SystemResolver;
 use async_trait::async_trait;
 use log::{error, info, warn};
 use pingora::server::ShutdownWatch;
 use pingora::services::background::BackgroundService;
 use std::collections::BTreeSet;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::signal::unix::{SignalKind, signal};
 
@@ -56,10 +56,15 @@ impl BackgroundService for ReloadService {
 pub fn reload(shared: &Shared) -> ReloadReport {
     let file = shared.config_path.display();
     info!("reloading {file}");
+    let old = shared.current.load_full();
     let outcome = config::load(&shared.config_path).and_then(|config| {
-        let old = shared.runtime.load_full();
-        let runtime = Runtime::build(&config, &shared.sinks, Some(&old))?;
-        Ok((config, runtime, old))
+        let env = CompileEnv {
+            dns: &SystemResolver,
+            sinks: &shared.sinks,
+            previous: Some(&old.runtime),
+        };
+        let runtime = Runtime::compile(&config, &env)?;
+        Ok((config, runtime))
     });
     let at = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -69,23 +74,27 @@ pub fn reload(shared: &Shared) -> ReloadReport {
             error!("reload of {file} failed, the running configuration stays: {e}");
             METRICS.reload(false);
             ReloadReport {
-                generation: shared.generation.load(Ordering::SeqCst),
+                generation: old.number,
                 ok: false,
                 error: Some(e.to_string()),
                 pending: Vec::new(),
                 at,
             }
         }
-        Ok((config, runtime, old)) => {
+        Ok((config, runtime)) => {
             let pending = pending_changes(&shared.started_with, &config);
             for change in &pending {
                 warn!("{change}: this takes effect on the next binary upgrade (pinlb -s upgrade)");
             }
-            forget_removed_servers(&old, &runtime);
-            shared.runtime.store(Arc::new(runtime));
-            shared.config.store(Arc::new(config));
+            forget_removed_servers(&old.runtime, &runtime);
+            // Reloads run one at a time (one SIGHUP handler), so the number cannot race.
+            let generation = old.number + 1;
+            shared.current.store(Arc::new(Generation {
+                number: generation,
+                config: Arc::new(config),
+                runtime,
+            }));
             shared.reloaded.notify_waiters();
-            let generation = shared.generation.fetch_add(1, Ordering::SeqCst) + 1;
             METRICS.reload(true);
             info!("reload of {file} done: configuration generation {generation}");
             ReloadReport {

@@ -43,7 +43,7 @@ impl ShutdownSignalWatch for Signals {
         // The sockets go to the new process over the socket this process started with.
         let upgrade_sock = self.shared.started_with.lifecycle.upgrade_sock.clone();
         loop {
-            let lifecycle = self.shared.config.load().lifecycle.clone();
+            let lifecycle = self.shared.current.load().config.lifecycle.clone();
             tokio::select! {
                 _ = int.recv() => {
                     info!("SIGINT: exiting now");

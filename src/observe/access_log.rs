@@ -76,9 +76,20 @@ impl Sink {
 #[derive(Default)]
 pub struct Sinks {
     open: Mutex<HashMap<String, Arc<Sink>>>,
+    /// Opens nothing: for checking or printing a config (`--print-config`) without
+    /// creating its log files.
+    offline: bool,
 }
 
 impl Sinks {
+    /// Sinks that open no file and discard every line.
+    pub fn offline() -> Sinks {
+        Sinks {
+            offline: true,
+            ..Sinks::default()
+        }
+    }
+
     /// The sink for `path`, opening the file (append) if needed.
     pub fn get(&self, path: &str, on_drop: &DropCounter) -> Result<Arc<Sink>, String> {
         let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
@@ -86,6 +97,7 @@ impl Sinks {
             return Ok(Arc::clone(sink));
         }
         let out: Output = match path {
+            _ if self.offline => Box::new(std::io::sink()),
             "stdout" => Box::new(std::io::stdout()),
             "stderr" => Box::new(std::io::stderr()),
             file => Box::new(

@@ -3,7 +3,7 @@
 //! nginx's escaping.
 
 use crate::config::{LogEscape, LogFormat};
-use crate::variables::{RequestInfo, Var};
+use crate::variables::{RequestInfo, Token, Var, tokenize};
 use std::io::Write;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -101,43 +101,18 @@ impl Format {
     }
 
     fn compile(template: &str, escape: LogEscape, maps: &[String]) -> Result<Format, String> {
-        let mut parts = Vec::new();
-        let mut literal = Vec::new();
-        let mut rest = template;
-        while let Some(dollar) = rest.find('$') {
-            literal.extend_from_slice(&rest.as_bytes()[..dollar]);
-            let after = &rest[dollar + 1..];
-            let (name, tail) = match after.strip_prefix('{') {
-                Some(braced) => {
-                    let end = braced.find('}').ok_or("the variable name is not closed")?;
-                    (&braced[..end], &braced[end + 1..])
-                }
-                None => {
-                    let end = after
-                        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                        .unwrap_or(after.len());
-                    (&after[..end], &after[end..])
-                }
-            };
-            if name.is_empty() {
-                return Err("invalid variable name".into());
-            }
-            let part = match LogVar::parse(name) {
-                Some(v) => Part::Log(v),
-                None => Part::Request(
-                    Var::parse(name, maps).ok_or_else(|| format!("unknown \"{name}\" variable"))?,
-                ),
-            };
-            if !literal.is_empty() {
-                parts.push(Part::Literal(std::mem::take(&mut literal)));
-            }
-            parts.push(part);
-            rest = tail;
-        }
-        literal.extend_from_slice(rest.as_bytes());
-        if !literal.is_empty() {
-            parts.push(Part::Literal(literal));
-        }
+        let parts = tokenize(template)?
+            .into_iter()
+            .map(|token| match token {
+                Token::Literal(text) => Ok(Part::Literal(text.as_bytes().to_vec())),
+                Token::Var(name) => match LogVar::parse(name) {
+                    Some(v) => Ok(Part::Log(v)),
+                    None => Var::parse(name, maps)
+                        .map(Part::Request)
+                        .ok_or_else(|| format!("unknown \"{name}\" variable")),
+                },
+            })
+            .collect::<Result<_, String>>()?;
         Ok(Format { parts, escape })
     }
 

@@ -15,8 +15,8 @@ pub struct Locations {
 }
 
 impl Locations {
-    /// `paths[i]` is the match of route `i`. Regexes were validated with the config.
-    pub fn new(paths: &[&PathMatch]) -> Result<Locations, String> {
+    /// `paths[i]` is the match of route `i`. An invalid regex is an error naming its route.
+    pub fn new(paths: &[&PathMatch]) -> Result<Locations, (usize, String)> {
         let mut l = Locations::default();
         for (i, path) in paths.iter().enumerate() {
             match path {
@@ -30,7 +30,7 @@ impl Locations {
                     let re = RegexBuilder::new(pattern)
                         .case_insensitive(*case_insensitive)
                         .build()
-                        .map_err(|e| format!("invalid regex \"{pattern}\": {e}"))?;
+                        .map_err(|e| (i, format!("invalid regex \"{pattern}\": {e}")))?;
                     l.regexes.push((re, i));
                 }
             }

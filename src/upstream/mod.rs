@@ -1,27 +1,29 @@
 //! Upstream pools at run time: resolved servers, their active and passive health, the
 //! primary and backup tiers, and the choice of the next server for a request.
 
+mod build;
+pub mod check;
 mod ip_hash;
 mod least_conn;
 mod passive;
+pub mod resolve;
 mod smooth;
 
+pub use build::PoolEnv;
 pub use ip_hash::{IpHash, ip_hash_key};
 pub use least_conn::LeastConn;
 pub use passive::{InFlightGuard, PassiveHealth};
 pub use smooth::SmoothWeighted;
 
-use crate::config::{self, Balance, ConfigError};
-use crate::health::{self, CheckTarget, CheckTargets};
-use crate::observe::metrics::{METRICS, PoolMetrics};
+use crate::config;
+use crate::observe::metrics::PoolMetrics;
+use crate::variables::{RequestInfo, Template};
+use check::CheckTargets;
 use http::HeaderValue;
 use log::warn;
-use pingora::lb::discovery::Static;
 use pingora::lb::selection::{BackendIter, BackendSelection, Consistent, FNVHash};
 use pingora::lb::{Backend, Backends, HealthRegistry};
-use std::collections::BTreeSet;
-use std::net::{SocketAddr, ToSocketAddrs};
-use std::path::Path;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
@@ -61,7 +63,7 @@ pub enum KeyKind {
 }
 
 /// The selector of one tier, over Pingora's [`BackendSelection`] interface.
-enum Selector {
+pub(crate) enum Selector {
     Smooth(Arc<SmoothWeighted>),
     LeastConn(Arc<LeastConn>),
     IpHash(Arc<IpHash>),
@@ -107,7 +109,7 @@ impl Selector {
 }
 
 /// Primary servers, or the backups used only when no primary is usable.
-struct Tier {
+pub(crate) struct Tier {
     /// Health as Pingora's checks see it, for this tier's servers (`down` ones excluded).
     view: Backends,
     selector: Selector,
@@ -128,6 +130,8 @@ pub struct Pool {
     registry: Arc<HealthRegistry>,
     check_targets: CheckTargets,
     pub key_kind: KeyKind,
+    /// The key template of a `hash` upstream.
+    hash_key: Option<Template>,
     /// How often the background service checks this pool; `None` without a health check.
     pub check_interval: Option<Duration>,
     /// How long idle upstream connections are kept (nginx upstream `keepalive_timeout`).
@@ -136,98 +140,6 @@ pub struct Pool {
 }
 
 impl Pool {
-    /// Resolves the servers' addresses and prepares selection and health checking.
-    ///
-    /// With the pool of the `previous` config of the same name: an unchanged pool
-    /// (same settings, same resolved addresses) is reused as it is; otherwise the new
-    /// pool keeps the health state (when the check is unchanged) and the in-flight
-    /// counts of servers that stay.
-    pub fn build(
-        file: &Path,
-        name: &str,
-        conf: &config::Upstream,
-        previous: Option<&Arc<Pool>>,
-    ) -> Result<Arc<Pool>, ConfigError> {
-        let mut servers = resolve_servers(file, conf)?;
-        if let Some(prev) = previous {
-            let same_addrs = prev
-                .servers
-                .iter()
-                .map(|s| s.addr)
-                .eq(servers.iter().map(|s| s.addr));
-            if same_addrs && same_upstream(&prev.conf, conf) {
-                return Ok(Arc::clone(prev));
-            }
-            for s in &mut servers {
-                if let Some(old) = prev
-                    .servers
-                    .iter()
-                    .find(|o| o.name == s.name && o.addr == s.addr)
-                {
-                    s.inflight = Arc::clone(&old.inflight);
-                }
-            }
-        }
-        let targets: Vec<CheckTarget> = servers
-            .iter()
-            .map(|s| CheckTarget {
-                addr: s.addr,
-                label: health::label(name, &s.name, s.addr),
-                active_ok: Arc::clone(&s.active_ok),
-                down: s.down,
-            })
-            .collect();
-        let kept = previous.filter(|p| p.conf.health_check == conf.health_check);
-        let (registry, check_targets) = match kept {
-            Some(prev) => {
-                prev.check_targets.store(Arc::new(targets));
-                (Arc::clone(&prev.registry), Arc::clone(&prev.check_targets))
-            }
-            None => {
-                // Health is keyed by address, so a changed weight keeps a server's state.
-                let registry = Arc::new(HealthRegistry::with_equivalence(address_key));
-                let check_targets: CheckTargets =
-                    Arc::new(arc_swap::ArcSwap::from_pointee(targets));
-                if let Some(hc) = &conf.health_check {
-                    registry.set_health_check(health::check_for(
-                        name,
-                        hc,
-                        Arc::clone(&check_targets),
-                    ));
-                }
-                (registry, check_targets)
-            }
-        };
-        let tier = |backup: bool| build_tier(&servers, &conf.balance, backup, &registry);
-        let primary = tier(false).map_err(|e| ConfigError::invalid(file, &conf.origin, e))?;
-        let backup = match servers.iter().any(|s| s.backup) {
-            true => Some(tier(true).map_err(|e| ConfigError::invalid(file, &conf.origin, e))?),
-            false => None,
-        };
-        let pool = Pool {
-            name: name.to_string(),
-            conf: conf.clone(),
-            primary,
-            backup,
-            registry,
-            check_targets,
-            key_kind: match conf.balance {
-                Balance::RoundRobin | Balance::LeastConn => KeyKind::None,
-                Balance::IpHash => KeyKind::ClientIp,
-                Balance::Hash { .. } => KeyKind::Template,
-            },
-            check_interval: conf.health_check.as_ref().map(|hc| hc.interval),
-            idle_timeout: conf.keepalive.as_ref().map(|k| k.timeout),
-            metrics: METRICS.pool(
-                name,
-                &servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-            ),
-            servers,
-        };
-        pool.refresh_active_health();
-        Ok(Arc::new(pool))
-    }
-
     /// The next server for a request with selection `key`, among the servers `allowed`
     /// lets through that are usable; backups only when no primary is.
     pub fn select(&self, key: &[u8], allowed: impl Fn(usize) -> bool) -> Option<usize> {
@@ -250,6 +162,25 @@ impl Pool {
             self.servers.iter().for_each(|s| s.passive.reset());
         }
         None
+    }
+
+    /// The key this pool's selector needs for a request: the client address for
+    /// `ip_hash`, the expanded key for `hash`, nothing for the others. `info` is only
+    /// built when a key is needed.
+    pub fn selection_key<'k, 'r>(
+        &self,
+        info: impl FnOnce() -> RequestInfo<'r>,
+        buf: &'k mut Vec<u8>,
+    ) -> &'k [u8] {
+        match (self.key_kind, &self.hash_key) {
+            (KeyKind::ClientIp, _) => {
+                let (bytes, len) = info().client_ip.map_or(([0; 16], 0), ip_hash_key);
+                buf.extend_from_slice(&bytes[..len]);
+            }
+            (KeyKind::Template, Some(key)) => key.expand(&info(), buf),
+            _ => {}
+        }
+        buf
     }
 
     /// Whether server `i` may take a request now: not `down`, healthy by active checks,
@@ -337,204 +268,5 @@ impl Pool {
 
     fn index_of(&self, b: &Backend) -> Option<usize> {
         self.servers.iter().position(|s| s.backend.addr == b.addr)
-    }
-}
-
-/// Whether two upstream configs are the same but for where they were written.
-fn same_upstream(a: &config::Upstream, b: &config::Upstream) -> bool {
-    let server = |s: &config::Server| {
-        (
-            s.name.clone(),
-            s.addr.clone(),
-            s.weight,
-            s.max_fails,
-            s.fail_timeout,
-            s.max_conns,
-            s.backup,
-            s.down,
-        )
-    };
-    a.balance == b.balance
-        && a.health_check == b.health_check
-        && a.keepalive == b.keepalive
-        && a.servers
-            .iter()
-            .map(server)
-            .eq(b.servers.iter().map(server))
-}
-
-/// The health registry key of a backend: its address, whatever its weight.
-fn address_key(b: &Backend) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    b.addr.hash(&mut h);
-    h.finish()
-}
-
-fn resolve_servers(file: &Path, conf: &config::Upstream) -> Result<Vec<Server>, ConfigError> {
-    let mut servers: Vec<Server> = Vec::with_capacity(conf.servers.len());
-    for s in &conf.servers {
-        let at = s.origin.field("addr");
-        let addr = resolve(&s.addr).map_err(|msg| ConfigError::invalid(file, &at, msg))?;
-        if let Some(twin) = servers.iter().find(|t| t.addr == addr) {
-            return Err(ConfigError::invalid(
-                file,
-                &at,
-                format!(
-                    "\"{}\" resolves to {addr}, the address of server \"{}\"",
-                    s.addr, twin.name
-                ),
-            ));
-        }
-        let name_value = HeaderValue::from_str(&s.name).map_err(|_| {
-            ConfigError::invalid(
-                file,
-                &s.origin.field("name"),
-                "not usable as a header value",
-            )
-        })?;
-        servers.push(Server {
-            name: s.name.clone(),
-            name_value,
-            configured_addr: s.addr.clone(),
-            addr,
-            backend: Backend {
-                addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
-                weight: usize::try_from(s.weight).unwrap_or(usize::MAX),
-                ext: http::Extensions::new(),
-            },
-            backup: s.backup,
-            down: s.down,
-            max_conns: usize::try_from(s.max_conns).unwrap_or(usize::MAX),
-            inflight: Arc::default(),
-            passive: PassiveHealth::new(s.max_fails, s.fail_timeout),
-            active_ok: Arc::default(),
-        });
-    }
-    Ok(servers)
-}
-
-/// The primary or backup tier: a health view of its servers and the pool's selector.
-fn build_tier(
-    servers: &[Server],
-    balance: &Balance,
-    backup: bool,
-    registry: &Arc<HealthRegistry>,
-) -> Result<Tier, String> {
-    let members: Vec<&Server> = servers.iter().filter(|s| s.backup == backup).collect();
-    let live: Vec<Backend> = members
-        .iter()
-        .filter(|s| !s.down)
-        .map(|s| s.backend.clone())
-        .collect();
-    // Hashing keeps `down` servers in place so that other keys do not move (as nginx does).
-    let hashed = matches!(balance, Balance::IpHash | Balance::Hash { .. });
-    let ordered: Vec<Backend> = match hashed {
-        true => members.iter().map(|s| s.backend.clone()).collect(),
-        false => live.clone(),
-    };
-    let set: BTreeSet<Backend> = ordered.iter().cloned().collect();
-    let selector = match balance {
-        Balance::RoundRobin => {
-            let order = ordered.iter().map(|b| b.addr.clone()).collect();
-            Selector::Smooth(Arc::new(SmoothWeighted::build_with_config(&set, &order)))
-        }
-        Balance::LeastConn => {
-            let counted = members
-                .iter()
-                .filter(|s| !s.down)
-                .map(|s| (s.backend.clone(), Arc::clone(&s.inflight)))
-                .collect();
-            Selector::LeastConn(Arc::new(LeastConn::build_with_config(&set, &counted)))
-        }
-        Balance::IpHash => Selector::IpHash(Arc::new(IpHash::build_with_config(&set, &ordered))),
-        Balance::Hash {
-            consistent: false, ..
-        } => Selector::Hash(Arc::new(FNVHash::build(&set))),
-        Balance::Hash {
-            consistent: true, ..
-        } => Selector::Consistent(Arc::new(Consistent::build(&set))),
-    };
-    let view = Backends::new_with_health_registry(
-        Static::new(live.into_iter().collect()),
-        Arc::clone(registry),
-    );
-    // Static discovery never waits: one poll publishes the servers to the health registry.
-    match poll_once(view.update(|_| {})) {
-        Some(Ok(())) => {}
-        other => return Err(format!("cannot publish servers: {other:?}")),
-    }
-    let total_weight: usize = ordered.iter().map(|b| b.weight).sum();
-    Ok(Tier {
-        view,
-        selector,
-        // Enough for every algorithm to offer every server once (ip_hash rehashes 20
-        // times first; hashing may offer a server twice).
-        max_steps: 2 * members.len() + 20 + total_weight.min(1024),
-    })
-}
-
-/// Polls a future once; `None` if it is not ready. For futures that never wait.
-fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
-    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
-    match std::pin::pin!(fut).poll(&mut cx) {
-        std::task::Poll::Ready(out) => Some(out),
-        std::task::Poll::Pending => None,
-    }
-}
-
-/// Resolves `host:port`, nginx-style message on failure. The first address wins: one
-/// configured server is one backend (nginx would add every address).
-fn resolve(addr: &str) -> Result<SocketAddr, String> {
-    if let Ok(parsed) = addr.parse() {
-        return Ok(parsed);
-    }
-    let not_found = || format!("host not found in upstream \"{addr}\"");
-    let mut found = addr.to_socket_addrs().map_err(|_| not_found())?;
-    let first = found.next().ok_or_else(not_found)?;
-    let rest: Vec<String> = found
-        .filter(|a| *a != first)
-        .map(|a| a.to_string())
-        .collect();
-    if !rest.is_empty() {
-        warn!(
-            "\"{addr}\" resolves to several addresses; using {first}, not {}",
-            rest.join(", ")
-        );
-    }
-    Ok(first)
-}
-
-#[cfg(test)]
-impl Pool {
-    /// A round-robin pool of servers called `names` on unused loopback ports.
-    pub fn for_tests(name: &str, names: &[&str]) -> Pool {
-        let servers = names
-            .iter()
-            .enumerate()
-            .map(|(i, n)| config::Server {
-                name: n.to_string(),
-                addr: format!("127.0.0.1:{}", 1 + i),
-                weight: 1,
-                max_fails: 1,
-                fail_timeout: Duration::from_secs(10),
-                max_conns: 0,
-                backup: false,
-                down: false,
-                origin: config::Origin::Builtin,
-            })
-            .collect();
-        let conf = config::Upstream {
-            servers,
-            balance: Balance::RoundRobin,
-            health_check: None,
-            keepalive: None,
-            origin: config::Origin::Builtin,
-        };
-        match Arc::try_unwrap(Pool::build(Path::new("test"), name, &conf, None).expect("test pool"))
-        {
-            Ok(pool) => pool,
-            Err(_) => unreachable!("a new pool has one owner"),
-        }
     }
 }

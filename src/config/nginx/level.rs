@@ -4,7 +4,7 @@
 use super::translate::{Nginx, arg_count, at};
 use super::values;
 use crate::config::{
-    AccessLogTarget, AddHeader, ConfigError, NextUpstream, ProxySettings, SetHeader,
+    AccessLogTarget, AddHeader, ConfigError, NextUpstream, Origin, ProxySettings, SetHeader,
 };
 use std::time::Duration;
 
@@ -86,6 +86,7 @@ impl Level {
                 SetHeader {
                     name: "Host".into(),
                     value: "$proxy_host".into(),
+                    origin: Origin::Builtin,
                 },
             );
         }
@@ -103,6 +104,7 @@ impl Level {
             vec![AccessLogTarget {
                 path: "stdout".into(),
                 format: "combined".into(),
+                origin: Origin::Builtin,
             }]
         })
     }
@@ -129,6 +131,7 @@ impl Level {
                     .push(SetHeader {
                         name: args[0].clone(),
                         value: args[1].clone(),
+                        origin: d.origin(),
                     });
             }
             "add_header" => {
@@ -144,6 +147,7 @@ impl Level {
                         name: args[0].clone(),
                         value: args[1].clone(),
                         always,
+                        origin: d.origin(),
                     });
             }
             "client_max_body_size" => {
@@ -229,5 +233,9 @@ fn access_log(d: &Nginx, log_formats: &[String]) -> Result<Option<AccessLogTarge
         }
         p => p.to_string(),
     };
-    Ok(Some(AccessLogTarget { path, format }))
+    Ok(Some(AccessLogTarget {
+        path,
+        format,
+        origin: d.origin(),
+    }))
 }

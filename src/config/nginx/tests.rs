@@ -519,7 +519,12 @@ proptest! {
             prop_assert_eq!(route.proxy.read_timeout, Duration::from_secs(read_timeout));
             prop_assert_eq!(route.proxy.next_upstream_tries, tries);
         }
-        crate::config::validate::validate(&c).map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let env = crate::runtime::CompileEnv {
+            dns: &crate::upstream::resolve::Offline::default(),
+            sinks: &crate::observe::access_log::Sinks::offline(),
+            previous: None,
+        };
+        crate::runtime::Runtime::compile(&c, &env).map_err(|e| TestCaseError::fail(e.to_string()))?;
     }
 
     /// Whatever the input, translation answers Ok or Err: it never panics.

@@ -309,6 +309,7 @@ impl Translator {
             variable,
             entries: Vec::new(),
             default: String::new(),
+            origin: d.origin(),
         };
         for e in d.block()?.iter().map(Nginx::new) {
             let key = e.name();
@@ -368,6 +369,7 @@ impl Translator {
             LogFormat {
                 template: parts.concat(),
                 escape,
+                origin: d.origin(),
             },
         );
         Ok(())

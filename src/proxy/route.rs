@@ -1,0 +1,207 @@
+//! The routing decision for a request head, as a pure function: which virtual server and
+//! route take it, whether pinlb answers it itself, and where a proxied request goes.
+
+use super::ctx::{Pinned, Routed};
+use crate::observe::metrics::PinOutcome;
+use crate::request;
+use crate::routing::pin::{PinAction, pin_action};
+use crate::runtime::{RouteAction, Runtime};
+use http::header::CONTENT_LENGTH;
+use pingora::http::RequestHeader;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// What to do with a request, decided from its head.
+pub struct Routing {
+    /// The virtual server that takes the request.
+    pub virtual_server: Option<usize>,
+    /// The route it matched, and for proxied requests the pool and pin.
+    pub routed: Option<Routed>,
+    /// `None`: proxy the request. Otherwise pinlb answers it itself.
+    pub answer: Option<Answer>,
+    /// How the route's pin went, for the metrics.
+    pub pin: Option<PinOutcome>,
+}
+
+/// A response pinlb writes itself.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// A short `text/plain` response of pinlb's own.
+    Text(u16, String),
+    /// The route's `return`.
+    Return,
+}
+
+/// Routes a request that arrived on `local`.
+pub fn decide(runtime: &Runtime, local: Option<SocketAddr>, req: &RequestHeader) -> Routing {
+    let mut routing = Routing {
+        virtual_server: None,
+        routed: None,
+        answer: None,
+        pin: None,
+    };
+    let Some(vs) = runtime.find_virtual_server(local, || request::host(req)) else {
+        routing.answer = Some(text(404, "404 Not Found: no server for this address"));
+        return routing;
+    };
+    routing.virtual_server = Some(vs);
+    let Some(at) = runtime.find_route(vs, req.uri.path()) else {
+        routing.answer = Some(text(404, "404 Not Found: no route for this path"));
+        return routing;
+    };
+    let route = runtime.route_at(at);
+    let mut routed = Routed {
+        at,
+        pool: None,
+        pin: None,
+    };
+    let declared = || {
+        let value = request::header(req, CONTENT_LENGTH)?;
+        std::str::from_utf8(value).ok()?.parse::<u64>().ok()
+    };
+    let too_large = route.settings.client_max_body_size;
+    if too_large.is_some_and(|max| declared().is_some_and(|len| len > max)) {
+        routing.answer = Some(text(413, "413 Request Entity Too Large"));
+    } else {
+        match &route.action {
+            RouteAction::Return { .. } => routing.answer = Some(Answer::Return),
+            RouteAction::Proxy(proxy) => {
+                let action =
+                    pin_action(&proxy.pins, &proxy.pool, proxy.on_unhealthy, req, |p, i| {
+                        p.is_usable(i)
+                    });
+                let (pool, pin, outcome) = match action {
+                    PinAction::Absent => (&proxy.pool, None, None),
+                    PinAction::Unknown => (&proxy.pool, None, Some(PinOutcome::Unknown)),
+                    PinAction::Pool(pool) => (pool, None, Some(PinOutcome::Pinned)),
+                    PinAction::Server {
+                        pool,
+                        server,
+                        strict,
+                    } => (
+                        pool,
+                        Some(Pinned { server, strict }),
+                        Some(PinOutcome::Pinned),
+                    ),
+                    PinAction::FellBack { pool, server } => {
+                        log::debug!(
+                            "pinned server \"{}\" is unusable; balancing instead",
+                            pool.servers[server].name
+                        );
+                        (&proxy.pool, None, Some(PinOutcome::FellBack))
+                    }
+                    PinAction::Refuse { pool, server } => {
+                        let body = format!(
+                            "503 Service Unavailable: server \"{}\" of upstream \"{}\" is down",
+                            pool.servers[server].name, pool.name
+                        );
+                        routing.answer = Some(text(503, &body));
+                        (&proxy.pool, None, Some(PinOutcome::Refused))
+                    }
+                };
+                routing.pin = outcome;
+                routed.pool = Some(Arc::clone(pool));
+                routed.pin = pin;
+            }
+        }
+    }
+    routing.routed = Some(routed);
+    routing
+}
+
+fn text(status: u16, line: &str) -> Answer {
+    Answer::Text(status, format!("{line}\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::json;
+    use crate::observe::access_log::Sinks;
+    use crate::runtime::CompileEnv;
+    use crate::upstream::resolve::Offline;
+    use std::path::Path;
+
+    fn runtime(routes: &str) -> Runtime {
+        let text = format!(
+            r#"{{ "listeners": [{{ "addr": "127.0.0.1:8080" }}],
+                "upstreams": {{ "web": {{ "servers": [
+                    {{ "name": "app1", "addr": "127.0.0.1:9001" }},
+                    {{ "name": "app2", "addr": "127.0.0.1:9002" }} ] }} }},
+                "routes": [{routes}], "access_log": {{ "path": "off" }} }}"#
+        );
+        let config = json::parse(Path::new("t.json"), &text).unwrap();
+        let env = CompileEnv {
+            dns: &Offline::default(),
+            sinks: &Sinks::offline(),
+            previous: None,
+        };
+        Runtime::compile(&config, &env).unwrap()
+    }
+
+    fn get(path: &str, headers: &[(&str, &str)]) -> RequestHeader {
+        let mut r = RequestHeader::build("GET", path.as_bytes(), None).unwrap();
+        for (k, v) in headers {
+            r.append_header(k.to_string(), *v).unwrap();
+        }
+        r
+    }
+
+    const PINNED: &str =
+        r#"{ "path": "/", "upstream": "web", "pin": { "header": "app", "cookie": "app" } }"#;
+
+    #[test]
+    fn a_pin_names_the_server_and_counts_as_pinned() {
+        let rt = runtime(PINNED);
+        let routing = decide(&rt, None, &get("/", &[("app", "app2")]));
+        assert_eq!(routing.answer, None);
+        let routed = routing.routed.unwrap();
+        assert_eq!(
+            routed.pin,
+            Some(Pinned {
+                server: 1,
+                strict: false
+            })
+        );
+        assert_eq!(routed.pool.unwrap().name, "web");
+        assert!(matches!(routing.pin, Some(PinOutcome::Pinned)));
+    }
+
+    #[test]
+    fn without_a_pin_the_route_pool_balances() {
+        let rt = runtime(PINNED);
+        let routing = decide(&rt, None, &get("/x", &[]));
+        assert!(routing.pin.is_none());
+        assert!(routing.routed.unwrap().pin.is_none());
+        let unknown = decide(&rt, None, &get("/", &[("app", "nope")]));
+        assert!(matches!(unknown.pin, Some(PinOutcome::Unknown)));
+    }
+
+    #[test]
+    fn unmatched_paths_and_large_bodies_are_answered() {
+        let rt = runtime(
+            r#"{ "path": "/api", "upstream": "web", "proxy": { "client_max_body_size": 10 } }"#,
+        );
+        let none = decide(&rt, None, &get("/other", &[]));
+        assert_eq!(
+            none.answer,
+            Some(Answer::Text(
+                404,
+                "404 Not Found: no route for this path\n".into()
+            ))
+        );
+        assert!(none.routed.is_none() && none.virtual_server == Some(0));
+        let big = decide(&rt, None, &get("/api", &[("Content-Length", "11")]));
+        assert!(matches!(big.answer, Some(Answer::Text(413, _))));
+        let small = decide(&rt, None, &get("/api", &[("Content-Length", "10")]));
+        assert_eq!(small.answer, None);
+    }
+
+    #[test]
+    fn return_routes_are_answered_by_their_route() {
+        let rt = runtime(r#"{ "path": "/", "return": { "status": 204 } }"#);
+        let routing = decide(&rt, None, &get("/", &[]));
+        assert_eq!(routing.answer, Some(Answer::Return));
+        assert_eq!(routing.routed.unwrap().at, (0, 0));
+    }
+}

@@ -1,0 +1,195 @@
+//! The one pass from [`Config`] to [`Runtime`]: every check a config must pass happens
+//! here, while its parts are compiled, so that nothing is parsed twice and every error
+//! points at the element it is about (a file line for nginx syntax, a JSON path for JSON).
+
+use super::Runtime;
+use super::routes::{Logs, compile_virtual_server};
+use crate::config::{Config, ConfigError, Origin};
+use crate::observe::access_log::Sinks;
+use crate::observe::metrics::METRICS;
+use crate::upstream::resolve::Resolve;
+use crate::upstream::{Pool, PoolEnv};
+use crate::variables::CompiledMap;
+use bytes::Bytes;
+use http::HeaderName;
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+
+/// Upper bound on worker threads, far above any sensible value, to catch typos.
+const MAX_THREADS: usize = 1024;
+
+/// What compiling a config needs besides the config.
+pub struct CompileEnv<'a> {
+    /// Resolves upstream host names: the system's, or [`crate::upstream::resolve::Offline`]
+    /// to check a config without the network.
+    pub dns: &'a dyn Resolve,
+    /// Access log destinations, shared across reloads.
+    pub sinks: &'a Sinks,
+    /// The runtime being replaced, whose pools keep their state where they can.
+    pub previous: Option<&'a Runtime>,
+}
+
+impl Runtime {
+    /// Checks `config` and builds everything requests need: resolves host names, opens
+    /// access logs, compiles variables, regexes and header rules.
+    pub fn compile(config: &Config, env: &CompileEnv<'_>) -> Result<Runtime, ConfigError> {
+        let file = config.source.as_path();
+        check_process(file, config)?;
+        let map_names: Vec<String> = config.maps.iter().map(|m| m.variable.clone()).collect();
+        let maps = CompiledMap::compile_all(&config.maps)
+            .map_err(|(i, msg)| ConfigError::invalid(file, &config.maps[i].origin, msg))?;
+        let pool_env = PoolEnv {
+            file,
+            dns: env.dns,
+            maps: &map_names,
+        };
+        let mut pools = BTreeMap::new();
+        for (name, upstream) in &config.upstreams {
+            let previous = env.previous.and_then(|p| p.pools.get(name));
+            pools.insert(
+                name.clone(),
+                Pool::build(&pool_env, name, upstream, previous)?,
+            );
+        }
+        let mut logs = Logs::new(config, env.sinks, &map_names, || {
+            METRICS.access_log_dropped.inc()
+        });
+        let virtual_servers = config
+            .virtual_servers
+            .iter()
+            .map(|vs| compile_virtual_server(file, vs, &pools, &map_names, &mut logs))
+            .collect::<Result<_, _>>()?;
+        let served_by = match &config.served_by_header {
+            Some(name) => {
+                let at = Origin::Json("served_by_header".into());
+                let header = header_name(name).map_err(|m| ConfigError::invalid(file, &at, m))?;
+                Some((header, Bytes::from(name.clone())))
+            }
+            None => None,
+        };
+        Ok(Runtime {
+            pools,
+            virtual_servers,
+            maps,
+            served_by,
+            keepalive_timeout: config.keepalive_timeout,
+            any_server_names: config
+                .virtual_servers
+                .iter()
+                .any(|vs| !vs.server_names.is_empty()),
+        })
+    }
+}
+
+/// Settings of the process rather than of requests: threads, listeners, the admin listener.
+fn check_process(file: &Path, config: &Config) -> Result<(), ConfigError> {
+    let root = Origin::Json(String::new());
+    if config.threads == 0 || config.threads > MAX_THREADS {
+        return Err(ConfigError::invalid(
+            file,
+            &root.field("threads"),
+            format!("must be between 1 and {MAX_THREADS}"),
+        ));
+    }
+    if config.listeners.is_empty() {
+        return Err(ConfigError::invalid(
+            file,
+            &root.field("listeners"),
+            "at least one listener is required",
+        ));
+    }
+    let mut seen = HashSet::new();
+    for l in &config.listeners {
+        if !seen.insert(l.addr) {
+            return Err(ConfigError::invalid(
+                file,
+                &l.origin,
+                format!("duplicate listener {}", l.addr),
+            ));
+        }
+    }
+    if let Some(admin) = config.admin {
+        if config.listeners.iter().any(|l| l.addr == admin) {
+            return Err(ConfigError::invalid(
+                file,
+                &root.field("admin").field("addr"),
+                format!("{admin} is also a proxy listener"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// A header name from the config, with the message nginx users would understand.
+pub(super) fn header_name(name: &str) -> Result<HeaderName, String> {
+    HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("\"{name}\" is not a valid header name"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::json;
+    use crate::upstream::resolve::Offline;
+
+    fn compile(text: &str) -> Result<Runtime, String> {
+        let config = json::parse(Path::new("t.json"), text).map_err(|e| e.to_string())?;
+        let env = CompileEnv {
+            dns: &Offline::default(),
+            sinks: &Sinks::offline(),
+            previous: None,
+        };
+        Runtime::compile(&config, &env).map_err(|e| e.to_string())
+    }
+
+    fn refused(text: &str) -> String {
+        compile(text).err().expect("the config is refused")
+    }
+
+    fn with_route(route: &str) -> String {
+        format!(
+            r#"{{ "listeners": [{{ "addr": "127.0.0.1:8080" }}],
+                "upstreams": {{ "web": {{ "servers": [
+                    {{ "name": "a", "addr": "127.0.0.1:9001", "weight": 2 }},
+                    {{ "name": "b", "addr": "app2:80" }}
+                ] }} }},
+                "routes": [{route}] }}"#
+        )
+    }
+
+    #[test]
+    fn a_good_config_compiles_without_the_network() {
+        let runtime = compile(&with_route(r#"{ "path": "/", "upstream": "web" }"#)).unwrap();
+        assert_eq!(runtime.pools["web"].servers.len(), 2);
+    }
+
+    #[test]
+    fn route_to_unknown_upstream_is_refused() {
+        assert_eq!(
+            refused(&with_route(r#"{ "path": "/", "upstream": "api" }"#)),
+            "routes[0].upstream: unknown upstream \"api\" in t.json"
+        );
+    }
+
+    #[test]
+    fn unknown_variable_in_a_header_is_refused() {
+        let route =
+            r#"{ "path": "/", "upstream": "web", "proxy": { "set_headers": { "X-A": "$nope" } } }"#;
+        assert_eq!(
+            refused(&with_route(route)),
+            "routes[0].proxy.set_headers.X-A: unknown \"nope\" variable in t.json"
+        );
+    }
+
+    #[test]
+    fn a_listener_twice_is_refused() {
+        let text = with_route(r#"{ "path": "/", "upstream": "web" }"#).replace(
+            r#"[{ "addr": "127.0.0.1:8080" }]"#,
+            r#"[{ "addr": "127.0.0.1:8080" }, { "addr": "127.0.0.1:8080" }]"#,
+        );
+        assert_eq!(
+            refused(&text),
+            "listeners[1]: duplicate listener 127.0.0.1:8080 in t.json"
+        );
+    }
+}

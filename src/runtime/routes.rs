@@ -1,0 +1,348 @@
+//! Compiling virtual servers and their routes: locations, `return`s, `proxy_pass` with its
+//! pins, the header rules and access logs of each route, checked as they are built.
+
+use super::compile::header_name;
+use super::{AddHeaderRule, HeaderRule, ProxyRoute, Route, RouteAction, VirtualServer};
+use crate::config::{
+    AccessLogTarget, Action, AddHeader, Config, ConfigError, Origin, PathMatch, PinMatch,
+    PinSource, PinTarget, ProxySettings, Route as RouteConf, ServerName, SetHeader,
+    VirtualServer as VirtualServerConf,
+};
+use crate::observe::LogTarget;
+use crate::observe::access_log::{DropCounter, Sinks};
+use crate::observe::log_format::Format;
+use crate::routing::locations::Locations;
+use crate::routing::pin::{Pin, PinBinding, PinKey};
+use crate::routing::server_names::Names;
+use crate::upstream::Pool;
+use crate::variables::Template;
+use bytes::Bytes;
+use http::HeaderValue;
+use std::collections::{BTreeMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+type Pools = BTreeMap<String, Arc<Pool>>;
+
+/// Access log targets of one compile: formats compiled once each, sinks shared.
+pub(super) struct Logs<'a> {
+    config: &'a Config,
+    sinks: &'a Sinks,
+    maps: &'a [String],
+    formats: BTreeMap<String, Arc<Format>>,
+    on_drop: DropCounter,
+}
+
+impl<'a> Logs<'a> {
+    pub(super) fn new(
+        config: &'a Config,
+        sinks: &'a Sinks,
+        maps: &'a [String],
+        on_drop: impl Fn() + Send + Sync + 'static,
+    ) -> Self {
+        Logs {
+            config,
+            sinks,
+            maps,
+            formats: BTreeMap::new(),
+            on_drop: Arc::new(on_drop),
+        }
+    }
+
+    fn targets(
+        &mut self,
+        file: &Path,
+        targets: &[AccessLogTarget],
+    ) -> Result<Vec<LogTarget>, ConfigError> {
+        targets
+            .iter()
+            .map(|t| {
+                let format = match self.formats.get(&t.format) {
+                    Some(f) => Arc::clone(f),
+                    None => {
+                        let f = Format::named(&t.format, &self.config.log_formats, self.maps)
+                            .map_err(|msg| {
+                                let origin = self
+                                    .config
+                                    .log_formats
+                                    .get(&t.format)
+                                    .map_or(&t.origin, |f| &f.origin);
+                                ConfigError::invalid(file, origin, msg)
+                            })?;
+                        let f = Arc::new(f);
+                        self.formats.insert(t.format.clone(), Arc::clone(&f));
+                        f
+                    }
+                };
+                let sink = self
+                    .sinks
+                    .get(&t.path, &self.on_drop)
+                    .map_err(|msg| ConfigError::invalid(file, &t.origin, msg))?;
+                Ok(LogTarget { sink, format })
+            })
+            .collect()
+    }
+}
+
+pub(super) fn compile_virtual_server(
+    file: &Path,
+    vs: &VirtualServerConf,
+    pools: &Pools,
+    maps: &[String],
+    logs: &mut Logs<'_>,
+) -> Result<VirtualServer, ConfigError> {
+    let at = |msg: String| ConfigError::invalid(file, &vs.origin, msg);
+    let mut seen = HashSet::new();
+    let mut routes = Vec::with_capacity(vs.routes.len());
+    for r in &vs.routes {
+        if !seen.insert(&r.path) {
+            let at = r.origin.field("path");
+            return Err(ConfigError::invalid(file, &at, "duplicate location"));
+        }
+        routes.push(compile_route(file, r, pools, maps, logs)?);
+    }
+    let paths: Vec<&PathMatch> = vs.routes.iter().map(|r| &r.path).collect();
+    let first_name = vs.server_names.first().map(|n| match n {
+        ServerName::Exact(s) | ServerName::Regex(s) => s.clone(),
+        ServerName::Suffix(s) => format!("*{s}"),
+        ServerName::Prefix(s) => format!("{s}*"),
+    });
+    Ok(VirtualServer {
+        listen: vs.listen.clone(),
+        default_for: vs.default_for.clone(),
+        names: Names::new(&vs.server_names).map_err(at)?,
+        server_name: first_name.unwrap_or_default(),
+        locations: Locations::new(&paths).map_err(|(i, msg)| {
+            ConfigError::invalid(file, &vs.routes[i].origin.field("path"), msg)
+        })?,
+        routes,
+        access_log: logs.targets(file, &vs.access_log)?,
+    })
+}
+
+fn compile_route(
+    file: &Path,
+    r: &RouteConf,
+    pools: &Pools,
+    maps: &[String],
+    logs: &mut Logs<'_>,
+) -> Result<Route, ConfigError> {
+    let origin = &r.origin;
+    let invalid = |at: &Origin, msg: String| ConfigError::invalid(file, at, msg);
+    if let PathMatch::Exact(p) | PathMatch::Prefix(p) | PathMatch::PrefixNoRegex(p) = &r.path {
+        if !p.starts_with('/') {
+            return Err(invalid(
+                &origin.field("path"),
+                "must start with \"/\"".into(),
+            ));
+        }
+    }
+    let action = match &r.action {
+        Action::Proxy(pass) => {
+            let at = origin.field("upstream");
+            let pool = pool_named(pools, &pass.upstream).map_err(|m| invalid(&at, m))?;
+            let rewrite = match (&pass.uri, &r.path) {
+                (Some(_), PathMatch::Regex { .. }) => {
+                    return Err(invalid(
+                        &at,
+                        "\"proxy_pass\" cannot have URI part in location given by regular expression"
+                            .into(),
+                    ));
+                }
+                (
+                    Some(uri),
+                    PathMatch::Prefix(p) | PathMatch::PrefixNoRegex(p) | PathMatch::Exact(p),
+                ) => Some((p.clone(), uri.clone())),
+                (None, _) => None,
+            };
+            let at = origin.field("pin");
+            let pins = pass
+                .pins
+                .iter()
+                .map(|pin| bind_pin(pools, &pin.source, &pin.matches))
+                .collect::<Result<_, _>>()
+                .map_err(|(field, m)| invalid(&at.field(field), m))?;
+            RouteAction::Proxy(ProxyRoute {
+                pool,
+                pins,
+                on_unhealthy: pass.on_unhealthy,
+                rewrite,
+                proxy_host: pass.upstream.clone(),
+            })
+        }
+        Action::Return(answer) => {
+            let at = origin.field("return");
+            if answer.status > 999 {
+                return Err(invalid(
+                    &at.field("status"),
+                    "must be between 0 and 999".into(),
+                ));
+            }
+            let text = match &answer.text {
+                Some(text) => {
+                    Some(Template::parse(text, maps).map_err(|m| invalid(&at.field("text"), m))?)
+                }
+                None => None,
+            };
+            RouteAction::Return {
+                status: answer.status,
+                text,
+            }
+        }
+    };
+    check_timeouts(file, &origin.field("proxy"), &r.proxy)?;
+    Ok(Route {
+        action,
+        settings: r.proxy.clone(),
+        set_headers: header_rules(file, &r.proxy.set_headers, maps)?,
+        add_headers: add_header_rules(file, &r.add_headers, maps)?,
+        access_log: logs.targets(file, &r.access_log)?,
+    })
+}
+
+fn check_timeouts(file: &Path, origin: &Origin, p: &ProxySettings) -> Result<(), ConfigError> {
+    for (field, value) in [
+        ("connect_timeout_ms", p.connect_timeout),
+        ("read_timeout_ms", p.read_timeout),
+        ("send_timeout_ms", p.send_timeout),
+        ("websocket_idle_timeout_ms", p.websocket_idle_timeout),
+    ] {
+        if value == Duration::ZERO {
+            let at = origin.field(field);
+            return Err(ConfigError::invalid(file, &at, "must be greater than 0"));
+        }
+    }
+    Ok(())
+}
+
+fn pool_named(pools: &Pools, name: &str) -> Result<Arc<Pool>, String> {
+    pools
+        .get(name)
+        .cloned()
+        .ok_or_else(|| format!("unknown upstream \"{name}\""))
+}
+
+/// Binds a pin to the pools; an error names the field of the pin it is about.
+fn bind_pin(
+    pools: &Pools,
+    source: &PinSource,
+    matches: &PinMatch,
+) -> Result<Pin, (&'static str, String)> {
+    let source = match source {
+        PinSource::Header(name) => PinKey::Header(header_name(name).map_err(|m| ("header", m))?),
+        PinSource::Cookie(name) => {
+            let bad = name.is_empty()
+                || name
+                    .bytes()
+                    .any(|b| matches!(b, b';' | b'=' | b' ' | b',') || b.is_ascii_control());
+            if bad {
+                return Err(("cookie", format!("\"{name}\" is not a valid cookie name")));
+            }
+            PinKey::Cookie(name.clone())
+        }
+    };
+    let target = match matches {
+        PinMatch::ServerName => PinBinding::ServerName,
+        PinMatch::Value { equals, target } => {
+            let equals = equals.as_bytes().to_vec();
+            match target {
+                PinTarget::Upstream(name) => PinBinding::Pool {
+                    equals,
+                    pool: pool_named(pools, name).map_err(|m| ("upstream", m))?,
+                },
+                PinTarget::Server { upstream, server } => {
+                    let pool = pool_named(pools, upstream).map_err(|m| ("upstream", m))?;
+                    let server = pool.find(server.as_bytes()).ok_or_else(|| {
+                        (
+                            "server",
+                            format!("upstream \"{upstream}\" has no server \"{server}\""),
+                        )
+                    })?;
+                    PinBinding::Server {
+                        equals,
+                        pool,
+                        server,
+                    }
+                }
+            }
+        }
+    };
+    Ok(Pin { source, target })
+}
+
+/// Hop-by-hop headers belong to one connection: Pingora sets them for the upstream
+/// connection itself (keeping it pooled, passing websocket upgrades), so rules for them,
+/// such as the `Connection $connection_upgrade` idiom, are not applied.
+const HOP_BY_HOP: [&str; 6] = [
+    "connection",
+    "upgrade",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "transfer-encoding",
+];
+
+fn header_rules(
+    file: &Path,
+    headers: &[SetHeader],
+    maps: &[String],
+) -> Result<Vec<HeaderRule>, ConfigError> {
+    headers
+        .iter()
+        .filter(|h| {
+            let managed = HOP_BY_HOP.iter().any(|n| h.name.eq_ignore_ascii_case(n));
+            if managed {
+                log::debug!(
+                    "\"{}\" is a hop-by-hop header that pinlb manages itself",
+                    h.name
+                );
+            }
+            !managed
+        })
+        .map(|h| {
+            HeaderRule::new(&h.name, &h.value, maps)
+                .map_err(|m| ConfigError::invalid(file, &h.origin, m))
+        })
+        .collect()
+}
+
+impl HeaderRule {
+    /// Prepares `proxy_set_header name value`; `maps` are the config's `map` variables.
+    pub fn new(name: &str, value: &str, maps: &[String]) -> Result<HeaderRule, String> {
+        let header = header_name(name)?;
+        let value = match value.is_empty() {
+            true => None,
+            false => Some(Template::parse(value, maps)?),
+        };
+        let literal = value
+            .as_ref()
+            .and_then(Template::as_literal)
+            .and_then(|text| HeaderValue::from_str(text).ok());
+        Ok(HeaderRule {
+            name: Bytes::from(name.to_string()),
+            header,
+            value,
+            literal,
+        })
+    }
+}
+
+fn add_header_rules(
+    file: &Path,
+    headers: &[AddHeader],
+    maps: &[String],
+) -> Result<Vec<AddHeaderRule>, ConfigError> {
+    headers
+        .iter()
+        .map(|h| {
+            let invalid = |m| ConfigError::invalid(file, &h.origin, m);
+            header_name(&h.name).map_err(invalid)?;
+            Ok(AddHeaderRule {
+                name: Bytes::from(h.name.clone()),
+                value: Template::parse(&h.value, maps).map_err(invalid)?,
+                always: h.always,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,532 @@
+//! Compiling one `upstream` of the config into a [`Pool`]: its settings checked, its
+//! servers resolved, selection and health checking prepared, and the state of the pool
+//! of the same name in the previous config carried over where it still applies.
+
+use super::check::{self, CheckTarget, CheckTargets};
+use super::resolve::Resolve;
+use super::smooth::SmoothWeighted;
+use super::{IpHash, KeyKind, LeastConn, PassiveHealth, Pool, Selector, Server, Tier};
+use crate::config::{self, Balance, CheckKind, ConfigError, Origin};
+use crate::observe::metrics::METRICS;
+use crate::variables::Template;
+use http::HeaderValue;
+use log::warn;
+use pingora::lb::discovery::Static;
+use pingora::lb::selection::{BackendSelection, Consistent, FNVHash};
+use pingora::lb::{Backend, Backends, HealthRegistry};
+use std::collections::{BTreeSet, HashSet};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// What compiling an upstream needs besides the upstream itself.
+pub struct PoolEnv<'a> {
+    /// The config file, for error messages.
+    pub file: &'a Path,
+    pub dns: &'a dyn Resolve,
+    /// The config's `map` variables, which a `hash` key may use.
+    pub maps: &'a [String],
+}
+
+impl Pool {
+    /// Checks the upstream `conf`, resolves its servers' addresses and prepares
+    /// selection and health checking.
+    ///
+    /// With the pool of the `previous` config of the same name: an unchanged pool
+    /// (same settings, same resolved addresses) is reused as it is; otherwise the new
+    /// pool keeps the health state (when the check is unchanged) and the in-flight
+    /// counts of servers that stay.
+    pub fn build(
+        env: &PoolEnv<'_>,
+        name: &str,
+        conf: &config::Upstream,
+        previous: Option<&Arc<Pool>>,
+    ) -> Result<Arc<Pool>, ConfigError> {
+        let file = env.file;
+        check_upstream(file, name, conf)?;
+        let hash_key = match &conf.balance {
+            Balance::Hash { key, .. } => Some(Template::parse(key, env.maps).map_err(|msg| {
+                ConfigError::invalid(file, &conf.origin.field("balance").field("hash"), msg)
+            })?),
+            _ => None,
+        };
+        let mut servers = resolve_servers(env, conf)?;
+        if let Some(prev) = previous {
+            let same_addrs = prev
+                .servers
+                .iter()
+                .map(|s| s.addr)
+                .eq(servers.iter().map(|s| s.addr));
+            if same_addrs && same_upstream(&prev.conf, conf) {
+                return Ok(Arc::clone(prev));
+            }
+            for s in &mut servers {
+                if let Some(old) = prev
+                    .servers
+                    .iter()
+                    .find(|o| o.name == s.name && o.addr == s.addr)
+                {
+                    s.inflight = Arc::clone(&old.inflight);
+                }
+            }
+        }
+        let targets: Vec<CheckTarget> = servers
+            .iter()
+            .map(|s| CheckTarget {
+                addr: s.addr,
+                label: check::label(name, &s.name, s.addr),
+                active_ok: Arc::clone(&s.active_ok),
+                down: s.down,
+            })
+            .collect();
+        let kept = previous.filter(|p| p.conf.health_check == conf.health_check);
+        let (registry, check_targets) = match kept {
+            Some(prev) => {
+                prev.check_targets.store(Arc::new(targets));
+                (Arc::clone(&prev.registry), Arc::clone(&prev.check_targets))
+            }
+            None => {
+                // Health is keyed by address, so a changed weight keeps a server's state.
+                let registry = Arc::new(HealthRegistry::with_equivalence(address_key));
+                let check_targets: CheckTargets =
+                    Arc::new(arc_swap::ArcSwap::from_pointee(targets));
+                if let Some(hc) = &conf.health_check {
+                    registry.set_health_check(check::check_for(
+                        name,
+                        hc,
+                        Arc::clone(&check_targets),
+                    ));
+                }
+                (registry, check_targets)
+            }
+        };
+        let tier = |backup: bool| {
+            build_tier(&servers, &conf.balance, backup, &registry)
+                .map_err(|e| ConfigError::invalid(file, &conf.origin, e))
+        };
+        let primary = tier(false)?;
+        let backup = match servers.iter().any(|s| s.backup) {
+            true => Some(tier(true)?),
+            false => None,
+        };
+        let pool = Pool {
+            name: name.to_string(),
+            conf: conf.clone(),
+            primary,
+            backup,
+            registry,
+            check_targets,
+            key_kind: match conf.balance {
+                Balance::RoundRobin | Balance::LeastConn => KeyKind::None,
+                Balance::IpHash => KeyKind::ClientIp,
+                Balance::Hash { .. } => KeyKind::Template,
+            },
+            hash_key,
+            check_interval: conf.health_check.as_ref().map(|hc| hc.interval),
+            idle_timeout: conf.keepalive.as_ref().map(|k| k.timeout),
+            metrics: METRICS.pool(
+                name,
+                &servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+            ),
+            servers,
+        };
+        pool.refresh_active_health();
+        Ok(Arc::new(pool))
+    }
+}
+
+/// The upstream's own settings: servers named and addressed once each, numbers in
+/// range, a health check that can run.
+fn check_upstream(file: &Path, name: &str, upstream: &config::Upstream) -> Result<(), ConfigError> {
+    let origin = &upstream.origin;
+    let invalid = |at: &Origin, msg: String| Err(ConfigError::invalid(file, at, msg));
+    if upstream.servers.is_empty() {
+        return invalid(
+            &origin.field("servers"),
+            format!("upstream \"{name}\" has no servers"),
+        );
+    }
+    let mut names = HashSet::new();
+    let mut addrs = HashSet::new();
+    for s in &upstream.servers {
+        if s.name.is_empty()
+            || s.name
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+        {
+            return invalid(
+                &s.origin.field("name"),
+                format!(
+                    "\"{}\" is not a valid server name (empty, spaces or control characters)",
+                    s.name
+                ),
+            );
+        }
+        if !names.insert(s.name.as_str()) {
+            return invalid(
+                &s.origin.field("name"),
+                format!(
+                    "duplicate server name \"{}\" in upstream \"{name}\"",
+                    s.name
+                ),
+            );
+        }
+        check_host_port(&s.addr).or_else(|msg| invalid(&s.origin.field("addr"), msg))?;
+        if !addrs.insert(s.addr.as_str()) {
+            return invalid(
+                &s.origin.field("addr"),
+                format!("duplicate address \"{}\" in upstream \"{name}\"", s.addr),
+            );
+        }
+        if s.weight == 0 {
+            return invalid(&s.origin.field("weight"), "must be at least 1".into());
+        }
+        if s.max_fails > 0 && s.fail_timeout.is_zero() {
+            return invalid(
+                &s.origin.field("fail_timeout_ms"),
+                "must be greater than 0 when max_fails is set".into(),
+            );
+        }
+        if s.backup && matches!(upstream.balance, Balance::IpHash | Balance::Hash { .. }) {
+            return invalid(
+                &s.origin.field("backup"),
+                "hash and ip_hash balancing do not support backup servers".into(),
+            );
+        }
+    }
+    if let Some(keepalive) = &upstream.keepalive {
+        if keepalive.connections == 0 {
+            return invalid(
+                &origin.field("keepalive").field("connections"),
+                "must be at least 1".into(),
+            );
+        }
+    }
+    if let Some(hc) = &upstream.health_check {
+        let origin = origin.field("health_check");
+        if let CheckKind::Http { path } = &hc.kind {
+            if !path.starts_with('/') {
+                return invalid(&origin.field("path"), "must start with \"/\"".into());
+            }
+        }
+        for (field, value) in [("interval_ms", hc.interval), ("timeout_ms", hc.timeout)] {
+            if value == Duration::ZERO {
+                return invalid(&origin.field(field), "must be greater than 0".into());
+            }
+        }
+        for (field, value) in [("fails", hc.fails), ("passes", hc.passes)] {
+            if value == 0 {
+                return invalid(&origin.field(field), "must be at least 1".into());
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `host:port` or `[v6]:port` with a numeric port.
+pub fn check_host_port(addr: &str) -> Result<(), String> {
+    let bad = || format!("\"{addr}\" is not a host:port address");
+    let (host, port) = addr.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || port.parse::<u16>().map_or(true, |p| p == 0) {
+        return Err(bad());
+    }
+    let bracketed = host.starts_with('[') && host.ends_with(']');
+    if host.contains(':') && !bracketed {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// Whether two upstream configs are the same but for where they were written.
+fn same_upstream(a: &config::Upstream, b: &config::Upstream) -> bool {
+    let server = |s: &config::Server| {
+        (
+            s.name.clone(),
+            s.addr.clone(),
+            s.weight,
+            s.max_fails,
+            s.fail_timeout,
+            s.max_conns,
+            s.backup,
+            s.down,
+        )
+    };
+    a.balance == b.balance
+        && a.health_check == b.health_check
+        && a.keepalive == b.keepalive
+        && a.servers
+            .iter()
+            .map(server)
+            .eq(b.servers.iter().map(server))
+}
+
+/// The health registry key of a backend: its address, whatever its weight.
+fn address_key(b: &Backend) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    b.addr.hash(&mut h);
+    h.finish()
+}
+
+fn resolve_servers(env: &PoolEnv<'_>, conf: &config::Upstream) -> Result<Vec<Server>, ConfigError> {
+    let file = env.file;
+    let mut servers: Vec<Server> = Vec::with_capacity(conf.servers.len());
+    for s in &conf.servers {
+        let at = s.origin.field("addr");
+        let addr =
+            first_address(env.dns, &s.addr).map_err(|msg| ConfigError::invalid(file, &at, msg))?;
+        if let Some(twin) = servers.iter().find(|t| t.addr == addr) {
+            return Err(ConfigError::invalid(
+                file,
+                &at,
+                format!(
+                    "\"{}\" resolves to {addr}, the address of server \"{}\"",
+                    s.addr, twin.name
+                ),
+            ));
+        }
+        let name_value = HeaderValue::from_str(&s.name).map_err(|_| {
+            ConfigError::invalid(
+                file,
+                &s.origin.field("name"),
+                "not usable as a header value",
+            )
+        })?;
+        servers.push(Server {
+            name: s.name.clone(),
+            name_value,
+            configured_addr: s.addr.clone(),
+            addr,
+            backend: Backend {
+                addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
+                weight: usize::try_from(s.weight).unwrap_or(usize::MAX),
+                ext: http::Extensions::new(),
+            },
+            backup: s.backup,
+            down: s.down,
+            max_conns: usize::try_from(s.max_conns).unwrap_or(usize::MAX),
+            inflight: Arc::default(),
+            passive: PassiveHealth::new(s.max_fails, s.fail_timeout),
+            active_ok: Arc::default(),
+        });
+    }
+    Ok(servers)
+}
+
+/// The first address of `host_port`: one configured server is one backend (nginx
+/// would add every address), and the others are named in a warning.
+fn first_address(dns: &dyn Resolve, host_port: &str) -> Result<SocketAddr, String> {
+    let found = dns.resolve(host_port)?;
+    let (first, rest) = found
+        .split_first()
+        .ok_or_else(|| format!("host not found in upstream \"{host_port}\""))?;
+    if !rest.is_empty() {
+        let others: Vec<String> = rest.iter().map(SocketAddr::to_string).collect();
+        warn!(
+            "\"{host_port}\" resolves to several addresses; using {first}, not {}",
+            others.join(", ")
+        );
+    }
+    Ok(*first)
+}
+
+/// The primary or backup tier: a health view of its servers and the pool's selector.
+fn build_tier(
+    servers: &[Server],
+    balance: &Balance,
+    backup: bool,
+    registry: &Arc<HealthRegistry>,
+) -> Result<Tier, String> {
+    let members: Vec<&Server> = servers.iter().filter(|s| s.backup == backup).collect();
+    let live: Vec<Backend> = members
+        .iter()
+        .filter(|s| !s.down)
+        .map(|s| s.backend.clone())
+        .collect();
+    // Hashing keeps `down` servers in place so that other keys do not move (as nginx does).
+    let hashed = matches!(balance, Balance::IpHash | Balance::Hash { .. });
+    let ordered: Vec<Backend> = match hashed {
+        true => members.iter().map(|s| s.backend.clone()).collect(),
+        false => live.clone(),
+    };
+    let set: BTreeSet<Backend> = ordered.iter().cloned().collect();
+    let selector = match balance {
+        Balance::RoundRobin => {
+            let order = ordered.iter().map(|b| b.addr.clone()).collect();
+            Selector::Smooth(Arc::new(SmoothWeighted::build_with_config(&set, &order)))
+        }
+        Balance::LeastConn => {
+            let counted = members
+                .iter()
+                .filter(|s| !s.down)
+                .map(|s| (s.backend.clone(), Arc::clone(&s.inflight)))
+                .collect();
+            Selector::LeastConn(Arc::new(LeastConn::build_with_config(&set, &counted)))
+        }
+        Balance::IpHash => Selector::IpHash(Arc::new(IpHash::build_with_config(&set, &ordered))),
+        Balance::Hash {
+            consistent: false, ..
+        } => Selector::Hash(Arc::new(FNVHash::build(&set))),
+        Balance::Hash {
+            consistent: true, ..
+        } => Selector::Consistent(Arc::new(Consistent::build(&set))),
+    };
+    let view = Backends::new_with_health_registry(
+        Static::new(live.into_iter().collect()),
+        Arc::clone(registry),
+    );
+    // Static discovery never waits: one poll publishes the servers to the health registry.
+    match poll_once(view.update(|_| {})) {
+        Some(Ok(())) => {}
+        other => return Err(format!("cannot publish servers: {other:?}")),
+    }
+    let total_weight: usize = ordered.iter().map(|b| b.weight).sum();
+    Ok(Tier {
+        view,
+        selector,
+        // Enough for every algorithm to offer every server once (ip_hash rehashes 20
+        // times first; hashing may offer a server twice).
+        max_steps: 2 * members.len() + 20 + total_weight.min(1024),
+    })
+}
+
+/// Polls a future once; `None` if it is not ready. For futures that never wait.
+fn poll_once<F: std::future::Future>(fut: F) -> Option<F::Output> {
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match std::pin::pin!(fut).poll(&mut cx) {
+        std::task::Poll::Ready(out) => Some(out),
+        std::task::Poll::Pending => None,
+    }
+}
+
+#[cfg(test)]
+impl Pool {
+    /// A round-robin pool of servers called `names` on unused loopback ports.
+    pub fn for_tests(name: &str, names: &[&str]) -> Pool {
+        let servers = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| config::Server {
+                name: n.to_string(),
+                addr: format!("127.0.0.1:{}", 1 + i),
+                ..config::Server::new(String::new(), String::new(), Origin::Builtin)
+            })
+            .collect();
+        let conf = config::Upstream {
+            servers,
+            balance: Balance::RoundRobin,
+            health_check: None,
+            keepalive: None,
+            origin: Origin::Builtin,
+        };
+        let env = PoolEnv {
+            file: Path::new("test"),
+            dns: &super::resolve::SystemResolver,
+            maps: &[],
+        };
+        match Arc::try_unwrap(Pool::build(&env, name, &conf, None).expect("test pool")) {
+            Ok(pool) => pool,
+            Err(_) => unreachable!("a new pool has one owner"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::upstream::resolve::StaticResolver;
+
+    fn upstream(servers: &[(&str, &str)]) -> config::Upstream {
+        config::Upstream {
+            servers: servers
+                .iter()
+                .enumerate()
+                .map(|(i, (name, addr))| {
+                    let origin = Origin::Json(format!("upstreams.web.servers[{i}]"));
+                    config::Server::new(name.to_string(), addr.to_string(), origin)
+                })
+                .collect(),
+            balance: Balance::RoundRobin,
+            health_check: None,
+            keepalive: None,
+            origin: Origin::Json("upstreams.web".into()),
+        }
+    }
+
+    fn build(conf: &config::Upstream, dns: &dyn Resolve) -> Result<Arc<Pool>, String> {
+        let env = PoolEnv {
+            file: Path::new("t.json"),
+            dns,
+            maps: &[],
+        };
+        Pool::build(&env, "web", conf, None).map_err(|e| e.to_string())
+    }
+
+    fn refused(conf: &config::Upstream, dns: &dyn Resolve) -> String {
+        build(conf, dns).err().expect("the upstream is refused")
+    }
+
+    #[test]
+    fn names_resolve_through_the_given_resolver() {
+        let mut dns = StaticResolver::default();
+        dns.names
+            .insert("app1:80".into(), vec!["10.1.0.1:80".parse().unwrap()]);
+        let pool = build(&upstream(&[("app1", "app1:80")]), &dns).unwrap();
+        assert_eq!(pool.servers[0].addr, "10.1.0.1:80".parse().unwrap());
+        assert_eq!(
+            refused(&upstream(&[("app2", "app2:80")]), &dns),
+            "upstreams.web.servers[0].addr: host not found in upstream \"app2:80\" in t.json"
+        );
+    }
+
+    #[test]
+    fn weight_zero_names_the_field() {
+        let mut conf = upstream(&[("a", "127.0.0.1:9001")]);
+        conf.servers[0].weight = 0;
+        assert_eq!(
+            refused(&conf, &StaticResolver::default()),
+            "upstreams.web.servers[0].weight: must be at least 1 in t.json"
+        );
+    }
+
+    #[test]
+    fn duplicate_server_names_are_refused() {
+        let conf = upstream(&[("a", "127.0.0.1:9001"), ("a", "127.0.0.1:9002")]);
+        assert_eq!(
+            refused(&conf, &StaticResolver::default()),
+            "upstreams.web.servers[1].name: duplicate server name \"a\" in upstream \"web\" in t.json"
+        );
+    }
+
+    #[test]
+    fn duplicate_addresses_are_refused() {
+        let conf = upstream(&[("a", "127.0.0.1:9001"), ("b", "127.0.0.1:9001")]);
+        let err = refused(&conf, &StaticResolver::default());
+        assert!(
+            err.starts_with("upstreams.web.servers[1].addr: duplicate address"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn backup_servers_need_a_round_robin_or_least_conn_pool() {
+        let mut conf = upstream(&[("a", "127.0.0.1:9001"), ("b", "127.0.0.1:9002")]);
+        conf.servers[1].backup = true;
+        conf.balance = Balance::IpHash;
+        assert_eq!(
+            refused(&conf, &StaticResolver::default()),
+            "upstreams.web.servers[1].backup: hash and ip_hash balancing do not support backup servers in t.json"
+        );
+    }
+
+    #[test]
+    fn addresses_need_a_port() {
+        assert!(check_host_port("app1:80").is_ok());
+        assert!(check_host_port("[::1]:80").is_ok());
+        assert!(check_host_port("app1").is_err());
+        assert!(check_host_port("app1:0").is_err());
+        assert!(check_host_port("::1:80").is_err());
+        assert!(check_host_port(":80").is_err());
+    }
+}

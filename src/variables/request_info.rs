@@ -1,0 +1,127 @@
+//! What variables read from one request, and how each is written out.
+
+use super::{CompiledMap, Var};
+use crate::request;
+use http::HeaderName;
+use pingora::http::RequestHeader;
+use std::net::IpAddr;
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
+/// Maps may refer to other maps; deeper chains than this expand to nothing.
+const MAX_MAP_DEPTH: usize = 8;
+
+/// Everything a variable may need to know about one request.
+pub struct RequestInfo<'a> {
+    pub req: &'a RequestHeader,
+    pub client_ip: Option<IpAddr>,
+    pub tls: bool,
+    pub server_port: Option<u16>,
+    pub server_name: &'a str,
+    pub proxy_host: &'a str,
+    pub maps: &'a [CompiledMap],
+}
+
+impl RequestInfo<'_> {
+    pub(super) fn expand_map(&self, i: usize, out: &mut Vec<u8>, depth: usize) {
+        let Some(map) = self.maps.get(i).filter(|_| depth < MAX_MAP_DEPTH) else {
+            return;
+        };
+        let mut key = Vec::new();
+        map.source.expand_at(self, &mut key, depth + 1);
+        let value = map
+            .exact
+            .get(&key)
+            .or_else(|| {
+                map.regexes
+                    .iter()
+                    .find(|(re, _)| re.is_match(&key))
+                    .map(|(_, v)| v)
+            })
+            .unwrap_or(&map.default);
+        value.expand_at(self, out, depth + 1);
+    }
+
+    /// Appends the value of one variable.
+    pub fn expand_var(&self, var: &Var, out: &mut Vec<u8>) {
+        match var {
+            Var::RemoteAddr => {
+                if let Some(ip) = self.client_ip {
+                    write_ip(ip, out);
+                }
+            }
+            Var::ProxyAddXForwardedFor => {
+                if let Some(prev) =
+                    request::header(self.req, &X_FORWARDED_FOR).filter(|v| !v.is_empty())
+                {
+                    out.extend_from_slice(prev);
+                    out.extend_from_slice(b", ");
+                }
+                self.expand_var(&Var::RemoteAddr, out);
+            }
+            Var::Scheme => out.extend_from_slice(if self.tls { b"https" } else { b"http" }),
+            Var::Host => match request::host(self.req) {
+                Some(h) => out.extend(h.bytes().map(|b| b.to_ascii_lowercase())),
+                None => out.extend_from_slice(self.server_name.as_bytes()),
+            },
+            Var::Http(name) => {
+                if let Some(v) = self.req.headers.get(name) {
+                    out.extend_from_slice(v.as_bytes());
+                }
+            }
+            Var::Cookie(name) => {
+                if let Some(v) = request::cookie(self.req, name) {
+                    out.extend_from_slice(v);
+                }
+            }
+            Var::ServerName => out.extend_from_slice(self.server_name.as_bytes()),
+            Var::ServerPort => {
+                if let Some(port) = self.server_port {
+                    write_decimal(u32::from(port), out);
+                }
+            }
+            Var::RequestUri => {
+                let pq = self.req.uri.path_and_query().map_or("/", |pq| pq.as_str());
+                out.extend_from_slice(pq.as_bytes());
+            }
+            Var::Uri => out.extend_from_slice(self.req.uri.path().as_bytes()),
+            Var::Args => out.extend_from_slice(self.req.uri.query().unwrap_or("").as_bytes()),
+            Var::ProxyHost => out.extend_from_slice(self.proxy_host.as_bytes()),
+            Var::RequestMethod => out.extend_from_slice(self.req.method.as_str().as_bytes()),
+            Var::Map(i) => self.expand_map(*i, out, 0),
+        }
+    }
+}
+
+/// Writes an IP address as text; IPv4 without `fmt`, which costs more than the rest of
+/// a forwarding header (two formats per proxied request).
+pub fn write_ip(ip: IpAddr, out: &mut Vec<u8>) {
+    match ip {
+        IpAddr::V4(v4) => {
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push(b'.');
+                }
+                write_decimal(u32::from(octet), out);
+            }
+        }
+        IpAddr::V6(v6) => {
+            use std::io::Write;
+            let _ = write!(out, "{v6}");
+        }
+    }
+}
+
+pub(super) fn write_decimal(mut n: u32, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
