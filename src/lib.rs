@@ -56,9 +56,9 @@ pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Server {
         // An upper bound only: pinlb exits as soon as the last request is done.
         grace_period_seconds: Some(config.lifecycle.grace_period.as_secs_f64().ceil() as u64),
         graceful_shutdown_timeout_seconds: Some(1),
-        // Pingora pools idle upstream connections globally; nginx's `keepalive N` is per
-        // upstream, so the pool holds at least their sum.
-        upstream_keepalive_pool_size: keepalive.max(128),
+        // One pool of idle upstream connections for all threads; each upstream's
+        // `keepalive N` (per worker, as in nginx) bounds its own share of it.
+        upstream_keepalive_pool_size: keepalive.saturating_mul(config.threads).max(128),
         // One single-threaded runtime per thread, as nginx has one event loop per worker:
         // no cross-thread task handoff and wakeups on the request path.
         work_stealing: false,

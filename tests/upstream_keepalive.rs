@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 /// A server that counts its connections and how each one ended. With `close_idle_after`
 /// it closes a connection that stays idle that long after a response, as a server with a
-/// short keep-alive timeout does.
+/// short keep-alive timeout does; each answer waits `answer_after`.
 struct CountingServer {
     addr: SocketAddr,
     counts: Arc<Counts>,
@@ -30,6 +30,10 @@ struct Counts {
 
 impl CountingServer {
     fn start(close_idle_after: Option<Duration>) -> CountingServer {
+        CountingServer::slow(close_idle_after, Duration::ZERO)
+    }
+
+    fn slow(close_idle_after: Option<Duration>, answer_after: Duration) -> CountingServer {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         let counts = Arc::new(Counts::default());
@@ -39,7 +43,7 @@ impl CountingServer {
                 let Ok(stream) = stream else { continue };
                 accept_counts.accepted.fetch_add(1, Ordering::SeqCst);
                 let counts = Arc::clone(&accept_counts);
-                thread::spawn(move || serve(stream, close_idle_after, &counts));
+                thread::spawn(move || serve(stream, close_idle_after, answer_after, &counts));
             }
         });
         CountingServer { addr, counts }
@@ -62,7 +66,12 @@ impl CountingServer {
     }
 }
 
-fn serve(stream: TcpStream, close_idle_after: Option<Duration>, counts: &Counts) {
+fn serve(
+    stream: TcpStream,
+    close_idle_after: Option<Duration>,
+    answer_after: Duration,
+    counts: &Counts,
+) {
     stream.set_read_timeout(close_idle_after).unwrap();
     let mut writer = stream.try_clone().unwrap();
     let mut reader = BufReader::new(stream);
@@ -74,6 +83,7 @@ fn serve(stream: TcpStream, close_idle_after: Option<Duration>, counts: &Counts)
                 return;
             }
             Ok(_) if line == "\r\n" => {
+                thread::sleep(answer_after);
                 let ok = writer.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok\n");
                 if ok.is_err() {
                     return;
@@ -165,4 +175,56 @@ fn idle_connections_are_closed_after_the_upstream_keepalive_timeout() {
     );
     assert_eq!(client.get("/", &[]).unwrap().status, 200);
     assert_eq!(server.accepted(), 2);
+}
+
+#[test]
+fn keepalive_requests_closes_a_connection_after_its_last_request() {
+    let server = CountingServer::start(None);
+    let keepalive = json!({ "upstreams": { "web": {
+        "keepalive": { "connections": 4, "requests": 3 }
+    } } });
+    let lb = Pinlb::start(&config(server.servers(), json!({}), keepalive));
+    let mut client = lb.client();
+    for _ in 0..9 {
+        assert_eq!(client.get("/", &[]).unwrap().status, 200);
+    }
+    // Three requests a connection; a request that beats its predecessor's release to the
+    // pool may open one more.
+    let accepted = server.accepted();
+    assert!(
+        (3..=4).contains(&accepted),
+        "9 requests at 3 a connection took {accepted} connections"
+    );
+    assert!(poll_until(Duration::from_secs(3), || server
+        .closed_by_proxy()
+        >= 3));
+}
+
+#[test]
+fn keepalive_bounds_the_idle_connections_of_its_upstream() {
+    let server = CountingServer::slow(None, Duration::from_millis(300));
+    let keepalive = json!({ "upstreams": { "web": {
+        "keepalive": { "connections": 1 }
+    } } });
+    let lb = Pinlb::start(&config(server.servers(), json!({}), keepalive));
+    let addr = lb.addr;
+    let clients: Vec<_> = (0..3)
+        .map(|_| thread::spawn(move || get(addr, "/", &[]).unwrap().status))
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+    assert_eq!(
+        server.accepted(),
+        3,
+        "three requests at once, three connections"
+    );
+    // `keepalive 1`: two of the three are closed as they come back, one stays for reuse.
+    assert!(
+        poll_until(Duration::from_secs(3), || server.closed_by_proxy() == 2),
+        "{} of 3 idle connections closed",
+        server.closed_by_proxy()
+    );
+    assert_eq!(get(addr, "/", &[]).unwrap().status, 200);
+    assert_eq!(server.accepted(), 3, "the kept connection is reused");
 }

@@ -15,5 +15,7 @@ pub fn peer(pool: &Pool, i: usize, settings: &ProxySettings, upgrade: bool) -> H
         false => settings.read_timeout,
     });
     peer.options.idle_timeout = pool.idle_timeout;
+    peer.options.idle_group = pool.idle_group;
+    peer.options.max_requests_per_connection = pool.max_requests_per_connection;
     peer
 }

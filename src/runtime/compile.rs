@@ -42,6 +42,7 @@ impl Runtime {
             file,
             dns: env.dns,
             maps: &map_names,
+            threads: config.threads,
         };
         let mut pools = BTreeMap::new();
         for (name, upstream) in &config.upstreams {

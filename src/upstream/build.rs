@@ -14,11 +14,17 @@ use log::warn;
 use pingora::lb::discovery::Static;
 use pingora::lb::selection::{BackendSelection, Consistent, FNVHash};
 use pingora::lb::{Backend, Backends, HealthRegistry};
+use pingora::upstreams::peer::IdleGroup;
 use std::collections::{BTreeSet, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Identifies the idle connections of each pool built: a rebuilt pool starts a new group,
+/// and the old group's idle connections leave with their idle timeout.
+static NEXT_IDLE_GROUP: AtomicU64 = AtomicU64::new(1);
 
 /// What compiling an upstream needs besides the upstream itself.
 pub struct PoolEnv<'a> {
@@ -27,6 +33,9 @@ pub struct PoolEnv<'a> {
     pub dns: &'a dyn Resolve,
     /// The config's `map` variables, which a `hash` key may use.
     pub maps: &'a [String],
+    /// Worker threads: nginx's `keepalive N` is per worker, and pinlb's threads share
+    /// one pool of idle connections.
+    pub threads: usize,
 }
 
 impl Pool {
@@ -125,6 +134,13 @@ impl Pool {
             hash_key,
             check_interval: conf.health_check.as_ref().map(|hc| hc.interval),
             idle_timeout: conf.keepalive.as_ref().map(|k| k.timeout),
+            idle_group: conf.keepalive.as_ref().map(|k| IdleGroup {
+                id: NEXT_IDLE_GROUP.fetch_add(1, Ordering::Relaxed),
+                max_idle: usize::try_from(k.connections)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(env.threads),
+            }),
+            max_requests_per_connection: conf.keepalive.as_ref().map(|k| k.requests),
             metrics: METRICS.pool(
                 name,
                 &servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
@@ -424,6 +440,7 @@ impl Pool {
             file: Path::new("test"),
             dns: &super::resolve::SystemResolver,
             maps: &[],
+            threads: 1,
         };
         match Arc::try_unwrap(Pool::build(&env, name, &conf, None).expect("test pool")) {
             Ok(pool) => pool,
@@ -459,6 +476,7 @@ mod tests {
             file: Path::new("t.json"),
             dns,
             maps: &[],
+            threads: 1,
         };
         Pool::build(&env, "web", conf, None).map_err(|e| e.to_string())
     }

@@ -23,6 +23,7 @@ use http::HeaderValue;
 use log::warn;
 use pingora::lb::selection::{BackendIter, BackendSelection, Consistent, FNVHash};
 use pingora::lb::{Backend, Backends, HealthRegistry};
+use pingora::upstreams::peer::IdleGroup;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -136,6 +137,10 @@ pub struct Pool {
     pub check_interval: Option<Duration>,
     /// How long idle upstream connections are kept (nginx upstream `keepalive_timeout`).
     pub idle_timeout: Option<Duration>,
+    /// nginx's `keepalive N` of this upstream: its idle connections, bounded together.
+    pub idle_group: Option<IdleGroup>,
+    /// Requests one connection carries before it is closed (nginx `keepalive_requests`).
+    pub max_requests_per_connection: Option<u32>,
     pub metrics: PoolMetrics,
 }
 

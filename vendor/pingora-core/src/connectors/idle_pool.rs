@@ -26,6 +26,7 @@
 
 use super::{test_reusable_stream, PoolCallback};
 use crate::protocols::Stream;
+use crate::upstreams::peer::IdleGroup;
 use log::debug;
 use parking_lot::Mutex;
 use std::collections::HashMap;
@@ -50,6 +51,8 @@ pub(crate) struct IdlePool {
 struct Groups {
     by_key: HashMap<u64, Vec<Idle>, BuildHasherDefault<KeyHasher>>,
     len: usize,
+    /// Idle connections per [`IdleGroup`] id, for groups with a bound of their own.
+    group_len: HashMap<u64, usize, BuildHasherDefault<KeyHasher>>,
     /// Release order, to find the least recently released connection when full.
     next_seq: u64,
 }
@@ -59,6 +62,7 @@ struct Idle {
     since: Instant,
     expires: Option<Instant>,
     seq: u64,
+    group: Option<u64>,
 }
 
 impl Idle {
@@ -90,7 +94,7 @@ impl IdlePool {
             let idle = {
                 let mut groups = self.idle.lock();
                 let idle = groups.by_key.get_mut(&key)?.pop()?;
-                groups.len -= 1;
+                groups.forget(&idle);
                 idle
             };
             if idle.expired(now) {
@@ -104,27 +108,42 @@ impl IdlePool {
         }
     }
 
-    /// Keeps `stream` for reuse by `key`. When the pool is full the least recently released
-    /// connection is closed to make room, as nginx's `keepalive` does.
-    pub(crate) fn put(self: &Arc<Self>, key: u64, stream: Stream, idle_timeout: Option<Duration>) {
-        if self.capacity == 0 {
+    /// Keeps `stream` for reuse by `key`. When the pool (or the peer's `group`) is full,
+    /// its least recently released connection is closed to make room, as nginx's
+    /// `keepalive` does.
+    pub(crate) fn put(
+        self: &Arc<Self>,
+        key: u64,
+        stream: Stream,
+        idle_timeout: Option<Duration>,
+        group: Option<IdleGroup>,
+    ) {
+        if self.capacity == 0 || group.is_some_and(|g| g.max_idle == 0) {
             return;
         }
         let now = Instant::now();
         let evicted = {
             let mut groups = self.idle.lock();
-            let evicted = match groups.len >= self.capacity {
-                true => groups.pop_oldest(),
-                false => None,
+            let group_full = group
+                .filter(|g| groups.group_len.get(&g.id).is_some_and(|&n| n >= g.max_idle));
+            let evicted = match group_full {
+                Some(g) => groups.pop_oldest(Some(g.id)),
+                None if groups.len >= self.capacity => groups.pop_oldest(None),
+                None => None,
             };
             let seq = groups.next_seq;
             groups.next_seq += 1;
             groups.len += 1;
+            let group = group.map(|g| g.id);
+            if let Some(id) = group {
+                *groups.group_len.entry(id).or_default() += 1;
+            }
             groups.by_key.entry(key).or_default().push(Idle {
                 stream,
                 since: now,
                 expires: idle_timeout.map(|t| now + t),
                 seq,
+                group,
             });
             evicted
         };
@@ -155,9 +174,7 @@ impl IdlePool {
         let mut closed = Vec::new();
         {
             let mut groups = self.idle.lock();
-            let mut removed = 0;
             groups.by_key.retain(|_, list| {
-                let before = list.len();
                 let mut i = 0;
                 while i < list.len() {
                     let idle = &mut list[i];
@@ -169,10 +186,11 @@ impl IdlePool {
                         i += 1;
                     }
                 }
-                removed += before - list.len();
                 !list.is_empty()
             });
-            groups.len -= removed;
+            for idle in &closed {
+                groups.forget(idle);
+            }
         }
         if !closed.is_empty() {
             debug!("closed {} idle upstream connections", closed.len());
@@ -182,22 +200,39 @@ impl IdlePool {
 }
 
 impl Groups {
-    /// Removes the least recently released connection. Each group's list is in release
-    /// order, so the candidates are the first entries.
-    fn pop_oldest(&mut self) -> Option<Idle> {
-        let key = self
+    /// Removes the least recently released connection, of `group` only when given. Each
+    /// key's list is in release order, so the candidates are the first entries (of the
+    /// group).
+    fn pop_oldest(&mut self, group: Option<u64>) -> Option<Idle> {
+        let in_group = |idle: &Idle| group.is_none() || idle.group == group;
+        let (_, key, index) = self
             .by_key
             .iter()
-            .filter_map(|(key, list)| list.first().map(|idle| (idle.seq, *key)))
-            .min()?
-            .1;
+            .filter_map(|(key, list)| {
+                let index = list.iter().position(in_group)?;
+                Some((list[index].seq, *key, index))
+            })
+            .min()?;
         let list = self.by_key.get_mut(&key)?;
-        let oldest = list.remove(0);
+        let oldest = list.remove(index);
         if list.is_empty() {
             self.by_key.remove(&key);
         }
-        self.len -= 1;
+        self.forget(&oldest);
         Some(oldest)
+    }
+
+    /// Updates the counts for a connection that left the lists.
+    fn forget(&mut self, idle: &Idle) {
+        self.len -= 1;
+        if let Some(id) = idle.group {
+            if let Some(n) = self.group_len.get_mut(&id) {
+                *n -= 1;
+                if *n == 0 {
+                    self.group_len.remove(&id);
+                }
+            }
+        }
     }
 }
 

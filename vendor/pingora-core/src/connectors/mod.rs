@@ -26,7 +26,7 @@ use crate::tls::connectors as tls;
 use crate::protocols::l4::ext::attach_connect_local_addr;
 use crate::protocols::{GetSocketDigest, Stream};
 use crate::server::configuration::ServerConf;
-use crate::upstreams::peer::{Peer, ALPN};
+use crate::upstreams::peer::{IdleGroup, Peer, ALPN};
 
 use crate::offload::OffloadRuntime;
 pub use l4::Connect as L4Connect;
@@ -286,10 +286,22 @@ impl TransportConnector {
         key: u64, // usually peer.reuse_hash()
         idle_timeout: Option<Duration>,
     ) {
+        self.release_stream_in_group(stream, key, idle_timeout, None);
+    }
+
+    /// [`Self::release_stream`] for a peer whose idle connections are also bounded by its
+    /// `group` (the servers of one upstream, say).
+    pub fn release_stream_in_group(
+        &self,
+        stream: Stream,
+        key: u64,
+        idle_timeout: Option<Duration>,
+        group: Option<IdleGroup>,
+    ) {
         // Not tested for being closed here: the pool tests each connection when it is taken
         // and its sweeper tests the idle ones.
         debug!("Try to keepalive client session");
-        self.connection_pool.put(key, stream, idle_timeout);
+        self.connection_pool.put(key, stream, idle_timeout, group);
     }
 
     /// Get a stream to the given server [Peer]

@@ -14,6 +14,7 @@
 
 //! Extra information about the connection
 
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -88,6 +89,9 @@ pub struct SocketDigest {
     pub local_addr: OnceCell<Option<SocketAddr>>,
     /// Original destination address
     pub original_dst: OnceCell<Option<SocketAddr>>,
+    /// Requests whose responses completed on this connection, counted when a client
+    /// connection is released for reuse (see `PeerOptions::max_requests_per_connection`).
+    pub requests: AtomicU32,
 }
 
 impl SocketDigest {
@@ -98,6 +102,7 @@ impl SocketDigest {
             peer_addr: OnceCell::new(),
             local_addr: OnceCell::new(),
             original_dst: OnceCell::new(),
+            requests: AtomicU32::new(0),
         }
     }
 
@@ -108,6 +113,7 @@ impl SocketDigest {
             peer_addr: OnceCell::new(),
             local_addr: OnceCell::new(),
             original_dst: OnceCell::new(),
+            requests: AtomicU32::new(0),
         }
     }
 

@@ -498,6 +498,12 @@ pub enum H1UpgradePolicy {
 #[derivative(Debug)]
 pub struct PeerOptions {
     pub bind_to: Option<BindTo>,
+    /// Requests one HTTP/1 connection carries before it is closed instead of being kept
+    /// for reuse (nginx's upstream `keepalive_requests`). `None`: no limit.
+    pub max_requests_per_connection: Option<u32>,
+    /// The group whose idle connections this peer's share a bound with (nginx's
+    /// per-upstream `keepalive N`). `None`: only the pool's total bounds them.
+    pub idle_group: Option<IdleGroup>,
     pub connection_timeout: Option<Duration>,
     pub total_connection_timeout: Option<Duration>,
     pub read_timeout: Option<Duration>,
@@ -569,11 +575,24 @@ pub struct PeerOptions {
     pub upstream_tls_handshake_complete_hook: Option<HandshakeCompleteHook>,
 }
 
+/// A set of peers whose idle connections are bounded together, such as the servers of
+/// one upstream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct IdleGroup {
+    /// Identifies the group; peers with the same id share the bound.
+    pub id: u64,
+    /// The most idle connections the group keeps; the least recently released one is
+    /// closed to make room.
+    pub max_idle: usize,
+}
+
 impl PeerOptions {
     /// Create a new [`PeerOptions`]
     pub fn new() -> Self {
         PeerOptions {
             bind_to: None,
+            max_requests_per_connection: None,
+            idle_group: None,
             connection_timeout: None,
             total_connection_timeout: None,
             read_timeout: None,

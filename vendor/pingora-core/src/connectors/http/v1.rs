@@ -17,7 +17,7 @@ use crate::protocols::http::v1::client::HttpSession;
 use crate::upstreams::peer::Peer;
 
 use pingora_error::Result;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,10 +57,23 @@ impl Connector {
         idle_timeout: Option<Duration>,
     ) {
         session.respect_keepalive();
-        if let Some(stream) = session.reuse().await {
-            self.transport
-                .release_stream(stream, peer.reuse_hash(), idle_timeout);
+        let Some(stream) = session.reuse().await else {
+            return;
+        };
+        let options = peer.get_peer_options();
+        if let Some(max) = options.and_then(|o| o.max_requests_per_connection) {
+            // nginx's `keepalive_requests`: the connection is closed (dropped) after its
+            // last allowed response instead of being kept.
+            let served = stream
+                .get_socket_digest()
+                .map_or(0, |d| d.requests.fetch_add(1, Ordering::Relaxed) + 1);
+            if served >= max {
+                return;
+            }
         }
+        let group = options.and_then(|o| o.idle_group);
+        self.transport
+            .release_stream_in_group(stream, peer.reuse_hash(), idle_timeout, group);
     }
 
     /// Return the number of times a pooled connection was found to contain
