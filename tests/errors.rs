@@ -24,6 +24,17 @@ fn unreachable_servers_give_502_naming_the_upstream() {
 }
 
 #[test]
+fn the_only_server_of_an_upstream_is_never_taken_out_by_failures() {
+    // nginx ignores max_fails for a single server: each request tries it again and gets
+    // its 502, instead of a 503 for fail_timeout after the first failure.
+    let conf = json!([{ "name": "x", "addr": free_addr().to_string(), "max_fails": 1 }]);
+    let lb = Pinlb::start(&config(conf, json!({}), json!({})));
+    for _ in 0..4 {
+        assert_eq!(get(lb.addr, "/", &[]).unwrap().status, 502);
+    }
+}
+
+#[test]
 fn no_healthy_server_gives_503_naming_the_upstream() {
     let a = Backend::start("a");
     let check = json!({ "upstreams": { "web": { "health_check": {

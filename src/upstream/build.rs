@@ -323,11 +323,21 @@ fn resolve_servers(env: &PoolEnv<'_>, conf: &config::Upstream) -> Result<Vec<Ser
             down: s.down,
             max_conns: usize::try_from(s.max_conns).unwrap_or(usize::MAX),
             inflight: Arc::default(),
-            passive: PassiveHealth::new(s.max_fails, s.fail_timeout),
+            passive: PassiveHealth::new(max_fails(conf, s), s.fail_timeout),
             active_ok: Arc::default(),
         });
     }
     Ok(servers)
+}
+
+/// A server's `max_fails`, except that the only server of an upstream is never taken out
+/// by failed requests: as in nginx, the next request tries it again (and gets its 502)
+/// rather than finding no server at all (a 503 for `fail_timeout`).
+fn max_fails(conf: &config::Upstream, server: &config::Server) -> u32 {
+    match conf.servers.len() {
+        1 => 0,
+        _ => server.max_fails,
+    }
 }
 
 /// The first address of `host_port`: one configured server is one backend (nginx
