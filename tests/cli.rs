@@ -206,3 +206,95 @@ fn sigint_stops_pinlb_promptly() {
         started.elapsed()
     );
 }
+
+#[test]
+fn only_regular_files_of_bounded_size_are_read_as_config() {
+    let dir = TempDir::new();
+    let fifo = dir.path().join("fifo.conf");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let big = dir.path().join("big.conf");
+    let file = std::fs::File::create(&big).unwrap();
+    file.set_len(17 << 20).unwrap();
+    let includes_dev = dir.write("dev.conf", "events {}\ninclude /dev/*;\n");
+    let cases = [
+        (
+            "/dev/zero".into(),
+            "open() \"/dev/zero\" failed (not a regular file)",
+        ),
+        (fifo.clone(), "not a regular file"),
+        (big.clone(), "larger than 16 MiB"),
+        (includes_dev.clone(), "failed (not a regular file) in"),
+    ];
+    for (path, expected) in cases {
+        let started = Instant::now();
+        let (status, _, stderr) = run_pinlb(&["-t", "-c", path.to_str().unwrap()]);
+        assert_eq!(status.code(), Some(1), "{}: {stderr}", path.display());
+        assert!(stderr.contains(expected), "{}: {stderr}", path.display());
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{}",
+            path.display()
+        );
+    }
+    // The JSON front-end reads through the same gate.
+    let json_fifo = dir.path().join("fifo.json");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&json_fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let (status, _, stderr) = run_pinlb(&["-t", "-c", json_fifo.to_str().unwrap()]);
+    assert_eq!(status.code(), Some(1));
+    assert!(
+        stderr.ends_with("fifo.json: not a regular file\n"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_reload_from_a_fifo_is_refused_and_later_reloads_still_work() {
+    let a = Backend::start("a");
+    let mut lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));
+    let good = std::fs::read_to_string(&lb.conf).unwrap();
+    std::fs::remove_file(&lb.conf).unwrap();
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&lb.conf)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let hup = |lb: &Pinlb| {
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(lb.pid() as i32),
+            nix::sys::signal::Signal::SIGHUP,
+        )
+        .unwrap()
+    };
+    hup(&lb);
+    let refused = poll_until(Duration::from_secs(5), || {
+        lb.status()["last_reload"]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("not a regular file"))
+    });
+    assert!(refused, "{}", lb.status()["last_reload"]);
+    assert_eq!(get(lb.addr, "/", &[]).unwrap().status, 200);
+    std::fs::remove_file(&lb.conf).unwrap();
+    std::fs::write(&lb.conf, good).unwrap();
+    hup(&lb);
+    assert!(poll_until(
+        Duration::from_secs(5),
+        || lb.status()["last_reload"]["ok"] == true
+    ));
+    assert_eq!(lb.status()["config"]["generation"], 2);
+    assert!(lb.exit_status().is_none());
+}

@@ -2,6 +2,7 @@
 //! produce a [`Config`]; nothing downstream knows which file it came from.
 
 mod error;
+pub mod file;
 pub mod json;
 pub mod nginx;
 mod serde_util;
@@ -20,9 +21,16 @@ use serde_util::{as_millis, is_default};
 /// the model is compiled ([`crate::runtime::Runtime::compile`]).
 pub fn load(path: &Path) -> Result<Config, ConfigError> {
     let config = if path.extension().is_some_and(|ext| ext == "json") {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let read_failed = |source| ConfigError::Read {
             file: path.to_path_buf(),
             source,
+        };
+        let bytes = file::read(path).map_err(read_failed)?;
+        let text = String::from_utf8(bytes).map_err(|_| {
+            read_failed(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "not UTF-8 text",
+            ))
         })?;
         json::parse(path, &text)?
     } else {

@@ -57,6 +57,8 @@ struct Includes {
     /// Canonical paths of the files being parsed, outermost first: catches cycles early.
     open: Vec<PathBuf>,
     files_read: usize,
+    /// Bytes of every file read so far: the whole configuration is bounded too.
+    bytes_read: u64,
     /// The main file's folder: nginx resolves every relative include against it (its
     /// configuration prefix), not against the including file's folder.
     root: Option<PathBuf>,
@@ -64,7 +66,12 @@ struct Includes {
 
 impl Includes {
     fn read(&mut self, path: &Path, at: &Pos, depth: usize) -> Result<Vec<Directive>, SyntaxError> {
-        let bytes = std::fs::read(path).map_err(|e| open_failed(path, &e, at))?;
+        let bytes = crate::config::file::read(path).map_err(|e| open_failed(path, &e, at))?;
+        self.bytes_read += bytes.len() as u64;
+        if self.bytes_read > crate::config::file::MAX_CONFIG_BYTES {
+            let too_large = crate::config::file::too_large();
+            return Err(open_failed(path, &too_large, at));
+        }
         self.parse(path, &String::from_utf8_lossy(&bytes), depth)
     }
 
