@@ -109,3 +109,24 @@ fn print_config_shows_the_translated_tutorial() {
         serde_json::json!({ "name": "Host", "value": "$host" })
     );
 }
+
+#[test]
+fn header_values_that_would_inject_headers_are_refused_at_their_line() {
+    let dir = TempDir::new();
+    for directive in [
+        r#"proxy_set_header X-A "1\r\nX-Injected: 1";"#,
+        r#"add_header X-A "1\nX-Injected: 1";"#,
+    ] {
+        let text = format!(
+            "events {{}}\nhttp {{\n  server {{\n    listen 127.0.0.1:18998;\n    location / {{\n      return 200;\n      {directive}\n    }}\n  }}\n}}\n"
+        );
+        let file = dir.write("inject.conf", &text);
+        let (status, _, stderr) = run_pinlb(&["-t", "-c", file.to_str().unwrap()]);
+        assert_eq!(status.code(), Some(1), "{directive}: {stderr}");
+        let at = format!("{}:7\n", file.display());
+        assert!(
+            stderr.contains("contains the control character") && stderr.ends_with(&at),
+            "{directive}: {stderr}"
+        );
+    }
+}

@@ -193,4 +193,25 @@ mod tests {
             "listeners[1]: duplicate listener 127.0.0.1:8080 in t.json"
         );
     }
+
+    #[test]
+    fn header_values_with_line_breaks_are_refused() {
+        let route = r#"{ "path": "/", "upstream": "web", "proxy": { "set_headers": { "X-A": "1\r\nX-Injected: 1" } } }"#;
+        assert_eq!(
+            refused(&with_route(route)),
+            "routes[0].proxy.set_headers.X-A: header value \"1\\r\\nX-Injected: 1\" contains the control character 0x0D in t.json"
+        );
+        let tab =
+            r#"{ "path": "/", "upstream": "web", "proxy": { "set_headers": { "X-A": "a\tb" } } }"#;
+        assert!(compile(&with_route(tab)).is_ok());
+    }
+
+    #[test]
+    fn a_redirect_location_with_a_line_break_is_refused() {
+        let route =
+            r#"{ "path": "/", "return": { "status": 301, "text": "http://x/\nSet-Cookie: a=1" } }"#;
+        assert!(refused(&with_route(route)).starts_with("routes[0].return.text: header value"));
+        let body = r#"{ "path": "/", "return": { "status": 200, "text": "line one\nline two" } }"#;
+        assert!(compile(&with_route(body)).is_ok());
+    }
 }

@@ -181,7 +181,11 @@ fn compile_route(
             }
             let text = match &answer.text {
                 Some(text) => {
-                    Some(Template::parse(text, maps).map_err(|m| invalid(&at.field("text"), m))?)
+                    let at = at.field("text");
+                    if answer.is_redirect() {
+                        header_value(text).map_err(|m| invalid(&at, m))?;
+                    }
+                    Some(Template::parse(text, maps).map_err(|m| invalid(&at, m))?)
                 }
                 None => None,
             };
@@ -311,6 +315,7 @@ impl HeaderRule {
     /// Prepares `proxy_set_header name value`; `maps` are the config's `map` variables.
     pub fn new(name: &str, value: &str, maps: &[String]) -> Result<HeaderRule, String> {
         let header = header_name(name)?;
+        header_value(value)?;
         let value = match value.is_empty() {
             true => None,
             false => Some(Template::parse(value, maps)?),
@@ -328,6 +333,19 @@ impl HeaderRule {
     }
 }
 
+/// A header value from the config: a line break would end the header early and start
+/// another one of the config's making (header injection), so CR, LF and other control
+/// characters but tab are refused.
+fn header_value(value: &str) -> Result<(), String> {
+    match value.bytes().find(|&b| b != b'\t' && b.is_ascii_control()) {
+        Some(b) => Err(format!(
+            "header value \"{}\" contains the control character 0x{b:02X}",
+            value.escape_debug()
+        )),
+        None => Ok(()),
+    }
+}
+
 fn add_header_rules(
     file: &Path,
     headers: &[AddHeader],
@@ -338,6 +356,7 @@ fn add_header_rules(
         .map(|h| {
             let invalid = |m| ConfigError::invalid(file, &h.origin, m);
             header_name(&h.name).map_err(invalid)?;
+            header_value(&h.value).map_err(invalid)?;
             Ok(AddHeaderRule {
                 name: Bytes::from(h.name.clone()),
                 value: Template::parse(&h.value, maps).map_err(invalid)?,
