@@ -246,3 +246,44 @@ fn admin_answers_404_elsewhere() {
     let lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));
     assert_eq!(lb.admin_get("/nope").status, 404);
 }
+
+#[test]
+fn admin_refuses_other_methods_foreign_hosts_and_missing_tokens() {
+    let a = Backend::start("a");
+    let token = json!({ "admin": { "token": "s3cret" } });
+    let lb = Pinlb::start(&config(servers(&[&a]), json!({}), token));
+    let host = lb.admin.to_string();
+    let ask = |method: &str, path: &str, headers: &[(&str, &str)]| {
+        let mut client = Client::connect(lb.admin).unwrap();
+        client.request(method, path, headers).unwrap()
+    };
+    // DNS rebinding: a page on evil.example that resolves to 127.0.0.1 sends its own name.
+    let rebound = ask("GET", "/healthz", &[("Host", "evil.example:9901")]);
+    assert_eq!(rebound.status, 403);
+    let post = ask("POST", "/status", &[("Host", &host)]);
+    assert_eq!(
+        (post.status, post.header("allow")),
+        (405, Some("GET, HEAD"))
+    );
+    let anonymous = ask("GET", "/status", &[("Host", &host)]);
+    assert_eq!(anonymous.status, 401);
+    assert_eq!(anonymous.header("www-authenticate"), Some("Bearer"));
+    let wrong = ask(
+        "GET",
+        "/metrics",
+        &[("Host", &host), ("Authorization", "Bearer s3cre")],
+    );
+    assert_eq!(wrong.status, 401);
+    let right = ask(
+        "GET",
+        "/status",
+        &[("Host", &host), ("Authorization", "Bearer s3cret")],
+    );
+    assert_eq!(right.status, 200);
+    // Balancers in front poll /healthz without a token.
+    assert_eq!(ask("GET", "/healthz", &[("Host", "127.0.0.1")]).status, 200);
+    // The commands that talk to the admin listener send the config's token.
+    let (status, _, stderr) = lb.command(&["-s", "reload"]);
+    assert!(status.success(), "{stderr}");
+    assert!(stderr.contains("reload done"), "{stderr}");
+}

@@ -90,11 +90,14 @@ impl AccessLogConf {
     }
 }
 
-/// `{ "addr": "127.0.0.1:9901" }`, or `"off"` as the address.
+/// `{ "addr": "127.0.0.1:9901", "token": "..." }`, or `"off"` as the address.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct AdminConf {
-    addr: String,
+    #[serde(default)]
+    addr: Option<String>,
+    #[serde(default)]
+    token: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -405,7 +408,7 @@ impl ConfigConf {
             listeners.push(Listener { addr, origin });
         }
 
-        let admin = match self.admin.as_ref().map(|a| a.addr.as_str()) {
+        let admin = match self.admin.as_ref().and_then(|a| a.addr.as_deref()) {
             Some("off") => None,
             written => {
                 let addr = written.unwrap_or(super::DEFAULT_ADMIN);
@@ -493,6 +496,7 @@ impl ConfigConf {
             keepalive_timeout: Duration::from_millis(self.keepalive_timeout_ms),
             pid_file: self.pid_file,
             admin,
+            admin_token: self.admin.and_then(|a| a.token),
             lifecycle,
             error_log: None,
             log_formats: self

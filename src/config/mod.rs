@@ -67,6 +67,9 @@ pub struct Config {
     pub pid_file: Option<PathBuf>,
     /// The loopback admin listener (`/healthz`, `/status`, `/metrics`); `None` is off.
     pub admin: Option<SocketAddr>,
+    /// A bearer token the admin listener requires (all but `/healthz`). Never printed.
+    #[serde(skip)]
+    pub admin_token: Option<String>,
     /// Shutdown, drain and binary upgrade settings.
     pub lifecycle: Lifecycle,
     /// Where diagnostics go and from which level (nginx `error_log`); stderr at `info` if unset.

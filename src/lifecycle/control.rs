@@ -25,7 +25,7 @@ pub fn signal_running(config: &Config, signal: Signal) -> Result<i32, String> {
 
 /// `-s reload`: SIGHUP, then (with an admin listener) the outcome from `/status`.
 pub fn reload(config: &Config) -> Result<String, String> {
-    let before = config.admin.and_then(|admin| status(admin).ok());
+    let before = config.admin.and_then(|admin| status(config, admin).ok());
     let pid = signal_running(config, Signal::SIGHUP)?;
     let (Some(admin), Some(before)) = (config.admin, before) else {
         return Ok(format!(
@@ -37,7 +37,9 @@ pub fn reload(config: &Config) -> Result<String, String> {
     let deadline = Instant::now() + WAIT;
     while Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
-        let Ok(now) = status(admin) else { continue };
+        let Ok(now) = status(config, admin) else {
+            continue;
+        };
         let report = &now["last_reload"];
         if report.is_null() || (report["at"] == seen && report["generation"] == generation) {
             continue;
@@ -121,7 +123,7 @@ pub fn upgrade(config: &Config, conf_path: &Path, forward: &[String]) -> Result<
                 "the new process {new_pid} exited ({status}) after taking over"
             ));
         }
-        if status(admin).is_ok_and(|s| s["pid"] == new_pid) {
+        if status(config, admin).is_ok_and(|s| s["pid"] == new_pid) {
             return Ok(format!(
                 "upgrade done: process {new_pid} serves, process {old} is finishing its requests"
             ));
@@ -138,16 +140,16 @@ pub fn healthcheck(config: &Config) -> Result<String, String> {
     let admin = config
         .admin
         .ok_or("the admin listener is off: nothing to check")?;
-    let (code, body) = get(admin, "/healthz")?;
+    let (code, body) = get(admin, "/healthz", None)?;
     match code {
         200 => Ok(body.trim().to_string()),
         _ => Err(format!("{admin}/healthz answered {code}: {}", body.trim())),
     }
 }
 
-/// The admin listener's `/status`.
-fn status(admin: SocketAddr) -> Result<serde_json::Value, String> {
-    let (code, body) = get(admin, "/status")?;
+/// The admin listener's `/status`, with the config's admin token if it has one.
+fn status(config: &Config, admin: SocketAddr) -> Result<serde_json::Value, String> {
+    let (code, body) = get(admin, "/status", config.admin_token.as_deref())?;
     if code != 200 {
         return Err(format!("/status answered {code}"));
     }
@@ -155,15 +157,16 @@ fn status(admin: SocketAddr) -> Result<serde_json::Value, String> {
 }
 
 /// A one-shot `GET` to the admin listener.
-fn get(addr: SocketAddr, path: &str) -> Result<(u16, String), String> {
+fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
     let failed = |e: std::io::Error| format!("{addr}{path}: {e}");
     let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).map_err(failed)?;
     stream
         .set_read_timeout(Some(Duration::from_secs(5)))
         .map_err(failed)?;
+    let authorization = token.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
     write!(
         stream,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{authorization}Connection: close\r\n\r\n"
     )
     .map_err(failed)?;
     let mut response = String::new();

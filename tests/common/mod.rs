@@ -318,9 +318,9 @@ impl Pinlb {
         Client::connect(self.addr).expect("connect to pinlb")
     }
 
-    /// `GET path` on the admin listener.
+    /// `GET path` on the admin listener, named by its address as the admin listener asks.
     pub fn admin_get(&self, path: &str) -> Response {
-        get(self.admin, path, &[])
+        get(self.admin, path, &[("Host", &self.admin.to_string())])
             .unwrap_or_else(|e| panic!("admin listener: {e}; log:\n{}", self.log()))
     }
 

@@ -533,3 +533,19 @@ proptest! {
         let _ = translate_str(&text);
     }
 }
+
+#[test]
+fn pinlb_admin_takes_an_address_and_an_optional_token() {
+    let c = translate_str("pinlb_admin 127.0.0.1:9911 token=abc; http { }").unwrap();
+    assert_eq!(c.admin, Some("127.0.0.1:9911".parse().unwrap()));
+    assert_eq!(c.admin_token.as_deref(), Some("abc"));
+    let plain = translate_str("pinlb_admin 127.0.0.1:9911; http { }").unwrap();
+    assert_eq!(plain.admin_token, None);
+    for bad in [
+        "pinlb_admin off token=abc;",
+        "pinlb_admin 127.0.0.1:1 secret=abc;",
+    ] {
+        let msg = err(&format!("{bad} http {{ }}"));
+        assert!(msg.contains("invalid parameter"), "{bad}: {msg}");
+    }
+}

@@ -155,6 +155,7 @@ pub struct Translator {
     threads: usize,
     pid_file: Option<PathBuf>,
     admin: Option<SocketAddr>,
+    admin_token: Option<String>,
     lifecycle: Lifecycle,
     error_log: Option<ErrorLog>,
     keepalive_timeout: Duration,
@@ -176,6 +177,7 @@ pub fn translate(main_file: &Path, directives: &[Directive]) -> Result<Config, C
         threads: 1,
         pid_file: None,
         admin: crate::config::DEFAULT_ADMIN.parse().ok(),
+        admin_token: None,
         lifecycle: Lifecycle::default(),
         error_log: None,
         keepalive_timeout: Duration::from_secs(75),
@@ -209,12 +211,19 @@ pub fn translate(main_file: &Path, directives: &[Directive]) -> Result<Config, C
             "worker_shutdown_timeout" => t.lifecycle.grace_period = time_value(&d)?,
             // pinlb's own directives, named in nginx's style.
             "pinlb_admin" => {
-                arg_count(&d, 1..=1)?;
+                arg_count(&d, 1..=2)?;
                 t.admin = match d.args()[0].as_str() {
                     "off" => None,
                     addr => Some(addr.parse().map_err(|_| {
                         at(&d, format!("invalid address \"{addr}\" in \"pinlb_admin\""))
                     })?),
+                };
+                t.admin_token = match d.args().get(1) {
+                    None => None,
+                    Some(p) => match p.strip_prefix("token=").filter(|t| !t.is_empty()) {
+                        Some(token) if t.admin.is_some() => Some(token.to_string()),
+                        _ => return Err(at(&d, format!("invalid parameter \"{p}\""))),
+                    },
                 };
             }
             "pinlb_drain_delay" => t.lifecycle.drain_delay = time_value(&d)?,
@@ -412,6 +421,7 @@ impl Translator {
             keepalive_timeout: self.keepalive_timeout,
             pid_file: self.pid_file,
             admin: self.admin,
+            admin_token: self.admin_token,
             lifecycle: self.lifecycle,
             error_log: self.error_log,
             log_formats: self.log_formats,
