@@ -66,7 +66,9 @@ impl AdminApp {
             "pid": std::process::id(),
             "version": env!("CARGO_PKG_VERSION"),
             "started": shared.started.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs()),
+            "ready": shared.ready.load(Ordering::Acquire),
             "draining": shared.draining.load(Ordering::Relaxed),
+            "listeners": listening(&shared.started_with),
             "requests_in_flight": shared.requests_in_flight.load(Ordering::Relaxed),
             "config": {
                 "file": shared.config_path.display().to_string(),
@@ -77,6 +79,12 @@ impl AdminApp {
             "pins": pins(&current.config),
         })
     }
+}
+
+/// The addresses this process accepts on: its proxy listeners and its admin listener.
+fn listening(config: &crate::config::Config) -> Vec<String> {
+    let proxy = config.listeners.iter().map(|l| l.addr);
+    proxy.chain(config.admin).map(|a| a.to_string()).collect()
 }
 
 /// Every pin of the config, with where it applies.
@@ -143,6 +151,11 @@ impl ServeHttp for AdminApp {
             "/healthz" if self.shared.draining.load(Ordering::Relaxed) => {
                 response(503, text, b"draining\n".to_vec())
             }
+            "/healthz" if !self.shared.ready.load(Ordering::Acquire) => response(
+                503,
+                text,
+                b"starting: not every listener accepts yet\n".to_vec(),
+            ),
             "/healthz" => response(200, text, b"ok\n".to_vec()),
             "/status" => {
                 let mut body = serde_json::to_vec_pretty(&self.status()).unwrap_or_default();

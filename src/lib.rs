@@ -75,6 +75,10 @@ pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Server {
         "config reload",
         lifecycle::reload::ReloadService::new(Arc::clone(shared)),
     ));
+    server.add_service(background_service(
+        "readiness",
+        lifecycle::ready::ReadyService::new(Arc::clone(shared)),
+    ));
 
     let mut proxy =
         http_proxy_service(&server.configuration, proxy::Proxy::new(Arc::clone(shared)));

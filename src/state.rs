@@ -32,6 +32,9 @@ pub struct Shared {
     /// Wakes the health checks when a reload swapped the runtime.
     pub reloaded: tokio::sync::Notify,
     pub last_reload: Mutex<Option<ReloadReport>>,
+    /// Every listener accepts connections (`lifecycle::ready`); until then `/healthz`
+    /// answers 503.
+    pub ready: AtomicBool,
     /// SIGTERM received: `/healthz` answers 503.
     pub draining: AtomicBool,
     /// Sockets handed to a new binary or shutting down: every response closes its
@@ -76,6 +79,7 @@ impl Shared {
             sinks,
             reloaded: tokio::sync::Notify::new(),
             last_reload: Mutex::new(None),
+            ready: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             winding_down: AtomicBool::new(false),
             requests_in_flight: Arc::default(),

@@ -179,6 +179,42 @@ fn an_upgrade_with_a_broken_config_leaves_the_old_process_serving() {
 }
 
 #[test]
+fn an_upgrade_to_a_port_in_use_leaves_the_old_process_serving() {
+    let (mut lb, _a) = draining_lb(0, 30_000);
+    // Another program holds the port the new config adds.
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap();
+    let mut conf: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&lb.conf).unwrap()).unwrap();
+    conf["listeners"]
+        .as_array_mut()
+        .unwrap()
+        .push(json!({ "addr": port.to_string() }));
+    std::fs::write(&lb.conf, conf.to_string()).unwrap();
+    let (status, _, stderr) = lb.command(&["-s", "upgrade"]);
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("bind() to {port} failed")) && stderr.contains("keeps serving"),
+        "{stderr}"
+    );
+    assert!(lb.exit_status().is_none());
+    assert_eq!(lb.status()["pid"], lb.pid());
+    assert_eq!(get(lb.addr, "/", &[]).unwrap().status, 200);
+}
+
+#[test]
+fn status_says_ready_once_every_listener_accepts() {
+    let (lb, _a) = draining_lb(0, 30_000);
+    assert!(poll_until(Duration::from_secs(5), || lb.status()["ready"] == true));
+    let listening = lb.status()["listeners"].clone();
+    assert_eq!(
+        listening,
+        json!([lb.addr.to_string(), lb.admin.to_string()])
+    );
+    assert_eq!(lb.admin_get("/healthz").status, 200);
+}
+
+#[test]
 fn stop_and_quit_commands_signal_the_running_process() {
     let (mut lb, _a) = draining_lb(0, 30_000);
     let (status, _, stderr) = lb.command(&["-s", "quit"]);

@@ -76,6 +76,7 @@ pub fn upgrade(config: &Config, conf_path: &Path, forward: &[String]) -> Result<
     let old = pidfile::read(config.pid_file())?;
     kill(Pid::from_raw(old), None)
         .map_err(|_| format!("process {old} of the pid file is not running"))?;
+    check_new_listeners(config, old)?;
     let sock = &config.lifecycle.upgrade_sock;
     // A stale socket would look like a waiting process.
     let _ = std::fs::remove_file(sock);
@@ -123,7 +124,7 @@ pub fn upgrade(config: &Config, conf_path: &Path, forward: &[String]) -> Result<
                 "the new process {new_pid} exited ({status}) after taking over"
             ));
         }
-        if status(config, admin).is_ok_and(|s| s["pid"] == new_pid) {
+        if status(config, admin).is_ok_and(|s| s["pid"] == new_pid && s["ready"] == true) {
             return Ok(format!(
                 "upgrade done: process {new_pid} serves, process {old} is finishing its requests"
             ));
@@ -131,8 +132,31 @@ pub fn upgrade(config: &Config, conf_path: &Path, forward: &[String]) -> Result<
         std::thread::sleep(Duration::from_millis(50));
     }
     Err(format!(
-        "process {new_pid} took the sockets but did not answer on the admin listener within {WAIT:?}"
+        "process {new_pid} took the sockets but did not report every listener ready within {WAIT:?}"
     ))
+}
+
+/// Binds, once, every address the new config listens on that the running process does
+/// not (it hands its own sockets over): a port in use or one this user may not bind
+/// stops the upgrade before the running process is told anything.
+fn check_new_listeners(config: &Config, old: i32) -> Result<(), String> {
+    // Without an admin listener the running process cannot say what it listens on.
+    let Some(admin) = config.admin else {
+        return Ok(());
+    };
+    let running = status(config, admin)?;
+    let listening: Vec<&str> = running["listeners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|a| a.as_str())
+        .collect();
+    let wanted = config.listeners.iter().map(|l| l.addr).chain(config.admin);
+    for addr in wanted.filter(|a| !listening.contains(&a.to_string().as_str())) {
+        std::net::TcpListener::bind(addr)
+            .map_err(|e| format!("bind() to {addr} failed ({e}); process {old} keeps serving"))?;
+    }
+    Ok(())
 }
 
 /// `--healthcheck`: whether the admin listener's `/healthz` answers 200.

@@ -3,5 +3,6 @@
 
 pub mod control;
 pub mod pidfile;
+pub mod ready;
 pub mod reload;
 pub mod shutdown;
