@@ -235,3 +235,26 @@ fn a_503_moves_the_request_to_the_next_server_within_the_tries() {
     // Both answer 503: after proxy_next_upstream_tries 2, the client gets the last 503.
     assert_eq!(body(&s.lb, "/status/503", &[API]), "503 503");
 }
+
+#[test]
+fn equal_loads_take_turns_by_weight_like_nginx() {
+    // nginx 1.22 with `least_conn`, a weight=2 and b, nine sequential requests: each finds
+    // both idle and breaks the tie by smooth weighted round robin.
+    let s = setup();
+    let got: Vec<String> = (0..9).map(|_| body(&s.lb, "/", &[API])).collect();
+    let got: String = got.iter().map(|b| b.trim_start_matches("200 ")).collect();
+    assert_eq!(got, "abaabaaba");
+}
+
+#[test]
+fn a_missing_hash_key_is_balanced_round_robin_like_nginx() {
+    // nginx falls back to round robin when the key (`$cookie_sessionid`) is empty.
+    let s = setup();
+    let got: Vec<String> = (0..4).map(|_| body(&s.lb, "/session/x", &[API])).collect();
+    assert_eq!(got, ["200 s1", "200 s2", "200 s1", "200 s2"]);
+    let keyed = [API, ("Cookie", "sessionid=abc")];
+    let first = body(&s.lb, "/session/x", &keyed);
+    for _ in 0..3 {
+        assert_eq!(body(&s.lb, "/session/x", &keyed), first);
+    }
+}

@@ -226,6 +226,22 @@ impl ProxyHttp for Proxy {
         }
     }
 
+    fn upstream_response_body_filter(
+        &self,
+        _session: &mut Session,
+        _body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        if end_of_stream {
+            // The server is done with this request: it no longer counts as in flight
+            // (least_conn, max_conns), before the client sees the end and sends its next
+            // request, as nginx frees the peer.
+            ctx.upstream.inflight = None;
+        }
+        Ok(None)
+    }
+
     async fn response_filter(
         &self,
         session: &mut Session,

@@ -4,15 +4,14 @@
 
 use super::check::{self, CheckTarget, CheckTargets};
 use super::resolve::Resolve;
-use super::smooth::SmoothWeighted;
-use super::{IpHash, KeyKind, LeastConn, PassiveHealth, Pool, Selector, Server, Tier};
+use super::select::{Algorithm, Member, Selector};
+use super::{KeyKind, PassiveHealth, Pool, Server, Tier};
 use crate::config::{self, Balance, CheckKind, ConfigError, Origin};
 use crate::observe::metrics::METRICS;
 use crate::variables::Template;
 use http::HeaderValue;
 use log::warn;
 use pingora::lb::discovery::Static;
-use pingora::lb::selection::{BackendSelection, Consistent, FNVHash};
 use pingora::lb::{Backend, Backends, HealthRegistry};
 use pingora::upstreams::peer::IdleGroup;
 use std::collections::{BTreeSet, HashSet};
@@ -164,7 +163,6 @@ fn check_upstream(file: &Path, name: &str, upstream: &config::Upstream) -> Resul
         );
     }
     let mut names = HashSet::new();
-    let mut addrs = HashSet::new();
     for s in &upstream.servers {
         if s.name.is_empty()
             || s.name
@@ -189,12 +187,6 @@ fn check_upstream(file: &Path, name: &str, upstream: &config::Upstream) -> Resul
             );
         }
         check_host_port(&s.addr).or_else(|msg| invalid(&s.origin.field("addr"), msg))?;
-        if !addrs.insert(s.addr.as_str()) {
-            return invalid(
-                &s.origin.field("addr"),
-                format!("duplicate address \"{}\" in upstream \"{name}\"", s.addr),
-            );
-        }
         if s.weight == 0 {
             return invalid(&s.origin.field("weight"), "must be at least 1".into());
         }
@@ -292,16 +284,6 @@ fn resolve_servers(env: &PoolEnv<'_>, conf: &config::Upstream) -> Result<Vec<Ser
         let at = s.origin.field("addr");
         let addr =
             first_address(env.dns, &s.addr).map_err(|msg| ConfigError::invalid(file, &at, msg))?;
-        if let Some(twin) = servers.iter().find(|t| t.addr == addr) {
-            return Err(ConfigError::invalid(
-                file,
-                &at,
-                format!(
-                    "\"{}\" resolves to {addr}, the address of server \"{}\"",
-                    s.addr, twin.name
-                ),
-            ));
-        }
         let name_value = HeaderValue::from_str(&s.name).map_err(|_| {
             ConfigError::invalid(
                 file,
@@ -358,62 +340,53 @@ fn first_address(dns: &dyn Resolve, host_port: &str) -> Result<SocketAddr, Strin
 }
 
 /// The primary or backup tier: a health view of its servers and the pool's selector.
+/// The selector sees every server of the tier in config order, `down` ones included
+/// (never eligible), so that marking a server down moves no other hashed key, as in
+/// nginx.
 fn build_tier(
     servers: &[Server],
     balance: &Balance,
     backup: bool,
     registry: &Arc<HealthRegistry>,
 ) -> Result<Tier, String> {
-    let members: Vec<&Server> = servers.iter().filter(|s| s.backup == backup).collect();
-    let live: Vec<Backend> = members
+    let members: Box<[usize]> = (0..servers.len())
+        .filter(|&i| servers[i].backup == backup)
+        .collect();
+    let algorithm = match balance {
+        Balance::RoundRobin => Algorithm::RoundRobin,
+        Balance::LeastConn => Algorithm::LeastConn,
+        Balance::IpHash => Algorithm::IpHash,
+        Balance::Hash {
+            consistent: false, ..
+        } => Algorithm::Hash,
+        Balance::Hash {
+            consistent: true, ..
+        } => Algorithm::Consistent,
+    };
+    let described: Vec<Member> = members
         .iter()
+        .map(|&i| Member {
+            weight: u32::try_from(servers[i].backend.weight).unwrap_or(u32::MAX),
+            configured_addr: servers[i].configured_addr.clone(),
+            inflight: Arc::clone(&servers[i].inflight),
+        })
+        .collect();
+    let live: BTreeSet<Backend> = members
+        .iter()
+        .map(|&i| &servers[i])
         .filter(|s| !s.down)
         .map(|s| s.backend.clone())
         .collect();
-    // Hashing keeps `down` servers in place so that other keys do not move (as nginx does).
-    let hashed = matches!(balance, Balance::IpHash | Balance::Hash { .. });
-    let ordered: Vec<Backend> = match hashed {
-        true => members.iter().map(|s| s.backend.clone()).collect(),
-        false => live.clone(),
-    };
-    let set: BTreeSet<Backend> = ordered.iter().cloned().collect();
-    let selector = match balance {
-        Balance::RoundRobin => {
-            let order = ordered.iter().map(|b| b.addr.clone()).collect();
-            Selector::Smooth(Arc::new(SmoothWeighted::build_with_config(&set, &order)))
-        }
-        Balance::LeastConn => {
-            let counted = members
-                .iter()
-                .filter(|s| !s.down)
-                .map(|s| (s.backend.clone(), Arc::clone(&s.inflight)))
-                .collect();
-            Selector::LeastConn(Arc::new(LeastConn::build_with_config(&set, &counted)))
-        }
-        Balance::IpHash => Selector::IpHash(Arc::new(IpHash::build_with_config(&set, &ordered))),
-        Balance::Hash {
-            consistent: false, ..
-        } => Selector::Hash(Arc::new(FNVHash::build(&set))),
-        Balance::Hash {
-            consistent: true, ..
-        } => Selector::Consistent(Arc::new(Consistent::build(&set))),
-    };
-    let view = Backends::new_with_health_registry(
-        Static::new(live.into_iter().collect()),
-        Arc::clone(registry),
-    );
+    let view = Backends::new_with_health_registry(Static::new(live), Arc::clone(registry));
     // Static discovery never waits: one poll publishes the servers to the health registry.
     match poll_once(view.update(|_| {})) {
         Some(Ok(())) => {}
         other => return Err(format!("cannot publish servers: {other:?}")),
     }
-    let total_weight: usize = ordered.iter().map(|b| b.weight).sum();
     Ok(Tier {
         view,
-        selector,
-        // Enough for every algorithm to offer every server once (ip_hash rehashes 20
-        // times first; hashing may offer a server twice).
-        max_steps: 2 * members.len() + 20 + total_weight.min(1024),
+        selector: Selector::new(algorithm, &described),
+        members,
     })
 }
 
@@ -528,13 +501,12 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_addresses_are_refused() {
+    fn one_address_twice_is_two_servers_as_in_nginx() {
         let conf = upstream(&[("a", "127.0.0.1:9001"), ("b", "127.0.0.1:9001")]);
-        let err = refused(&conf, &StaticResolver::default());
-        assert!(
-            err.starts_with("upstreams.web.servers[1].addr: duplicate address"),
-            "{err}"
-        );
+        let pool = build(&conf, &StaticResolver::default()).unwrap();
+        assert_eq!(pool.servers.len(), 2);
+        let picks: Vec<usize> = (0..4).filter_map(|_| pool.select(b"", |_| true)).collect();
+        assert_eq!(picks, [0, 1, 0, 1]);
     }
 
     #[test]

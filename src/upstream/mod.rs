@@ -3,17 +3,13 @@
 
 mod build;
 pub mod check;
-mod ip_hash;
-mod least_conn;
 mod passive;
 pub mod resolve;
-mod smooth;
+pub mod select;
 
 pub use build::PoolEnv;
-pub use ip_hash::{IpHash, ip_hash_key};
-pub use least_conn::LeastConn;
 pub use passive::{InFlightGuard, PassiveHealth};
-pub use smooth::SmoothWeighted;
+pub use select::ip_hash_key;
 
 use crate::config;
 use crate::observe::metrics::PoolMetrics;
@@ -21,7 +17,6 @@ use crate::variables::{RequestInfo, Template};
 use check::CheckTargets;
 use http::HeaderValue;
 use log::warn;
-use pingora::lb::selection::{BackendIter, BackendSelection, Consistent, FNVHash};
 use pingora::lb::{Backend, Backends, HealthRegistry};
 use pingora::upstreams::peer::IdleGroup;
 use std::net::SocketAddr;
@@ -63,59 +58,13 @@ pub enum KeyKind {
     Template,
 }
 
-/// The selector of one tier, over Pingora's [`BackendSelection`] interface.
-pub(crate) enum Selector {
-    Smooth(Arc<SmoothWeighted>),
-    LeastConn(Arc<LeastConn>),
-    IpHash(Arc<IpHash>),
-    Hash(Arc<FNVHash>),
-    Consistent(Arc<Consistent>),
-}
-
-impl Selector {
-    /// Walks the candidates for `key` and returns the first that `accept` maps to a server
-    /// index. `max_steps` bounds the walk.
-    fn pick(
-        &self,
-        key: &[u8],
-        max_steps: usize,
-        accept: impl FnMut(&Backend) -> Option<usize>,
-    ) -> Option<usize> {
-        fn walk<S>(
-            sel: &Arc<S>,
-            key: &[u8],
-            max_steps: usize,
-            mut accept: impl FnMut(&Backend) -> Option<usize>,
-        ) -> Option<usize>
-        where
-            S: BackendSelection,
-            S::Iter: BackendIter,
-        {
-            let mut candidates = sel.iter(key);
-            for _ in 0..max_steps {
-                if let Some(found) = accept(candidates.next()?) {
-                    return Some(found);
-                }
-            }
-            None
-        }
-        match self {
-            Selector::Smooth(s) => walk(s, key, max_steps, accept),
-            Selector::LeastConn(s) => walk(s, key, max_steps, accept),
-            Selector::IpHash(s) => walk(s, key, max_steps, accept),
-            Selector::Hash(s) => walk(s, key, max_steps, accept),
-            Selector::Consistent(s) => walk(s, key, max_steps, accept),
-        }
-    }
-}
-
 /// Primary servers, or the backups used only when no primary is usable.
-pub(crate) struct Tier {
+struct Tier {
     /// Health as Pingora's checks see it, for this tier's servers (`down` ones excluded).
     view: Backends,
-    selector: Selector,
-    /// How many candidates a pick may look at before giving up.
-    max_steps: usize,
+    selector: select::Selector,
+    /// The pool index of each member of the selector, in config order.
+    members: Box<[usize]>,
 }
 
 /// A named pool of servers with its selection and health state.
@@ -149,10 +98,11 @@ impl Pool {
     /// lets through that are usable; backups only when no primary is.
     pub fn select(&self, key: &[u8], allowed: impl Fn(usize) -> bool) -> Option<usize> {
         let pick = |tier: &Tier| {
-            tier.selector.pick(key, tier.max_steps, |b| {
-                let i = self.index_of(b)?;
-                (allowed(i) && self.is_usable(i)).then_some(i)
-            })
+            let eligible = |m: usize| {
+                let i = tier.members[m];
+                allowed(i) && self.is_usable(i)
+            };
+            tier.selector.pick(key, eligible).map(|m| tier.members[m])
         };
         if let Some(i) = pick(&self.primary).or_else(|| self.backup.as_ref().and_then(pick)) {
             return Some(i);
@@ -269,9 +219,5 @@ impl Pool {
     pub async fn run_health_check(&self) {
         self.registry.run_health_check(true).await;
         self.refresh_active_health();
-    }
-
-    fn index_of(&self, b: &Backend) -> Option<usize> {
-        self.servers.iter().position(|s| s.backend.addr == b.addr)
     }
 }

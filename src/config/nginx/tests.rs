@@ -549,3 +549,18 @@ fn pinlb_admin_takes_an_address_and_an_optional_token() {
         assert!(msg.contains("invalid parameter"), "{bad}: {msg}");
     }
 }
+
+#[test]
+fn one_address_twice_is_two_servers_as_in_nginx() {
+    let c = translate_str(&http(
+        "upstream u { server app1:80; server app1:80 weight=2; server APP1:80; }",
+    ))
+    .unwrap();
+    let names: Vec<&str> = c.upstreams["u"]
+        .servers
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert_eq!(names, ["app1:80", "app1:80#2", "APP1:80#3"]);
+    assert_eq!(c.upstreams["u"].servers[1].weight, 2);
+}

@@ -118,13 +118,17 @@ fn server(d: &Nginx, previous: &[Server]) -> Result<Server, ConfigError> {
         ));
     }
     let addr = values::server_addr(written).map_err(|msg| at(d, msg))?;
-    if let Some(twin) = previous.iter().find(|s| s.addr.eq_ignore_ascii_case(&addr)) {
-        return Err(at(
-            d,
-            format!("duplicate server \"{}\" in upstream", twin.name),
-        ));
-    }
-    let mut s = Server::new(written.clone(), addr, d.origin());
+    // nginx takes the same address twice as two servers (twice the share). Servers are
+    // named as written; a repeat gets its position so that names stay unique.
+    let repeats = previous
+        .iter()
+        .filter(|s| s.addr.eq_ignore_ascii_case(&addr))
+        .count();
+    let name = match repeats {
+        0 => written.clone(),
+        n => format!("{written}#{}", n + 1),
+    };
+    let mut s = Server::new(name, addr, d.origin());
     for param in &d.args()[1..] {
         let invalid = || at(d, format!("invalid parameter \"{param}\""));
         let number = |v: &str| v.parse::<u32>().map_err(|_| invalid());
