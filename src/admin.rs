@@ -98,7 +98,7 @@ fn pins(config: &crate::config::Config) -> Vec<Value> {
             for pin in &pass.pins {
                 let (kind, name) = match &pin.source {
                     PinSource::Header(h) => ("header", h),
-                    PinSource::Cookie(c) => ("cookie", c),
+                    PinSource::Cookie(c) | PinSource::CookieVariable(c) => ("cookie", c),
                 };
                 let (value, target) = match &pin.matches {
                     PinMatch::ServerName => (

@@ -24,6 +24,58 @@ pub fn cookie<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
         })
 }
 
+/// nginx's `$cookie_NAME` (`ngx_http_parse_cookie_lines`): the first cookie whose name
+/// matches `name` in any case, over all `Cookie` headers in order, its value exactly as
+/// sent (quotes included). Spaces after `;` and around `=` are skipped; the value runs to
+/// the next `;`.
+pub fn nginx_cookie<'a>(req: &'a RequestHeader, name: &str) -> Option<&'a [u8]> {
+    let name = name.as_bytes();
+    req.headers
+        .get_all(http::header::COOKIE)
+        .iter()
+        .find_map(|v| cookie_in_line(v.as_bytes(), name))
+}
+
+fn cookie_in_line<'a>(line: &'a [u8], name: &[u8]) -> Option<&'a [u8]> {
+    let end = line.len();
+    let mut start = 0;
+    while start < end {
+        let matched = line
+            .get(start..start + name.len())
+            .is_some_and(|s| s.eq_ignore_ascii_case(name));
+        if matched {
+            let mut p = start + name.len();
+            while p < end && line[p] == b' ' {
+                p += 1;
+            }
+            if p < end && line[p] == b'=' {
+                p += 1;
+                while p < end && line[p] == b' ' {
+                    p += 1;
+                }
+                let last = line[p..]
+                    .iter()
+                    .position(|&c| c == b';')
+                    .map_or(end, |i| p + i);
+                return Some(&line[p..last]);
+            }
+            // nginx consumes the byte that did not match `=`, even a `;` ending the pair.
+            start = if p < end { p + 1 } else { p };
+        }
+        while start < end {
+            let c = line[start];
+            start += 1;
+            if c == b';' {
+                break;
+            }
+        }
+        while start < end && line[start] == b' ' {
+            start += 1;
+        }
+    }
+    None
+}
+
 fn unquote(v: &[u8]) -> &[u8] {
     match v {
         [b'"', inner @ .., b'"'] => inner,
@@ -76,6 +128,31 @@ mod tests {
     fn cookie_reads_split_headers_and_strips_quotes() {
         let r = req(&[("Cookie", "x=1"), ("Cookie", "app=\"app3\"")]);
         assert_eq!(cookie(&r, "app"), Some(&b"app3"[..]));
+    }
+
+    #[test]
+    fn nginx_cookie_matches_names_in_any_case_and_keeps_quotes() {
+        // What nginx 1.22's `$cookie_app` was for each Cookie header.
+        let cases: [(&str, Option<&str>); 8] = [
+            ("APP=app2", Some("app2")),
+            ("app=\"app2\"", Some("\"app2\"")),
+            ("x=1;  app = app3 ; y=2", Some("app3 ")),
+            ("application=1; app=2", Some("2")),
+            ("xapp=1", None),
+            ("app", None),
+            ("a;app=5", Some("5")),
+            ("", None),
+        ];
+        for (line, expected) in cases {
+            let r = req(&[("Cookie", line)]);
+            assert_eq!(
+                nginx_cookie(&r, "app"),
+                expected.map(str::as_bytes),
+                "{line}"
+            );
+        }
+        let split = req(&[("Cookie", "x=1"), ("Cookie", "App=7")]);
+        assert_eq!(nginx_cookie(&split, "app"), Some(&b"7"[..]));
     }
 
     #[test]

@@ -93,6 +93,22 @@ fn tutorial_unknown_pin_value_is_balanced() {
 }
 
 #[test]
+fn tutorial_cookie_pins_read_the_cookie_as_nginx_does() {
+    let t = tutorial();
+    let mut client = t.lb.client();
+    // nginx's `$cookie_app` matches the name in any case...
+    assert_eq!(
+        bodies(&mut client, 2, &[("Cookie", "APP=app2")]),
+        ["app2"; 2]
+    );
+    // ...and keeps quotes, so `if ($cookie_app = "app2")` does not match `app="app2"`.
+    assert_eq!(
+        bodies(&mut client, 3, &[("Cookie", "app=\"app2\"")]).join(" "),
+        "app1 app2 app3"
+    );
+}
+
+#[test]
 fn tutorial_pin_shares_the_pool_servers_health() {
     let t = tutorial();
     // A dead pinned server is a failed attempt of the pool's server: the request moves on.

@@ -344,6 +344,9 @@ pub enum PinSource {
     Header(String),
     /// A cookie; its value names a server of the route's upstream.
     Cookie(String),
+    /// nginx's `$cookie_NAME` (from `if ($cookie_app = ...)`): the name matches in any
+    /// case and the value is taken as sent, quotes included, as nginx reads it.
+    CookieVariable(String),
 }
 
 /// Policy for a pin whose server is marked down by health checks.

@@ -17,7 +17,10 @@ pub struct Pin {
 /// Where a pin value is read, prepared for lookups.
 pub enum PinKey {
     Header(HeaderName),
+    /// A cookie by its exact name, quotes around the value removed (native pins).
     Cookie(String),
+    /// nginx's `$cookie_NAME`: any case, the value as sent.
+    CookieVariable(String),
 }
 
 pub enum PinBinding {
@@ -80,6 +83,7 @@ fn requested<'a>(pins: &'a [Pin], route_pool: &'a Arc<Pool>, req: &RequestHeader
         let value = match &pin.source {
             PinKey::Header(name) => request::header(req, name),
             PinKey::Cookie(name) => request::cookie(req, name),
+            PinKey::CookieVariable(name) => request::nginx_cookie(req, name),
         };
         let Some(value) = value.filter(|v| !v.is_empty()) else {
             continue;

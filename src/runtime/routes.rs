@@ -235,7 +235,7 @@ fn bind_pin(
 ) -> Result<Pin, (&'static str, String)> {
     let source = match source {
         PinSource::Header(name) => PinKey::Header(header_name(name).map_err(|m| ("header", m))?),
-        PinSource::Cookie(name) => {
+        PinSource::Cookie(name) | PinSource::CookieVariable(name) => {
             let bad = name.is_empty()
                 || name
                     .bytes()
@@ -243,7 +243,10 @@ fn bind_pin(
             if bad {
                 return Err(("cookie", format!("\"{name}\" is not a valid cookie name")));
             }
-            PinKey::Cookie(name.clone())
+            match source {
+                PinSource::CookieVariable(_) => PinKey::CookieVariable(name.clone()),
+                _ => PinKey::Cookie(name.clone()),
+            }
         }
     };
     let target = match matches {

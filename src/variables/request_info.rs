@@ -70,7 +70,7 @@ impl RequestInfo<'_> {
                 }
             }
             Var::Cookie(name) => {
-                if let Some(v) = request::cookie(self.req, name) {
+                if let Some(v) = request::nginx_cookie(self.req, name) {
                     out.extend_from_slice(v);
                 }
             }

@@ -299,7 +299,7 @@ fn pin(t: &mut Translator, d: &Nginx, location_upstream: &str) -> Result<PinRule
     let source = if let Some(name) = variable.strip_prefix("$http_") {
         PinSource::Header(name.replace('_', "-"))
     } else if let Some(name) = variable.strip_prefix("$cookie_") {
-        PinSource::Cookie(name.to_string())
+        PinSource::CookieVariable(name.to_string())
     } else {
         return Err(unsupported_if());
     };

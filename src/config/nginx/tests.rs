@@ -266,7 +266,7 @@ fn if_pins_translate_last_first_with_their_targets() {
                 PinTarget::Upstream("beta".into())
             ),
             (
-                PinSource::Cookie("app".into()),
+                PinSource::CookieVariable("app".into()),
                 "app2".into(),
                 server("app2:80")
             ),
