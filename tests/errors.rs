@@ -117,3 +117,136 @@ fn conflicting_content_lengths_give_400_and_reach_no_server() {
     }
     assert_eq!(a.requests(), 1, "no ambiguous request reached the server");
 }
+
+/// A listener whose accept queue is full: the kernel drops further SYNs, so a connect to
+/// it neither succeeds nor fails until the connecting side gives up. Keep both alive.
+fn unanswered_connects() -> (socket2::Socket, std::net::TcpStream, std::net::SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    listener
+        .bind(&std::net::SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .unwrap();
+    listener.listen(0).unwrap();
+    let addr = listener.local_addr().unwrap().as_socket().unwrap();
+    // A backlog of 0 holds one connection that nobody accepts.
+    let filler = std::net::TcpStream::connect(addr).unwrap();
+    (listener, filler, addr)
+}
+
+#[test]
+fn a_connect_that_hangs_gives_up_after_the_connect_timeout() {
+    let (_listener, _filler, hanging) = unanswered_connects();
+    let live = Backend::start("live");
+    let conf = json!([
+        { "name": "hanging", "addr": hanging.to_string() },
+        { "name": "live", "addr": live.addr.to_string() }
+    ]);
+    let lb = Pinlb::start(&config(
+        conf,
+        json!({ "proxy": { "connect_timeout_ms": 300 } }),
+        json!({}),
+    ));
+    // Round robin tries `hanging` first; its connect times out and `live` answers.
+    let started = Instant::now();
+    let r = get(lb.addr, "/", &[]).unwrap();
+    let took = started.elapsed();
+    assert_eq!((r.status, r.text()), (200, "live"));
+    assert!(
+        took >= Duration::from_millis(250),
+        "no wait on the connect: {took:?}"
+    );
+    assert!(took < Duration::from_millis(2500), "took {took:?}");
+}
+
+/// A server that accepts connections and never reads from them.
+fn deaf_server() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for conn in listener.incoming().take(16) {
+            held.push(conn);
+        }
+    });
+    addr
+}
+
+#[test]
+fn an_upload_the_server_does_not_read_gives_504_after_the_send_timeout() {
+    use std::io::{Read, Write};
+    let deaf = deaf_server();
+    let conf = json!([{ "name": "deaf", "addr": deaf.to_string() }]);
+    let lb = Pinlb::start(&config(
+        conf,
+        json!({ "proxy": { "send_timeout_ms": 300 } }),
+        json!({}),
+    ));
+    // More than the socket buffers between pinlb and the server hold.
+    const BODY: usize = 64 << 20;
+    let mut stream = std::net::TcpStream::connect(lb.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    let head = format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {BODY}\r\n\r\n");
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    let started = Instant::now();
+    std::thread::spawn(move || {
+        let chunk = vec![b'x'; 1 << 16];
+        for _ in 0..BODY / chunk.len() {
+            if writer.write_all(&chunk).is_err() {
+                return;
+            }
+        }
+    });
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    let took = started.elapsed();
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 504"), "{answer}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+}
+
+/// Sends `head` and `body` on a fresh connection and returns the status pinlb answers.
+fn status_of_upload(addr: std::net::SocketAddr, head: &str, body: &[u8]) -> u16 {
+    use std::io::{BufRead, BufReader, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    // pinlb may answer (and close) before it reads a body it refuses.
+    let _ = stream.write_all(body);
+    let mut status_line = String::new();
+    BufReader::new(stream).read_line(&mut status_line).unwrap();
+    status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status line: {status_line:?}"))
+}
+
+#[test]
+fn a_body_over_client_max_body_size_gets_413_and_reaches_no_server() {
+    let a = Backend::start("a");
+    let lb = Pinlb::start(&config(
+        servers(&[&a]),
+        json!({ "proxy": { "client_max_body_size": 10 } }),
+        json!({}),
+    ));
+    let sized = |len: usize| format!("POST / HTTP/1.1\r\nHost: t\r\nContent-Length: {len}\r\n\r\n");
+    assert_eq!(status_of_upload(lb.addr, &sized(10), b"0123456789"), 200);
+    assert_eq!(a.requests(), 1);
+    assert_eq!(status_of_upload(lb.addr, &sized(11), b"0123456789x"), 413);
+    assert_eq!(a.requests(), 1, "the refused body reached the server");
+    // A chunked body is counted as it arrives.
+    let chunked = "POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    assert_eq!(
+        status_of_upload(lb.addr, chunked, b"6\r\n012345\r\n0\r\n\r\n"),
+        200
+    );
+    assert_eq!(
+        status_of_upload(lb.addr, chunked, b"6\r\n012345\r\n6\r\n6789ab\r\n0\r\n\r\n"),
+        413
+    );
+}

@@ -341,6 +341,14 @@ where
                                 }
                             }
                         },
+                        Err(e) if e.etype() == &WriteTimedout => {
+                            // pinlb patch: a server that stopped reading the request for the
+                            // whole send timeout fails the request now, as nginx's
+                            // `proxy_send_timeout` does; waiting for a response could take
+                            // the whole read timeout.
+                            let _ = tx.send(HttpTask::Failed(e.into_up())).await;
+                            return Ok(false);
+                        }
                         Err(e) => {
                            warn!("send error, draining read buf: {e}");
                            request_done = true;
