@@ -178,3 +178,79 @@ fn flips_are_logged_with_the_server_name() {
     assert!(line(&down).contains("WARN"), "{}", line(&down));
     assert!(line(&up).contains("INFO"), "{}", line(&up));
 }
+
+#[test]
+fn a_check_slower_than_its_timeout_fails_and_a_faster_one_passes() {
+    // `/slow/400` answers 200 after 400 ms: healthy within 2 s, a failure within 100 ms.
+    for (timeout_ms, healthy) in [(2000, true), (100, false)] {
+        let a = Backend::start("a");
+        let lb = checked(
+            &[&a],
+            json!({ "type": "http", "path": "/slow/400", "interval_ms": 200, "timeout_ms": timeout_ms, "fails": 1 }),
+        );
+        // Two checks started: the first one has had its 400 ms.
+        assert!(
+            poll_until(Duration::from_secs(5), || a.requests() >= 2),
+            "no checks"
+        );
+        let up = lb.status()["upstreams"]["web"]["servers"][0]["healthy"].clone();
+        assert_eq!(up, healthy, "timeout_ms {timeout_ms}; log:\n{}", lb.log());
+    }
+}
+
+#[test]
+fn max_fails_failed_requests_take_a_server_out_for_fail_timeout() {
+    // Nothing listens on `dead`: each attempt there is refused and retried on `live`.
+    let (dead, live) = (free_addr(), Backend::start("live"));
+    let conf = json!([
+        { "name": "dead", "addr": dead.to_string(), "max_fails": 2, "fail_timeout_ms": 1000 },
+        { "name": "live", "addr": live.addr.to_string() }
+    ]);
+    let lb = Pinlb::start(&config(conf, json!({}), json!({})));
+    let status = || lb.status()["upstreams"]["web"]["servers"][0].clone();
+    let mut failures_seen = 0;
+    let mut out_since = None;
+    for _ in 0..10 {
+        assert_eq!(get(lb.addr, "/", &[]).unwrap().text(), "live");
+        let s = status();
+        failures_seen = s["failures"].as_u64().unwrap();
+        if failures_seen == 1 {
+            assert_eq!(s["usable"], true, "out after one failure: {s}");
+        }
+        if failures_seen == 2 {
+            out_since = Some(Instant::now());
+            break;
+        }
+    }
+    let out_since = out_since.unwrap_or_else(|| panic!("{failures_seen} failures in 10 requests"));
+    assert_eq!(status()["usable"], false, "still in after two failures");
+    assert!(poll_until(Duration::from_secs(3), || status()["usable"] == true));
+    let out_for = out_since.elapsed();
+    assert!(
+        out_for >= Duration::from_millis(900),
+        "back after {out_for:?}"
+    );
+}
+
+#[test]
+fn fails_and_passes_count_checks_in_a_row() {
+    let a = Backend::start("a");
+    let lb = checked(
+        &[&a],
+        json!({ "type": "http", "path": "/health", "interval_ms": 100, "fails": 4, "passes": 4 }),
+    );
+    let healthy = || lb.status()["upstreams"]["web"]["servers"][0]["healthy"] == true;
+    // Checks counted from a flip of the backend to the flip pinlb reports. One check may
+    // have been under way at the backend's flip, so at least `fails - 1` (`passes - 1`)
+    // of them are new; with a threshold of 1 there would be at most two.
+    for now_healthy in [false, true] {
+        a.set_healthy(now_healthy);
+        let before = a.health_checks();
+        assert!(poll_until(Duration::from_secs(5), || healthy() == now_healthy));
+        let checks = a.health_checks() - before;
+        assert!(
+            checks >= 3,
+            "flipped to healthy={now_healthy} after {checks} checks"
+        );
+    }
+}

@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 use serde_json::json;
-use std::net::{SocketAddr, TcpListener};
+use std::io::Read;
+use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -36,6 +37,24 @@ impl Broken {
     }
 }
 
+/// pinlb's connections to each of `brokens` so far: a connection of our own, queued
+/// behind them, is accepted (and closed) last, so once it is closed every earlier one has
+/// been counted.
+fn settled_accepts(brokens: &[Broken]) -> Vec<usize> {
+    brokens
+        .iter()
+        .map(|b| {
+            let mut marker = TcpStream::connect(b.addr).unwrap();
+            marker
+                .set_read_timeout(Some(Duration::from_secs(5)))
+                .unwrap();
+            let closed = marker.read(&mut [0; 1]);
+            assert!(matches!(closed, Ok(0)), "{closed:?}");
+            b.accepts() - 1
+        })
+        .collect()
+}
+
 fn broken_servers(n: usize) -> (Vec<Broken>, serde_json::Value) {
     let brokens: Vec<Broken> = (0..n).map(|_| Broken::start()).collect();
     let conf = brokens
@@ -52,14 +71,7 @@ fn each_server_is_tried_at_most_once_per_request() {
     let lb = Pinlb::start(&config(conf, json!({}), json!({})));
     let r = get(lb.addr, "/", &[]).unwrap();
     assert_eq!(r.status, 502, "{}", r.body);
-    assert!(poll_until(Duration::from_secs(2), || brokens
-        .iter()
-        .all(|b| b.accepts() == 1)));
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(
-        brokens.iter().map(Broken::accepts).collect::<Vec<_>>(),
-        [1, 1, 1]
-    );
+    assert_eq!(settled_accepts(&brokens), [1, 1, 1]);
 }
 
 #[test]
@@ -71,8 +83,7 @@ fn next_upstream_tries_bounds_the_attempts() {
         json!({}),
     ));
     assert_eq!(get(lb.addr, "/", &[]).unwrap().status, 502);
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(brokens.iter().map(Broken::accepts).sum::<usize>(), 2);
+    assert_eq!(settled_accepts(&brokens).iter().sum::<usize>(), 2);
 }
 
 #[test]
@@ -81,8 +92,7 @@ fn a_post_that_reached_a_server_is_not_retried() {
     let lb = Pinlb::start(&config(conf, json!({}), json!({})));
     let r = lb.client().request("POST", "/", &[]).unwrap();
     assert_eq!(r.status, 502);
-    std::thread::sleep(Duration::from_millis(200));
-    assert_eq!(brokens.iter().map(Broken::accepts).sum::<usize>(), 1);
+    assert_eq!(settled_accepts(&brokens).iter().sum::<usize>(), 1);
 }
 
 #[test]
@@ -149,4 +159,47 @@ fn a_killed_server_under_load_costs_no_client_errors() {
     assert!(before > 0, "b took no traffic before it was killed");
     assert_eq!(failures, Vec::<String>::new());
     assert_eq!(sent.load(Ordering::SeqCst), 1200);
+}
+
+#[test]
+fn next_upstream_statuses_move_a_request_to_the_next_server() {
+    let (a, b) = (Backend::start("a"), Backend::start("b"));
+    let lb = Pinlb::start(&config(
+        servers(&[&a, &b]),
+        json!({ "proxy": { "next_upstream": ["error", "timeout", "http_500"] } }),
+        json!({}),
+    ));
+    let mut client = lb.client();
+    // `a` answers 500 and the request moves to `b`; a 404 is an answer like any other.
+    for _ in 0..2 {
+        let r = client.get("/status/a/500", &[]).unwrap();
+        assert_eq!((r.status, r.text()), (200, "b"));
+    }
+    let before = a.requests() + b.requests();
+    assert_eq!(client.get("/status/404", &[]).unwrap().status, 404);
+    assert_eq!(a.requests() + b.requests(), before + 1);
+}
+
+#[test]
+fn next_upstream_off_sends_the_first_failure_to_the_client() {
+    let (brokens, conf) = broken_servers(3);
+    let lb = Pinlb::start(&config(
+        conf,
+        json!({ "proxy": { "next_upstream": ["off"] } }),
+        json!({}),
+    ));
+    assert_eq!(get(lb.addr, "/", &[]).unwrap().status, 502);
+    assert_eq!(settled_accepts(&brokens).iter().sum::<usize>(), 1);
+}
+
+#[test]
+fn next_upstream_non_idempotent_retries_a_post_too() {
+    let (brokens, conf) = broken_servers(3);
+    let lb = Pinlb::start(&config(
+        conf,
+        json!({ "proxy": { "next_upstream": ["error", "non_idempotent"] } }),
+        json!({}),
+    ));
+    assert_eq!(lb.client().request("POST", "/", &[]).unwrap().status, 502);
+    assert_eq!(settled_accepts(&brokens), [1, 1, 1]);
 }
