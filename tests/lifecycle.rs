@@ -23,6 +23,16 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// A child process killed and reaped when dropped.
+struct Reaped(std::process::Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 fn kill(signal: &str, pid: u32) {
     std::process::Command::new("kill")
         .args([&format!("-{signal}"), &pid.to_string()])
@@ -231,4 +241,42 @@ fn stop_and_quit_commands_signal_the_running_process() {
     let (status, _, stderr) = lb.command(&["-s", "reload"]);
     assert_eq!(status.code(), Some(1));
     assert!(stderr.contains("is pinlb running?"), "{stderr}");
+}
+
+#[test]
+fn a_manual_upgrade_hands_over_through_the_configured_upgrade_socket() {
+    let (mut lb, _a) = draining_lb(0, 30_000);
+    // `Pinlb::start` puts the socket in the test's folder, away from the default.
+    let sock = lb.dir.path().join("upgrade.sock");
+    assert!(!sock.exists());
+    let new = Reaped(
+        std::process::Command::new(PINLB)
+            .arg("-u")
+            .arg("-c")
+            .arg(&lb.conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let new_pid = new.0.id();
+    assert!(
+        poll_until(Duration::from_secs(10), || sock.exists()),
+        "the new process does not wait on {}",
+        sock.display()
+    );
+    kill("QUIT", lb.pid());
+    assert!(
+        poll_until(Duration::from_secs(10), || lb.exit_status().is_some()),
+        "the old process did not hand over; log:\n{}",
+        lb.log()
+    );
+    // The new process took the admin listener too.
+    let serves = || {
+        get(lb.admin, "/status", &[]).is_ok_and(|r| {
+            serde_json::from_str::<serde_json::Value>(&r.body).is_ok_and(|s| s["pid"] == new_pid)
+        })
+    };
+    assert!(poll_until(Duration::from_secs(10), serves));
+    assert_eq!(get(lb.addr, "/", &[]).unwrap().status, 200);
 }

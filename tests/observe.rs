@@ -287,3 +287,23 @@ fn admin_refuses_other_methods_foreign_hosts_and_missing_tokens() {
     assert!(status.success(), "{stderr}");
     assert!(stderr.contains("reload done"), "{stderr}");
 }
+
+#[test]
+fn access_log_lines_follow_a_named_log_format() {
+    let a = Backend::start("a");
+    let dir = TempDir::new();
+    let log = dir.path().join("access.log");
+    let lb = Pinlb::start(&config(
+        servers(&[&a]),
+        json!({}),
+        json!({
+            "log_formats": { "short": "$request_method $uri?$args $status $upstream_name \"$http_x_tag\"" },
+            "access_log": { "path": log, "format": "short" }
+        }),
+    ));
+    let r = lb.client().get("/p?q=1", &[("X-Tag", "t\"1")]).unwrap();
+    assert_eq!(r.status, 200);
+    let read = || std::fs::read_to_string(&log).unwrap_or_default();
+    assert!(poll_until(Duration::from_secs(5), || !read().is_empty()));
+    assert_eq!(read(), "GET /p?q=1 200 web \"t\\x221\"\n");
+}

@@ -1,0 +1,79 @@
+//! Process-wide settings through the real binary: the number of worker threads and how
+//! long an idle client keep-alive connection stays open.
+
+mod common;
+
+use common::*;
+use serde_json::json;
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+/// The names of the threads of process `pid`.
+fn thread_names(pid: u32) -> Vec<String> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).unwrap();
+    tasks
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim_end().to_string())
+        .collect()
+}
+
+#[test]
+fn threads_sets_the_number_of_proxy_worker_threads() {
+    let a = Backend::start("a");
+    for threads in [1, 3] {
+        let lb = Pinlb::start(&config(
+            servers(&[&a]),
+            json!({}),
+            json!({ "threads": threads }),
+        ));
+        assert_eq!(get(lb.addr, "/", &[]).unwrap().status, 200);
+        // Pingora names each worker thread after its service ("Pingora HTTP Proxy
+        // Service", cut to the 15 bytes Linux keeps).
+        let names = thread_names(lb.pid());
+        let workers = names.iter().filter(|n| *n == "Pingora HTTP Pr").count();
+        assert_eq!(workers, threads, "threads: {names:?}");
+    }
+}
+
+#[test]
+fn an_idle_client_connection_is_closed_after_keepalive_timeout() {
+    let a = Backend::start("a");
+    let lb = Pinlb::start(&config(
+        servers(&[&a]),
+        json!({}),
+        json!({ "keepalive_timeout_ms": 1000 }),
+    ));
+    let mut stream = TcpStream::connect(lb.addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    // The demo backend's answer: a short head and `a\n`; read it, then wait for the close.
+    let mut answer = Vec::new();
+    let mut buf = [0; 1024];
+    while !answer.ends_with(b"\r\n\r\na\n") {
+        let n = stream.read(&mut buf).unwrap();
+        assert!(n > 0, "closed before the answer: {answer:?}");
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let idle_since = Instant::now();
+    let closed = match stream.read(&mut buf) {
+        Ok(0) => true,
+        Ok(n) => panic!("unexpected bytes: {:?}", &buf[..n]),
+        Err(e) if e.kind() == ErrorKind::ConnectionReset => true,
+        Err(e) => panic!("still open after 10 s: {e}"),
+    };
+    let idle_for = idle_since.elapsed();
+    assert!(closed);
+    assert!(
+        idle_for >= Duration::from_millis(900),
+        "closed after {idle_for:?}"
+    );
+    assert!(
+        idle_for < Duration::from_secs(3),
+        "closed after {idle_for:?}"
+    );
+}
