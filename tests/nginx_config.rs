@@ -130,3 +130,23 @@ fn header_values_that_would_inject_headers_are_refused_at_their_line() {
         );
     }
 }
+
+#[test]
+fn every_directive_accepted_without_effect_passes_t_and_serves() {
+    let file = fixture("accepted-no-effect.conf");
+    let (status, _, stderr) = run_pinlb(&["-t", "-c", &file]);
+    assert!(status.success(), "{stderr}");
+    let a = Backend::start("a");
+    let listen = free_addr();
+    let (dir, conf) = nginx_fixture(
+        "accepted-no-effect.conf",
+        &[
+            ("127.0.0.1:8080", listen.to_string()),
+            ("127.0.0.1:9001", a.addr.to_string()),
+        ],
+    );
+    let lb = Pinlb::start_file(&conf, dir, listen);
+    let mut client = lb.client();
+    assert_eq!(client.get("/", &[]).unwrap().text(), "a");
+    assert_eq!(client.get("/default/x", &[]).unwrap().text(), "a");
+}

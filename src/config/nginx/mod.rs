@@ -19,4 +19,6 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
 }
 
 #[cfg(test)]
+mod setting_tests;
+#[cfg(test)]
 mod tests;

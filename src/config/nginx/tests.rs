@@ -10,13 +10,13 @@ use proptest::prelude::*;
 use std::path::Path;
 use std::time::Duration;
 
-fn translate_str(text: &str) -> Result<Config, String> {
+pub(super) fn translate_str(text: &str) -> Result<Config, String> {
     let file = Path::new("/etc/nginx/nginx.conf");
     let directives = parser::parse_str(file, text).map_err(|e| e.to_string())?;
     translate::translate(file, &directives).map_err(|e| e.to_string())
 }
 
-fn http(body: &str) -> String {
+pub(super) fn http(body: &str) -> String {
     format!("http {{\n{body}\n}}\n")
 }
 
