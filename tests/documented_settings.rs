@@ -1,0 +1,418 @@
+//! No documented setting that does nothing: every key of the README's JSON table and every
+//! directive the nginx table lists as translated has a line in `PROOFS` naming the tests
+//! that show its effect, and every directive accepted without effect is in the config
+//! that shows pinlb takes them all.
+//!
+//! A new key or directive in the README needs its line in `PROOFS`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// One line per documented setting: the JSON key as the README's table writes it, or
+/// `CONTEXT/DIRECTIVE` for a translated nginx directive; then the tests that show its
+/// effect, each `FILE.rs::TEST` (under `tests/`) or `src/PATH.rs::TEST` (a unit test).
+///
+/// A JSON key needs at least one integration test. An nginx directive needs an
+/// nginx-config integration test (`tests/nginx_*.rs`, `tests/container_config.rs`), or a
+/// translation test under `src/config/nginx/` with a test of the setting's behaviour.
+const PROOFS: &str = "
+threads                                 process.rs::threads_sets_the_number_of_proxy_worker_threads
+listeners[].addr                        cli.rs::a_listener_port_in_use_is_a_clear_error balancing.rs::equal_weights_rotate_across_connections
+upstreams.NAME.servers[].name           pin.rs::header_pins_every_request_to_the_named_server headers.rs::responses_name_the_server_that_answered
+upstreams.NAME.servers[].addr           balancing.rs::weights_2_1_1_give_each_server_exactly_its_share_every_4_requests retry.rs::a_dead_address_is_skipped_for_a_live_server
+upstreams.NAME.servers[].weight         balancing.rs::weights_2_1_1_give_each_server_exactly_its_share_every_4_requests balancing.rs::weights_5_1_1_interleave_like_nginx
+upstreams.NAME.servers[].max_fails      health.rs::max_fails_failed_requests_take_a_server_out_for_fail_timeout
+upstreams.NAME.servers[].fail_timeout_ms health.rs::max_fails_failed_requests_take_a_server_out_for_fail_timeout
+upstreams.NAME.servers[].max_conns      balancing.rs::max_conns_sends_requests_past_a_full_server
+upstreams.NAME.servers[].backup         balancing.rs::backup_serves_only_when_no_other_server_can_and_down_never
+upstreams.NAME.servers[].down           balancing.rs::backup_serves_only_when_no_other_server_can_and_down_never
+upstreams.NAME.balance                  balancing.rs::weights_5_1_1_interleave_like_nginx balancing.rs::least_conn_sends_requests_away_from_a_busy_server balancing.rs::ip_hash_sends_one_client_address_to_one_server
+upstreams.NAME.balance.hash.key         balancing.rs::hash_sends_each_key_to_one_server_and_spreads_the_keys
+upstreams.NAME.balance.hash.consistent  balancing.rs::consistent_hash_moves_keys_only_to_an_added_server balancing.rs::plain_hash_reshuffles_keys_when_a_server_is_added
+upstreams.NAME.health_check.type        health.rs::statuses_200_to_399_are_healthy_and_others_are_not health.rs::tcp_check_follows_a_killed_and_restarted_server
+upstreams.NAME.health_check.path        health.rs::statuses_200_to_399_are_healthy_and_others_are_not
+upstreams.NAME.health_check.interval_ms health.rs::checks_keep_running_on_their_interval
+upstreams.NAME.health_check.timeout_ms  health.rs::a_check_slower_than_its_timeout_fails_and_a_faster_one_passes
+upstreams.NAME.health_check.fails       health.rs::fails_and_passes_count_checks_in_a_row
+upstreams.NAME.health_check.passes      health.rs::fails_and_passes_count_checks_in_a_row
+upstreams.NAME.keepalive.connections    upstream_keepalive.rs::keepalive_bounds_the_idle_connections_of_its_upstream
+upstreams.NAME.keepalive.timeout_ms     upstream_keepalive.rs::idle_connections_are_closed_after_the_upstream_keepalive_timeout
+upstreams.NAME.keepalive.requests       upstream_keepalive.rs::keepalive_requests_closes_a_connection_after_its_last_request
+routes[].path                           balancing.rs::longest_route_prefix_wins balancing.rs::a_path_no_route_covers_gets_404
+routes[].upstream                       balancing.rs::longest_route_prefix_wins
+routes[].return.status                  balancing.rs::return_routes_answer_without_a_server
+routes[].return.text                    balancing.rs::return_routes_answer_without_a_server
+routes[].pin.header                     pin.rs::header_pins_every_request_to_the_named_server pin.rs::header_beats_cookie
+routes[].pin.cookie                     pin.rs::cookie_pins_every_request_to_the_named_server
+routes[].pin.on_unhealthy               pin.rs::pin_to_a_down_server_falls_back_to_the_healthy_ones_by_default pin.rs::pin_to_a_down_server_is_refused_with_503_when_configured pin.rs::pin_to_a_down_server_is_used_anyway_when_configured
+routes[].proxy                          errors.rs::a_slow_server_gives_504_after_the_read_timeout src/config/json.rs::route_proxy_settings_override_the_top_level_ones
+routes[].access_log                     observe.rs::access_log_lines_parse_into_the_request_facts
+proxy.connect_timeout_ms                errors.rs::a_connect_that_hangs_gives_up_after_the_connect_timeout
+proxy.read_timeout_ms                   errors.rs::a_slow_server_gives_504_after_the_read_timeout errors.rs::a_timeout_moves_the_request_to_the_next_server_like_nginx
+proxy.send_timeout_ms                   errors.rs::an_upload_the_server_does_not_read_gives_504_after_the_send_timeout
+proxy.websocket_idle_timeout_ms         websocket.rs::idle_websocket_is_closed_after_the_configured_idle_limit websocket.rs::idle_websocket_survives_below_the_idle_limit
+proxy.next_upstream                     retry.rs::next_upstream_statuses_move_a_request_to_the_next_server retry.rs::next_upstream_off_sends_the_first_failure_to_the_client retry.rs::next_upstream_non_idempotent_retries_a_post_too
+proxy.next_upstream_tries               retry.rs::next_upstream_tries_bounds_the_attempts
+proxy.set_headers.NAME                  headers.rs::configured_headers_replace_the_defaults_and_empty_values_remove
+proxy.client_max_body_size              errors.rs::a_body_over_client_max_body_size_gets_413_and_reaches_no_server
+served_by_header                        headers.rs::responses_name_the_server_that_answered headers.rs::no_served_by_header_unless_configured
+keepalive_timeout_ms                    process.rs::an_idle_client_connection_is_closed_after_keepalive_timeout
+access_log.path                         observe.rs::access_log_lines_parse_into_the_request_facts
+access_log.format                       observe.rs::access_log_lines_parse_into_the_request_facts observe.rs::access_log_lines_follow_a_named_log_format
+log_formats.NAME                        observe.rs::access_log_lines_follow_a_named_log_format
+admin.addr                              observe.rs::status_lists_the_pins observe.rs::healthcheck_command_follows_the_admin_healthz
+admin.token                             observe.rs::admin_refuses_other_methods_foreign_hosts_and_missing_tokens
+pid_file                                lifecycle.rs::sigterm_with_nothing_in_flight_exits_within_drain_delay_plus_a_second lifecycle.rs::stop_and_quit_commands_signal_the_running_process
+shutdown.drain_delay_ms                 lifecycle.rs::sigterm_with_nothing_in_flight_exits_within_drain_delay_plus_a_second lifecycle.rs::a_slow_request_in_flight_completes_and_healthz_says_503_meanwhile
+shutdown.grace_period_ms                lifecycle.rs::the_grace_period_bounds_the_wait_for_in_flight_requests
+shutdown.upgrade_sock                   lifecycle.rs::a_manual_upgrade_hands_over_through_the_configured_upgrade_socket
+
+main/worker_processes                   src/config/nginx/tests.rs::map_and_log_format_and_main_directives_translate nginx_config.rs::print_config_shows_the_translated_tutorial process.rs::threads_sets_the_number_of_proxy_worker_threads
+main/pid                                src/config/nginx/tests.rs::map_and_log_format_and_main_directives_translate lifecycle.rs::sigterm_with_nothing_in_flight_exits_within_drain_delay_plus_a_second
+main/error_log                          nginx_directives.rs::error_log_writes_from_its_level_up nginx_least_conn.rs::max_fails_takes_a_server_out_for_fail_timeout
+main/worker_shutdown_timeout            src/config/nginx/setting_tests.rs::pinlb_directives_and_worker_shutdown_timeout_set_the_lifecycle lifecycle.rs::the_grace_period_bounds_the_wait_for_in_flight_requests
+main/include                            container_config.rs::a_server_file_in_conf_d_replaces_the_default_server src/config/nginx/parser.rs::glob_include_is_sorted src/config/nginx/parser.rs::relative_include
+main/pinlb_admin                        src/config/nginx/setting_tests.rs::pinlb_directives_and_worker_shutdown_timeout_set_the_lifecycle observe.rs::status_lists_the_pins src/config/nginx/tests.rs::pinlb_admin_takes_an_address_and_an_optional_token observe.rs::admin_refuses_other_methods_foreign_hosts_and_missing_tokens
+main/pinlb_drain_delay                  src/config/nginx/setting_tests.rs::pinlb_directives_and_worker_shutdown_timeout_set_the_lifecycle lifecycle.rs::sigterm_with_nothing_in_flight_exits_within_drain_delay_plus_a_second
+main/pinlb_upgrade_sock                 src/config/nginx/setting_tests.rs::pinlb_directives_and_worker_shutdown_timeout_set_the_lifecycle lifecycle.rs::a_manual_upgrade_hands_over_through_the_configured_upgrade_socket
+http/upstream                           nginx_tutorial.rs::tutorial_balances_round_robin
+http/server                             nginx_tutorial.rs::tutorial_balances_round_robin nginx_least_conn.rs::server_name_picks_the_server_block
+http/map                                nginx_directives.rs::map_picks_exact_keys_then_regexes_then_the_default src/config/nginx/tests.rs::map_and_log_format_and_main_directives_translate
+http/log_format                         nginx_directives.rs::log_format_with_escape_json_writes_json_lines container_config.rs::a_server_file_in_conf_d_replaces_the_default_server
+http/access_log                         nginx_directives.rs::log_format_with_escape_json_writes_json_lines container_config.rs::a_server_file_in_conf_d_replaces_the_default_server
+http/keepalive_timeout                  src/config/nginx/setting_tests.rs::keepalive_settings_translate_for_clients_and_upstreams process.rs::an_idle_client_connection_is_closed_after_keepalive_timeout
+http/client_max_body_size               src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location src/config/nginx/tests.rs::nginx_defaults_apply_without_settings errors.rs::a_body_over_client_max_body_size_gets_413_and_reaches_no_server
+http/proxy_*                            src/config/nginx/tests.rs::proxy_settings_inherit_from_http_to_location errors.rs::a_slow_server_gives_504_after_the_read_timeout
+http/add_header                         src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location nginx_directives.rs::add_header_marks_good_answers_and_always_every_answer
+upstream/server                         src/config/nginx/tests.rs::upstream_parameters_translate nginx_tutorial.rs::weighted_ports_interleave_3_1_1_like_nginx nginx_least_conn.rs::backup_serves_only_when_every_primary_is_gone_and_down_never nginx_least_conn.rs::max_fails_takes_a_server_out_for_fail_timeout balancing.rs::max_conns_sends_requests_past_a_full_server
+upstream/least_conn                     nginx_least_conn.rs::least_conn_sends_new_requests_away_from_a_busy_server
+upstream/ip_hash                        nginx_websocket.rs::one_client_address_always_reaches_the_same_server
+upstream/hash                           nginx_least_conn.rs::consistent_hash_keeps_sessions_on_their_server src/config/nginx/setting_tests.rs::hash_without_consistent_is_the_plain_hash balancing.rs::plain_hash_reshuffles_keys_when_a_server_is_added
+upstream/keepalive                      src/config/nginx/setting_tests.rs::keepalive_settings_translate_for_clients_and_upstreams upstream_keepalive.rs::keepalive_bounds_the_idle_connections_of_its_upstream
+upstream/keepalive_timeout              src/config/nginx/setting_tests.rs::keepalive_settings_translate_for_clients_and_upstreams upstream_keepalive.rs::idle_connections_are_closed_after_the_upstream_keepalive_timeout
+upstream/keepalive_requests             src/config/nginx/setting_tests.rs::keepalive_settings_translate_for_clients_and_upstreams upstream_keepalive.rs::keepalive_requests_closes_a_connection_after_its_last_request
+server/listen                           nginx_tutorial.rs::tutorial_balances_round_robin src/config/nginx/tests.rs::server_names_listen_and_return src/routing/server_names.rs::listen_addresses_match_exactly_or_by_wildcard
+server/server_name                      nginx_least_conn.rs::server_name_picks_the_server_block src/routing/server_names.rs::exact_beats_wildcards_and_longer_wildcards_win
+server/location                         nginx_websocket.rs::exact_location_answers_directly nginx_websocket.rs::paths_no_location_covers_get_404 src/config/nginx/tests.rs::location_kinds_and_proxy_pass_uri src/routing/locations.rs::nginx_documentation_example
+server/return                           nginx_directives.rs::a_server_level_return_answers_every_request_of_its_server
+server/proxy_*                          nginx_least_conn.rs::proxy_set_header_is_inherited_all_or_nothing
+server/add_header                       nginx_directives.rs::add_header_marks_good_answers_and_always_every_answer
+server/access_log                       src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location container_config.rs::a_server_file_in_conf_d_replaces_the_default_server
+server/client_max_body_size             src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location errors.rs::a_body_over_client_max_body_size_gets_413_and_reaches_no_server
+location/proxy_pass                     nginx_tutorial.rs::tutorial_balances_round_robin src/config/nginx/tests.rs::location_kinds_and_proxy_pass_uri src/proxy/headers.rs::proxy_pass_uri_replaces_the_location_prefix
+location/proxy_set_header               nginx_tutorial.rs::tutorial_sends_its_forwarding_headers nginx_tutorial.rs::without_proxy_set_header_host_is_the_upstream_name
+location/proxy_connect_timeout          src/config/nginx/tests.rs::proxy_settings_inherit_from_http_to_location errors.rs::a_connect_that_hangs_gives_up_after_the_connect_timeout
+location/proxy_read_timeout             src/config/nginx/tests.rs::proxy_settings_inherit_from_http_to_location errors.rs::a_slow_server_gives_504_after_the_read_timeout websocket.rs::idle_websocket_is_closed_after_the_configured_idle_limit
+location/proxy_send_timeout             src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location errors.rs::an_upload_the_server_does_not_read_gives_504_after_the_send_timeout
+location/proxy_next_upstream            nginx_least_conn.rs::a_503_moves_the_request_to_the_next_server_within_the_tries
+location/proxy_next_upstream_tries      nginx_least_conn.rs::a_503_moves_the_request_to_the_next_server_within_the_tries src/config/nginx/tests.rs::generated_configs_translate_as_written retry.rs::next_upstream_tries_bounds_the_attempts
+location/return                         nginx_websocket.rs::exact_location_answers_directly nginx_least_conn.rs::server_name_picks_the_server_block
+location/add_header                     nginx_directives.rs::add_header_marks_good_answers_and_always_every_answer src/proxy/answer.rs::add_header_skips_error_statuses_unless_always
+location/access_log                     src/config/nginx/tests.rs::map_and_log_format_and_main_directives_translate src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location observe.rs::access_log_lines_parse_into_the_request_facts
+location/client_max_body_size           src/config/nginx/tests.rs::proxy_settings_inherit_from_http_to_location errors.rs::a_body_over_client_max_body_size_gets_413_and_reaches_no_server
+location/if                             nginx_tutorial.rs::tutorial_pins_by_header_and_by_cookie nginx_tutorial.rs::tutorial_last_matching_if_wins_so_the_cookie_beats_the_header
+location/health_check                   src/config/nginx/tests.rs::health_check_attaches_to_the_location_upstream nginx_directives.rs::error_log_writes_from_its_level_up
+";
+
+/// The test that a config with every directive "accepted, no effect" passes `pinlb -t`
+/// and serves, and that config.
+const ACCEPTED_PROOF: &str =
+    "nginx_config.rs::every_directive_accepted_without_effect_passes_t_and_serves";
+const ACCEPTED_CONFIG: &str = "tests/fixtures/nginx/accepted-no-effect.conf";
+
+fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The rows of the first table after `heading` whose header row starts with `header`,
+/// each as its cells (`\|` unescaped), without the header and separator rows.
+fn table(readme: &str, heading: &str, header: &str) -> Vec<Vec<String>> {
+    let section = readme
+        .split_once(&format!("\n{heading}\n"))
+        .unwrap_or_else(|| panic!("README.md has no heading {heading:?}"))
+        .1;
+    let mut lines = section.lines().skip_while(|l| !l.starts_with(header));
+    assert!(
+        lines.next().is_some(),
+        "no table {header:?} under {heading:?}"
+    );
+    lines
+        .skip(1)
+        .take_while(|l| l.starts_with('|'))
+        .map(cells)
+        .collect()
+}
+
+/// The cells of one table row: split on `|` except `\|`.
+fn cells(row: &str) -> Vec<String> {
+    let row = row.trim().trim_start_matches('|');
+    let row = row.strip_suffix('|').unwrap_or(row);
+    let mut out = vec![String::new()];
+    let mut chars = row.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if chars.peek() == Some(&'|') => {
+                out.last_mut().unwrap().push('|');
+                chars.next();
+            }
+            '|' => out.push(String::new()),
+            _ => out.last_mut().unwrap().push(c),
+        }
+    }
+    out.into_iter().map(|c| c.trim().to_string()).collect()
+}
+
+/// The directives a cell of the nginx table names: the first word of each backticked
+/// item outside parentheses (items inside them are values, as in `map` (`~` keys)).
+fn directive_names(cell: &str) -> Vec<String> {
+    let (mut names, mut code, mut depth) = (Vec::new(), None::<String>, 0usize);
+    for c in cell.chars() {
+        match (c, code.as_mut()) {
+            ('`', Some(item)) => {
+                let word = item.split_whitespace().next().unwrap_or("").to_string();
+                if depth == 0 && !word.is_empty() && !names.contains(&word) {
+                    names.push(word);
+                }
+                code = None;
+            }
+            (_, Some(item)) => item.push(c),
+            ('`', None) => code = Some(String::new()),
+            ('(', None) => depth += 1,
+            (')', None) => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    names
+}
+
+/// The JSON keys of the README's table, in order; a key cell must be one `path`.
+fn json_keys(readme: &str, problems: &mut Vec<String>) -> Vec<String> {
+    let rows = table(
+        readme,
+        "## Native JSON configuration",
+        "| key | meaning | default |",
+    );
+    let mut keys = Vec::new();
+    for row in rows {
+        let key = row[0].strip_prefix('`').and_then(|k| k.strip_suffix('`'));
+        match key.filter(|k| !k.is_empty() && !k.contains(['`', ' '])) {
+            Some(key) if row.len() == 3 => keys.push(key.to_string()),
+            _ => problems.push(format!(
+                "README JSON table: a row needs one `key.path` and three cells: {row:?}"
+            )),
+        }
+    }
+    keys
+}
+
+/// The nginx table's translated directives (`CONTEXT/NAME`) and accepted ones
+/// (`(CONTEXT, NAME)`).
+fn nginx_directives(readme: &str) -> (Vec<String>, Vec<(String, String)>) {
+    let rows = table(
+        readme,
+        "## nginx.conf: the load-balancing subset",
+        "| context | translated | accepted, no effect |",
+    );
+    let (mut translated, mut accepted) = (Vec::new(), Vec::new());
+    for row in rows {
+        assert_eq!(row.len(), 3, "nginx table row {row:?}");
+        let context = &row[0];
+        for name in directive_names(&row[1]) {
+            translated.push(format!("{context}/{name}"));
+        }
+        for name in directive_names(&row[2]) {
+            accepted.push((context.clone(), name));
+        }
+    }
+    (translated, accepted)
+}
+
+/// `PROOFS` as key → tests, with a problem for each malformed or repeated line.
+fn proofs(problems: &mut Vec<String>) -> BTreeMap<String, Vec<String>> {
+    let mut map = BTreeMap::new();
+    for line in PROOFS.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let mut words = line.split_whitespace();
+        let key = words.next().unwrap().to_string();
+        let tests: Vec<String> = words.map(String::from).collect();
+        if tests.is_empty() {
+            problems.push(format!("PROOFS: {key} names no test"));
+        }
+        if map.insert(key.clone(), tests).is_some() {
+            problems.push(format!("PROOFS: {key} has two lines"));
+        }
+    }
+    map
+}
+
+/// Source files, read once.
+#[derive(Default)]
+struct Sources(BTreeMap<PathBuf, Option<String>>);
+
+impl Sources {
+    /// Whether `proof` (`FILE.rs::TEST` or `src/PATH.rs::TEST`) names a test function
+    /// that exists: a `fn TEST(` with `#[test]` among the attributes above it.
+    fn has_test(&mut self, proof: &str) -> Result<(), String> {
+        let (file, name) = proof
+            .split_once("::")
+            .filter(|(f, n)| f.ends_with(".rs") && !n.is_empty())
+            .ok_or_else(|| format!("\"{proof}\" is not FILE.rs::TEST"))?;
+        let path = match file.starts_with("src/") {
+            true => root().join(file),
+            false => root().join("tests").join(file),
+        };
+        let text = self
+            .0
+            .entry(path.clone())
+            .or_insert_with(|| std::fs::read_to_string(&path).ok())
+            .as_deref()
+            .ok_or_else(|| format!("{proof}: there is no {}", path.display()))?;
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        let is_test = |at: usize| {
+            lines[..at]
+                .iter()
+                .rev()
+                .take_while(|l| l.starts_with("#[") || l.starts_with("///"))
+                .any(|l| l.starts_with("#[") && l.ends_with("test]"))
+        };
+        let found = lines.iter().enumerate().any(|(i, l)| {
+            let after = l.strip_prefix("fn ").and_then(|l| l.strip_prefix(name));
+            after.is_some_and(|rest| rest.starts_with('(')) && is_test(i)
+        });
+        match found {
+            true => Ok(()),
+            false => Err(format!(
+                "{proof}: no #[test] fn {name} in {}",
+                path.display()
+            )),
+        }
+    }
+}
+
+/// Where a proof's test lives: an integration test, an nginx-config integration test,
+/// or a unit test of the nginx translation.
+fn integration(proof: &str) -> bool {
+    !proof.starts_with("src/")
+}
+fn nginx_integration(proof: &str) -> bool {
+    proof.starts_with("nginx_") || proof.starts_with("container_config.rs::")
+}
+fn nginx_translation(proof: &str) -> bool {
+    proof.starts_with("src/config/nginx/")
+}
+
+#[test]
+fn every_documented_setting_has_a_test_that_shows_its_effect() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let mut problems = Vec::new();
+    let json = json_keys(&readme, &mut problems);
+    let (nginx, _) = nginx_directives(&readme);
+    assert!(json.len() >= 40, "only {} JSON keys found", json.len());
+    assert!(
+        nginx.len() >= 40,
+        "only {} nginx directives found",
+        nginx.len()
+    );
+    let proofs = proofs(&mut problems);
+    let mut sources = Sources::default();
+    let documented: BTreeSet<&String> = json.iter().chain(&nginx).collect();
+    for key in json.iter().chain(&nginx) {
+        let Some(tests) = proofs.get(key) else {
+            problems.push(format!(
+                "{key}: no line in PROOFS names a test that shows its effect"
+            ));
+            continue;
+        };
+        let enough = match key.contains('/') {
+            false => tests.iter().any(|t| integration(t)),
+            true => {
+                tests.iter().any(|t| nginx_integration(t))
+                    || (tests.iter().any(|t| nginx_translation(t))
+                        && tests.iter().any(|t| integration(t)))
+            }
+        };
+        if !enough {
+            problems.push(match key.contains('/') {
+                false => format!("{key}: no integration test among its proofs"),
+                true => format!(
+                    "{key}: needs an nginx-config test, or a translation test and a behaviour test"
+                ),
+            });
+        }
+    }
+    for (key, tests) in &proofs {
+        if !documented.contains(key) {
+            problems.push(format!("PROOFS: {key} is not in README.md's tables"));
+        }
+        for test in tests {
+            if let Err(e) = sources.has_test(test) {
+                problems.push(e);
+            }
+        }
+    }
+    assert!(
+        problems.is_empty(),
+        "{} problem(s):\n{}",
+        problems.len(),
+        problems.join("\n")
+    );
+}
+
+/// Every `(context, name)` of the nginx directives in `file`; `main` is the top level.
+fn directives_in(file: &Path) -> BTreeSet<(String, String)> {
+    fn walk(
+        context: &str,
+        directives: &[pinlb::config::nginx::parser::Directive],
+        out: &mut BTreeSet<(String, String)>,
+    ) {
+        for d in directives {
+            out.insert((context.to_string(), d.name.clone()));
+            if let Some(block) = &d.block {
+                walk(&d.name, block, out);
+            }
+        }
+    }
+    let directives = pinlb::config::nginx::parser::parse_file(file)
+        .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let mut out = BTreeSet::new();
+    walk("main", &directives, &mut out);
+    out
+}
+
+#[test]
+fn every_directive_accepted_without_effect_is_in_the_config_that_shows_it() {
+    let readme = std::fs::read_to_string(root().join("README.md")).unwrap();
+    let (_, accepted) = nginx_directives(&readme);
+    assert!(accepted.len() >= 20, "only {} found", accepted.len());
+    let written = directives_in(&root().join(ACCEPTED_CONFIG));
+    let missing: Vec<String> = accepted
+        .iter()
+        .filter(|(context, name)| {
+            let prefix = name.strip_suffix('*');
+            !written
+                .iter()
+                .any(|(c, n)| c == context && prefix.map_or(n == name, |p| n.starts_with(p)))
+        })
+        .map(|(context, name)| format!("{context}/{name}"))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "not in {ACCEPTED_CONFIG}: {}",
+        missing.join(", ")
+    );
+    Sources::default().has_test(ACCEPTED_PROOF).unwrap();
+}
+
+#[test]
+fn directive_names_are_the_backticked_items_outside_parentheses() {
+    assert_eq!(
+        directive_names(
+            "`map` (exact and `~`/`~*` keys, `default`), `return CODE [TEXT|URL]` or `return URL`, \
+             `if ($http_NAME = \"V\") { proxy_pass ...; }` (pins), the inherited `proxy_*` and `add_header`"
+        ),
+        ["map", "return", "if", "proxy_*", "add_header"]
+    );
+    assert_eq!(
+        cells(r"| main | `worker_processes N\|auto`, `pid` | `user` |"),
+        ["main", "`worker_processes N|auto`, `pid`", "`user`"]
+    );
+}
