@@ -273,7 +273,7 @@ fn a_manual_upgrade_hands_over_through_the_configured_upgrade_socket() {
     );
     // The new process took the admin listener too.
     let serves = || {
-        get(lb.admin, "/status", &[]).is_ok_and(|r| {
+        get(lb.admin, "/status", &[("Host", &lb.admin.to_string())]).is_ok_and(|r| {
             serde_json::from_str::<serde_json::Value>(&r.body).is_ok_and(|s| s["pid"] == new_pid)
         })
     };

@@ -193,7 +193,7 @@ fn error_log_writes_from_its_level_up() {
     assert!(poll_until(Duration::from_secs(15), || accepts(listen)
         && accepts(admin)));
     let healthy = || {
-        get(admin, "/status", &[]).is_ok_and(|r| {
+        get(admin, "/status", &[("Host", &admin.to_string())]).is_ok_and(|r| {
             serde_json::from_str::<serde_json::Value>(&r.body)
                 .is_ok_and(|s| s["upstreams"]["u"]["servers"][0]["healthy"] == true)
         })
