@@ -141,8 +141,8 @@ fn hash_sends_each_key_to_one_server_and_spreads_the_keys() {
 }
 
 /// Where 60 keys go over two servers, then over the same two and a third: a consistent
-/// hash moves keys only to the new server; the plain hash (`key % servers`, nginx's
-/// `hash` without `consistent`) also moves keys between the two old ones.
+/// hash moves keys only to the new server; the plain hash (nginx's `hash` without
+/// `consistent`: a CRC32 modulo the weights) also moves keys between the two old ones.
 fn keys_moved_between_old_servers(consistent: bool) -> usize {
     let (a, b, c) = (
         Backend::start("a"),
