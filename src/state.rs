@@ -32,9 +32,12 @@ pub struct Shared {
     /// Wakes the health checks when a reload swapped the runtime.
     pub reloaded: tokio::sync::Notify,
     pub last_reload: Mutex<Option<ReloadReport>>,
-    /// Every listener accepts connections (`lifecycle::ready`); until then `/healthz`
-    /// answers 503.
+    /// Every listener accepts connections and signals are handled (`lifecycle::ready`);
+    /// until then `/healthz` answers 503.
     pub ready: AtomicBool,
+    /// pinlb's signal handlers are installed: before that, a SIGTERM or SIGQUIT would
+    /// end the process with the default action.
+    pub signals_handled: AtomicBool,
     /// SIGTERM received: `/healthz` answers 503.
     pub draining: AtomicBool,
     /// Sockets handed to a new binary or shutting down: every response closes its
@@ -80,6 +83,7 @@ impl Shared {
             reloaded: tokio::sync::Notify::new(),
             last_reload: Mutex::new(None),
             ready: AtomicBool::new(false),
+            signals_handled: AtomicBool::new(false),
             draining: AtomicBool::new(false),
             winding_down: AtomicBool::new(false),
             requests_in_flight: Arc::default(),

@@ -1,4 +1,5 @@
-//! Readiness: a process is ready once every listener of its config accepts connections.
+//! Readiness: a process is ready once every listener of its config accepts connections
+//! and its signal handlers are installed.
 //! Until then `/healthz` answers 503 and `/status` says `"ready": false`, so that a
 //! balancer in front, a container runtime and `pinlb -s upgrade` wait for it.
 
@@ -16,7 +17,8 @@ use tokio::net::TcpStream;
 /// How often the listeners are tried until they all accept.
 const RETRY: Duration = Duration::from_millis(20);
 
-/// Sets [`Shared::ready`] once every listener (the admin listener included) accepts.
+/// Sets [`Shared::ready`] once every listener (the admin listener included) accepts and
+/// the signal handlers are in place.
 pub struct ReadyService {
     shared: Arc<Shared>,
 }
@@ -48,7 +50,7 @@ impl BackgroundService for ReadyService {
             .chain(config.admin)
             .map(reachable)
             .collect();
-        while !waiting.is_empty() {
+        loop {
             let mut still = Vec::new();
             for addr in waiting {
                 if TcpStream::connect(addr).await.is_err() {
@@ -56,7 +58,7 @@ impl BackgroundService for ReadyService {
                 }
             }
             waiting = still;
-            if waiting.is_empty() {
+            if waiting.is_empty() && self.shared.signals_handled.load(Ordering::Acquire) {
                 break;
             }
             tokio::select! {

@@ -40,6 +40,7 @@ impl ShutdownSignalWatch for Signals {
             log::error!("cannot listen for signals; stopping");
             return ShutdownSignal::FastShutdown;
         };
+        self.shared.signals_handled.store(true, Ordering::Release);
         // The sockets go to the new process over the socket this process started with.
         let upgrade_sock = self.shared.started_with.lifecycle.upgrade_sock.clone();
         loop {

@@ -237,12 +237,16 @@ impl Pinlb {
             extra_args,
             log,
         };
-        // Services start one after another: wait for the admin listener too, so that a test
-        // may ask `/status` at once.
         let accepts =
             |a: &SocketAddr| TcpStream::connect_timeout(a, Duration::from_millis(100)).is_ok();
+        // Services start one after another: wait until pinlb says it is ready (every
+        // listener accepts, signals are handled), so that a test may signal it or ask
+        // `/status` at once.
+        let ready = |a: &SocketAddr| {
+            get(*a, "/healthz", &[("Host", &a.to_string())]).is_ok_and(|r| r.status == 200)
+        };
         let up = poll_until(Duration::from_secs(15), || {
-            (accepts(&addr) && accepts(&admin)) || p.exited()
+            (ready(&admin) && accepts(&addr)) || p.exited()
         });
         assert!(
             up && !p.exited(),
