@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Integration tests mostly wait on sockets: run more of them at once than there are cores.
 TEST_THREADS ?= 8
 
-.PHONY: all deps build run test bench callgrind fmt lint check-configs clean
+.PHONY: all deps build run test bench callgrind soak fmt lint check-configs clean
 
 all: build
 
@@ -33,6 +33,12 @@ bench: deps
 callgrind: deps
 	$(CARGO) build --release --locked --bin pinlb
 	bench/callgrind.sh
+
+# Ten minutes of mixed load while backends die, the config reloads and the binary
+# upgrades (SOAK_SECS to change); prints requests sent and failed, and RSS.
+SOAK_SECS ?= 600
+soak: build
+	python3 bench/soak.py --secs $(SOAK_SECS)
 
 fmt:
 	$(CARGO) fmt --all
