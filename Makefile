@@ -21,6 +21,10 @@ run: build
 
 test: deps
 	$(CARGO) test --locked -- --test-threads $(TEST_THREADS)
+	@# The vendored Pingora crates' own tests of the code pinlb patches (vendor/README.md).
+	$(CARGO) test --locked -p pingora-proxy --test task_pipe
+	$(CARGO) test --locked -p pingora-http --lib
+	$(CARGO) test --locked -p pingora-timeout --lib
 
 # pinlb beside nginx and HAProxy (when installed) on the same upstream apps; needs wrk.
 # BENCH_ARGS passes options, e.g. BENCH_ARGS="--workers 2 --cases keepalive".
