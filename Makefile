@@ -38,6 +38,13 @@ callgrind: deps
 	$(CARGO) build --release --locked --bin pinlb
 	bench/callgrind.sh
 
+# vendor/ is the crates.io Pingora sources plus the patch queue vendor/patches (vendor/README.md).
+.PHONY: vendor-check vendor-refresh
+vendor-check: deps
+	python3 scripts/vendor-patches.py check
+vendor-refresh: deps
+	python3 scripts/vendor-patches.py refresh $(VERSION)
+
 fmt:
 	$(CARGO) fmt --all
 
