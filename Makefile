@@ -56,8 +56,8 @@ lint:
 # a compose network, so those are checked without resolution).
 check-configs: deps
 	$(CARGO) build --locked --bin pinlb
-	@for f in conf/*; do target/debug/pinlb -t -c "$$f" || exit 1; done
-	@for f in contrib/docker/*.json; do target/debug/pinlb --print-config -c "$$f" >/dev/null || exit 1; echo "pinlb: $$f parses"; done
+	@for f in conf/*; do "$${CARGO_TARGET_DIR:-target}/debug/pinlb" -t -c "$$f" || exit 1; done
+	@for f in contrib/docker/*.json; do "$${CARGO_TARGET_DIR:-target}/debug/pinlb" --print-config -c "$$f" >/dev/null || exit 1; echo "pinlb: $$f parses"; done
 
 clean:
 	$(CARGO) clean
