@@ -35,8 +35,16 @@ bench: deps
 
 # Instructions per proxied request (valgrind), for numbers that do not move with noise.
 callgrind: deps
+	@scripts/install-build-deps.sh callgrind
 	$(CARGO) build --release --locked --bin pinlb
 	bench/callgrind.sh
+
+# Fails when instructions per proxied request exceed bench/callgrind-budget.
+.PHONY: callgrind-check
+callgrind-check: deps
+	@scripts/install-build-deps.sh callgrind
+	$(CARGO) build --release --locked --bin pinlb
+	bench/callgrind-check.sh
 
 # vendor/ is the crates.io Pingora sources plus the patch queue vendor/patches (vendor/README.md).
 .PHONY: vendor-check vendor-refresh
