@@ -9,9 +9,19 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# Dependencies first, in a layer of their own: the manifest, the lock file and the vendored
+# Pingora crates (`[patch.crates-io]`), with empty stand-ins for the sources the manifest
+# names, so that a change under src/ rebuilds pinlb alone.
 COPY Cargo.toml Cargo.lock ./
+COPY vendor ./vendor
+RUN mkdir -p src benches \
+ && echo 'fn main() {}' > src/main.rs && touch src/lib.rs benches/hot_paths.rs \
+ && cargo build --release --locked --bin pinlb \
+ && rm -rf src
 COPY src ./src
-RUN cargo build --release --locked --bin pinlb
+COPY benches ./benches
+# The stand-ins were built after the sources' own modification times: make pinlb newer.
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin pinlb
 
 FROM debian:bookworm-slim
 COPY --from=build /src/target/release/pinlb /usr/local/bin/pinlb

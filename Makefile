@@ -21,6 +21,10 @@ run: build
 
 test: deps
 	$(CARGO) test --locked -- --test-threads $(TEST_THREADS)
+	@# The vendored Pingora crates' own tests of the code pinlb patches (vendor/README.md).
+	$(CARGO) test --locked -p pingora-proxy --test task_pipe
+	$(CARGO) test --locked -p pingora-http --lib
+	$(CARGO) test --locked -p pingora-timeout --lib
 
 # pinlb beside nginx and HAProxy (when installed) on the same upstream apps; needs wrk.
 # BENCH_ARGS passes options, e.g. BENCH_ARGS="--workers 2 --cases keepalive".
@@ -31,6 +35,7 @@ bench: deps
 
 # Instructions per proxied request (valgrind), for numbers that do not move with noise.
 callgrind: deps
+	@scripts/install-build-deps.sh callgrind
 	$(CARGO) build --release --locked --bin pinlb
 	bench/callgrind.sh
 
@@ -39,6 +44,20 @@ callgrind: deps
 SOAK_SECS ?= 600
 soak: build
 	python3 bench/soak.py --secs $(SOAK_SECS)
+
+# Fails when instructions per proxied request exceed bench/callgrind-budget.
+.PHONY: callgrind-check
+callgrind-check: deps
+	@scripts/install-build-deps.sh callgrind
+	$(CARGO) build --release --locked --bin pinlb
+	bench/callgrind-check.sh
+
+# vendor/ is the crates.io Pingora sources plus the patch queue vendor/patches (vendor/README.md).
+.PHONY: vendor-check vendor-refresh
+vendor-check: deps
+	python3 scripts/vendor-patches.py check
+vendor-refresh: deps
+	python3 scripts/vendor-patches.py refresh $(VERSION)
 
 fmt:
 	$(CARGO) fmt --all
@@ -52,8 +71,8 @@ lint:
 # a compose network, so those are checked without resolution).
 check-configs: deps
 	$(CARGO) build --locked --bin pinlb
-	@for f in conf/*; do target/debug/pinlb -t -c "$$f" || exit 1; done
-	@for f in contrib/docker/*.json; do target/debug/pinlb --print-config -c "$$f" >/dev/null || exit 1; echo "pinlb: $$f parses"; done
+	@for f in conf/*; do "$${CARGO_TARGET_DIR:-target}/debug/pinlb" -t -c "$$f" || exit 1; done
+	@for f in contrib/docker/*.json; do "$${CARGO_TARGET_DIR:-target}/debug/pinlb" --print-config -c "$$f" >/dev/null || exit 1; echo "pinlb: $$f parses"; done
 
 clean:
 	$(CARGO) clean

@@ -4,9 +4,9 @@
 #
 #   bench/callgrind.sh [REQUESTS] [-- PROXY COMMAND...]
 #
-# Without a command it measures target/release/pinlb on bench/callgrind.json (the bench's
-# tutorial setup with a health check every minute, so that a check rarely falls inside the
-# measured window). The proxy must listen on 127.0.0.1:$CALLGRIND_PORT (default 18084; the
+# Without a command it measures target/release/pinlb (under $CARGO_TARGET_DIR when that is
+# set) on bench/callgrind.json (the bench's tutorial setup with a health check every minute,
+# so that a check rarely falls inside the measured window). The proxy must listen on 127.0.0.1:$CALLGRIND_PORT (default 18084; the
 # bench's minimal Pingora proxy uses 18083) in front of the three nginx
 # apps this script starts on 127.0.0.1:19001-19003 (like the bench's, each adds an
 # `X-Server` header to its answer). After 300 warm-up requests the
@@ -19,7 +19,7 @@ port=${CALLGRIND_PORT:-18084}
 shift || true
 [ "${1:-}" = "--" ] && shift
 cmd=("$@")
-[ ${#cmd[@]} -eq 0 ] && cmd=(target/release/pinlb -c bench/callgrind.json)
+[ ${#cmd[@]} -eq 0 ] && cmd=("${CARGO_TARGET_DIR:-target}/release/pinlb" -c bench/callgrind.json)
 for tool in valgrind callgrind_control nginx python3; do
     command -v "$tool" >/dev/null || { echo "callgrind.sh needs $tool (apt-get install -y valgrind nginx)" >&2; exit 1; }
 done

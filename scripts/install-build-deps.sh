@@ -1,16 +1,23 @@
 #!/usr/bin/env bash
-# Installs what building pinlb needs beyond Rust (cmake, a C compiler) when it is missing
-# and this user can (root with apt-get); otherwise says exactly what to install.
+# Installs what building pinlb needs beyond Rust (cmake, a C compiler; patch for
+# `make vendor-check`) when it is missing and this user can (root with apt-get); otherwise
+# says exactly what to install. `install-build-deps.sh callgrind` adds what `make callgrind`
+# needs (valgrind, nginx).
 set -euo pipefail
 
 missing=()
 command -v cmake >/dev/null || missing+=(cmake)
 command -v cc >/dev/null || missing+=(gcc)
+command -v patch >/dev/null || missing+=(patch)
+if [ "${1:-}" = callgrind ]; then
+    command -v valgrind >/dev/null || missing+=(valgrind)
+    command -v nginx >/dev/null || missing+=(nginx)
+fi
 command -v cargo >/dev/null || { echo "pinlb: cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 [ ${#missing[@]} -eq 0 ] && exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "pinlb: installing ${missing[*]} (needed to build Pingora)"
+    echo "pinlb: installing ${missing[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 else

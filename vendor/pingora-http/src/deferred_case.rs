@@ -73,9 +73,7 @@ impl DeferredCase {
         match existing {
             // Values already there are title-cased, as this one: nothing to keep.
             None if titled => Ok(()),
-            None if !headers.contains_key(name) => {
-                self.add_override(name_map, headers, name, case)
-            }
+            None if !headers.contains_key(name) => self.add_override(name_map, headers, name, case),
             Some(i) if self.overrides[i].1.as_slice() == case.as_slice() => Ok(()),
             // One name in two cases.
             _ => self.build_map(name_map, headers),
@@ -115,7 +113,8 @@ impl DeferredCase {
     /// Drops the kept case of names that no longer have values in `headers`.
     pub(crate) fn prune(&mut self, headers: &HMap) {
         if !self.overrides.is_empty() {
-            self.overrides.retain(|(name, _)| headers.contains_key(name));
+            self.overrides
+                .retain(|(name, _)| headers.contains_key(name));
         }
     }
 

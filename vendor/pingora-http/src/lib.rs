@@ -306,10 +306,10 @@ impl RequestHeader {
                 .try_reserve(additional)
                 .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
         }
-        self.base
-            .headers
-            .try_reserve(additional)
-            .or_err(InvalidHTTPHeader, "header value map size overflows MAX_SIZE")
+        self.base.headers.try_reserve(additional).or_err(
+            InvalidHTTPHeader,
+            "header value map size overflows MAX_SIZE",
+        )
     }
 
     /// Write the header to the `buf` in HTTP/1.1 wire format.
@@ -338,10 +338,7 @@ impl RequestHeader {
         self.header_name_map.is_some() || self.deferred_case.is_active()
     }
 
-    pub fn map<F: FnMut(HeaderNameVariant, &HeaderValue) -> Result<()>>(
-        &self,
-        f: F,
-    ) -> Result<()> {
+    pub fn map<F: FnMut(HeaderNameVariant, &HeaderValue) -> Result<()>>(&self, f: F) -> Result<()> {
         map_headers(
             self.header_name_map.as_ref(),
             &self.deferred_case,
@@ -741,10 +738,7 @@ impl ResponseHeader {
         self.header_name_map.is_some() || self.deferred_case.is_active()
     }
 
-    pub fn map<F: FnMut(HeaderNameVariant, &HeaderValue) -> Result<()>>(
-        &self,
-        f: F,
-    ) -> Result<()> {
+    pub fn map<F: FnMut(HeaderNameVariant, &HeaderValue) -> Result<()>>(&self, f: F) -> Result<()> {
         map_headers(
             self.header_name_map.as_ref(),
             &self.deferred_case,
@@ -1010,9 +1004,10 @@ fn insert_parsed_header_value(
             .try_insert(name.clone(), case.into_case_header_name())
             .or_err(InvalidHTTPHeader, "header name map size overflows MAX_SIZE")?;
     }
-    value_map
-        .try_insert(name.clone(), value)
-        .or_err(InvalidHTTPHeader, "header value map size overflows MAX_SIZE")?;
+    value_map.try_insert(name.clone(), value).or_err(
+        InvalidHTTPHeader,
+        "header value map size overflows MAX_SIZE",
+    )?;
     Ok(())
 }
 

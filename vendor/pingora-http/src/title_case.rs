@@ -126,7 +126,6 @@ pub(crate) fn title_case_pieces(lower: &[u8], mut put: impl FnMut(&[u8])) {
 
 #[cfg(test)]
 mod tests {
-    // Run from pinlb's `tests/title_case.rs`, which also checks generated names.
     use super::*;
 
     fn title_case(lower: &[u8]) -> Vec<u8> {
@@ -162,5 +161,59 @@ mod tests {
         assert!(!is_title_case(b"x-real-ip", b"X-Real-IP"));
         assert!(!is_title_case(b"x-lower", b"x-lower"));
         assert!(!is_title_case(b"host", b"Hos"));
+    }
+
+    /// Title case as defined: upper case at the start and after each `-`.
+    fn naive_title_case(lower: &[u8]) -> Vec<u8> {
+        let mut upper_next = true;
+        lower
+            .iter()
+            .map(|&b| {
+                let out = if upper_next {
+                    b.to_ascii_uppercase()
+                } else {
+                    b
+                };
+                upper_next = b == b'-';
+                out
+            })
+            .collect()
+    }
+
+    /// Generated names of every length up to a few pieces against the definition, from a
+    /// fixed xorshift sequence so that a failure repeats on every run.
+    #[test]
+    fn agrees_with_the_byte_by_byte_definition() {
+        const TOKEN: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789!#$%&'*+.^_`|~-";
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..4096 {
+            let len = 1 + (next() % 150) as usize;
+            let lower: Vec<u8> = (0..len)
+                .map(|_| TOKEN[(next() % TOKEN.len() as u64) as usize])
+                .collect();
+            let titled = naive_title_case(&lower);
+            assert_eq!(title_case(&lower), titled, "{lower:?}");
+            assert!(is_title_case(&lower, &titled), "{lower:?}");
+            // Any other case of the same name is not title case.
+            let flip = next();
+            let other: Vec<u8> = lower
+                .iter()
+                .enumerate()
+                .map(|(i, &b)| {
+                    if flip >> (i % 64) & 1 == 1 {
+                        b.to_ascii_uppercase()
+                    } else {
+                        b
+                    }
+                })
+                .collect();
+            assert_eq!(is_title_case(&lower, &other), other == titled, "{other:?}");
+        }
     }
 }

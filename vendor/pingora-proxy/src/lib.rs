@@ -93,8 +93,8 @@ mod proxy_h1;
 mod proxy_h2;
 mod proxy_purge;
 mod proxy_trait;
-mod task_pipe;
 pub mod subrequest;
+mod task_pipe;
 
 use subrequest::{BodyMode, Ctx as SubrequestCtx};
 

@@ -188,7 +188,10 @@ fn is_hop_by_hop_name(name: &HeaderName) -> bool {
         header::UPGRADE,
     ];
     STANDARD.contains(name)
-        || matches!(name.as_str(), KEEP_ALIVE | PROXY_CONNECTION | HTTP2_SETTINGS)
+        || matches!(
+            name.as_str(),
+            KEEP_ALIVE | PROXY_CONNECTION | HTTP2_SETTINGS
+        )
 }
 
 fn strip_standard_hop_by_hop_headers(req: &mut RequestHeader) {

@@ -265,7 +265,6 @@ impl<T> Drop for Receiver<T> {
 
 #[cfg(test)]
 mod tests {
-    // Run from pinlb's `tests/task_pipe.rs`: vendored crates are not workspace members.
     use super::*;
     use std::future::Future;
     use std::pin::pin;

@@ -31,8 +31,8 @@
 use parking_lot::RwLock;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use thread_local::ThreadLocal;
 use tokio::sync::Notify;

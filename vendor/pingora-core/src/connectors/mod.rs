@@ -29,12 +29,12 @@ use crate::server::configuration::ServerConf;
 use crate::upstreams::peer::{IdleGroup, Peer, ALPN};
 
 use crate::offload::OffloadRuntime;
+use idle_pool::IdlePool;
 pub use l4::Connect as L4Connect;
 use l4::{connect as l4_connect, BindTo};
 use log::{debug, error, warn};
 use parking_lot::RwLock;
 use pingora_error::{Error, ErrorType::*, OrErr, Result};
-use idle_pool::IdlePool;
 use pingora_pool::ConnectionMeta;
 use std::collections::HashMap;
 use std::net::SocketAddr;
