@@ -124,8 +124,12 @@ impl IdlePool {
         let now = Instant::now();
         let evicted = {
             let mut groups = self.idle.lock();
-            let group_full = group
-                .filter(|g| groups.group_len.get(&g.id).is_some_and(|&n| n >= g.max_idle));
+            let group_full = group.filter(|g| {
+                groups
+                    .group_len
+                    .get(&g.id)
+                    .is_some_and(|&n| n >= g.max_idle)
+            });
             let evicted = match group_full {
                 Some(g) => groups.pop_oldest(Some(g.id)),
                 None if groups.len >= self.capacity => groups.pop_oldest(None),
