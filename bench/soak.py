@@ -192,8 +192,13 @@ def ws_worker(port, stop, counts, killed_at):
 
 
 def command(pinlb, conf, *args):
-    r = subprocess.run([pinlb, *args, "-c", conf], capture_output=True, text=True, timeout=60)
-    return r.returncode, r.stderr.strip()
+    # Output through a file, not a pipe: the process `-s upgrade` starts inherits it and
+    # outlives the command, so a pipe would never reach its end.
+    with tempfile.TemporaryFile("w+") as err:
+        r = subprocess.run([pinlb, *args, "-c", conf], stdout=subprocess.DEVNULL,
+                           stderr=err, timeout=60)
+        err.seek(0)
+        return r.returncode, err.read().strip()
 
 
 def main():
