@@ -11,6 +11,7 @@ pub mod config;
 pub mod health;
 pub mod lifecycle;
 pub mod logging;
+pub mod net;
 pub mod observe;
 pub mod proxy;
 pub mod request;
