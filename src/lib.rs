@@ -21,6 +21,9 @@ pub mod state;
 pub mod upstream;
 pub mod variables;
 
+#[cfg(test)]
+mod nginx_harness;
+
 use config::Config;
 use pingora::listeners::TcpSocketOptions;
 use pingora::prelude::*;

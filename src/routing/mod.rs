@@ -4,3 +4,4 @@
 pub mod locations;
 pub mod pin;
 pub mod server_names;
+pub mod uri;
