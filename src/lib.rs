@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod health;
 pub mod lifecycle;
+pub mod limits;
 pub mod logging;
 pub mod net;
 pub mod observe;
