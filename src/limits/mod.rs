@@ -19,9 +19,6 @@ mod conf;
 mod conn;
 mod req;
 
-#[cfg(test)]
-mod nginx_agreement;
-
 pub use conf::{
     ConfError, ConnConf, ConnZoneConf, ReqConf, ReqZoneConf, parse_limit_conn,
     parse_limit_conn_zone, parse_limit_req, parse_limit_req_zone, parse_rate, parse_size,
@@ -107,28 +104,4 @@ pub fn zone_capacity(zone_size: u64, key_len: usize, conn: bool) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn slab_classes() {
-        assert_eq!(slab_cost(1), 8);
-        assert_eq!(slab_cost(84), 128);
-        assert_eq!(slab_cost(128), 128);
-        assert_eq!(slab_cost(129), 256);
-        assert_eq!(slab_cost(2048), 2048);
-        assert_eq!(slab_cost(2049), 4096);
-        assert_eq!(slab_cost(4097), 8192);
-        assert_eq!(slab_cost(u64::MAX), u64::MAX);
-    }
-
-    #[test]
-    fn capacities() {
-        assert_eq!(zone_capacity(MIN_ZONE_SIZE, 4, false), 191);
-        assert_eq!(zone_capacity(10 << 20, 4, false), 81375);
-        assert_eq!(zone_capacity(10 << 20, 16, true), 162750);
-        assert_eq!(zone_capacity(1 << 20, 4, false), 8095);
-        assert_eq!(zone_capacity(0, 4, false), 0);
-        assert!(zone_capacity(u64::MAX, 4, false) > 0);
-    }
-}
+mod tests;
