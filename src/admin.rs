@@ -88,6 +88,7 @@ fn pins(config: &crate::config::Config) -> Vec<Value> {
                 let (kind, name) = match &pin.source {
                     PinSource::Header(h) => ("header", h),
                     PinSource::Cookie(c) => ("cookie", c),
+                    PinSource::Variable(v) => ("variable", v),
                 };
                 let (value, target) = match &pin.matches {
                     PinMatch::ServerName => (
@@ -111,6 +112,8 @@ fn pins(config: &crate::config::Config) -> Vec<Value> {
                     "equals": value,
                     "target": target,
                     "on_unhealthy": pass.on_unhealthy,
+                    "allow_from": pass.pin_allow_from,
+                    "signed": pass.pin_secret.is_some(),
                 }));
             }
         }

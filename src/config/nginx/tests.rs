@@ -414,8 +414,8 @@ fn mistakes_are_refused_with_their_line() {
             "invalid value \"1x\"",
         ),
         (
-            "http { server { location / { proxy_pass http://a; if ($request_method = POST) { return 405; } } } }",
-            "only `if ($http_NAME = \"value\")",
+            "http { server { location / { proxy_pass http://a; if ($request_method != POST) { return 405; } } } }",
+            "only `if ($VARIABLE = \"value\")",
         ),
         (
             "http { server { location / { proxy_pass http://a; if ($http_app = a) { return 200; } } } }",

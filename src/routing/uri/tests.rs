@@ -416,7 +416,7 @@ fn nginx_agreement() {
 }
 
 /// About a million random inputs, outside the normal test run:
-/// `cargo test --release -- --ignored million`.
+/// `cargo test --lib -- --ignored million_random_paths`.
 #[test]
 #[ignore]
 fn million_random_paths() {
