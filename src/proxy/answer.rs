@@ -133,7 +133,7 @@ mod tests {
         let req = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
         let info = RequestInfo {
             req: &req,
-            uri: req.uri.path().as_bytes(),
+            uri: None,
             client_ip: None,
             tls: false,
             server_port: None,

@@ -89,7 +89,7 @@ mod tests {
     fn apply(rules: &[HeaderRule], client: &RequestHeader) -> RequestHeader {
         let info = RequestInfo {
             req: client,
-            uri: client.uri.path().as_bytes(),
+            uri: None,
             client_ip: Some("192.0.2.1".parse().unwrap()),
             tls: false,
             server_port: Some(80),

@@ -72,7 +72,7 @@ fn request_info<'a>(
     let runtime = &ctx.generation.runtime;
     RequestInfo {
         req: session.req_header(),
-        uri: ctx.uri(session.req_header()),
+        uri: ctx.normalized.as_deref(),
         client_ip: client_ip(session),
         tls: false,
         server_port: session

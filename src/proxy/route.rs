@@ -106,25 +106,30 @@ pub fn decide(
         match &route.action {
             RouteAction::Return { .. } => routing.answer = Some(Answer::Return),
             RouteAction::Proxy(proxy) => {
-                let info = RequestInfo {
-                    req,
-                    uri: &path,
-                    client_ip: client,
-                    tls: false,
-                    server_port: local.map(|l| l.port()),
-                    server_name: &runtime.virtual_servers[vs].server_name,
-                    proxy_host: &proxy.proxy_host,
-                    maps: &runtime.maps,
+                let action = match proxy.pins.is_empty() {
+                    true => PinAction::Absent,
+                    false => {
+                        let info = RequestInfo {
+                            req,
+                            uri: Some(&path),
+                            client_ip: client,
+                            tls: false,
+                            server_port: local.map(|l| l.port()),
+                            server_name: &runtime.virtual_servers[vs].server_name,
+                            proxy_host: &proxy.proxy_host,
+                            maps: &runtime.maps,
+                        };
+                        let guard = proxy.pin_guard.as_deref();
+                        pin_action(
+                            &proxy.pins,
+                            &proxy.pool,
+                            proxy.on_unhealthy,
+                            guard,
+                            &info,
+                            |p, i| p.is_usable(i),
+                        )
+                    }
                 };
-                let guard = proxy.pin_guard.as_deref();
-                let action = pin_action(
-                    &proxy.pins,
-                    &proxy.pool,
-                    proxy.on_unhealthy,
-                    guard,
-                    &info,
-                    |p, i| p.is_usable(i),
-                );
                 let (pool, pin, outcome) = match action {
                     PinAction::Absent => (&proxy.pool, None, None),
                     PinAction::Unknown => (&proxy.pool, None, Some(PinOutcome::Unknown)),

@@ -228,7 +228,7 @@ mod tests {
     fn info(req: &RequestHeader) -> RequestInfo<'_> {
         RequestInfo {
             req,
-            uri: b"/",
+            uri: None,
             client_ip: Some("10.0.0.7".parse().unwrap()),
             tls: false,
             server_port: None,

@@ -22,15 +22,17 @@ pub fn compile(
     for geo in &config.geos {
         let mut builder = GeoBuilder::new();
         for entry in &geo.entries {
+            let seen = builder.warnings().len();
             builder
                 .add_line(&entry.words)
                 .map_err(|e| ConfigError::invalid(file, &entry.origin, e.to_string()))?;
-        }
-        for warning in builder.warnings() {
-            log::warn!(
-                "{}",
-                ConfigError::invalid(file, &geo.origin, warning.clone())
-            );
+            // nginx warns about these and goes on; so does pinlb, at the entry's line.
+            for warning in &builder.warnings()[seen..] {
+                log::warn!(
+                    "{}",
+                    ConfigError::invalid(file, &entry.origin, warning.clone())
+                );
+            }
         }
         let source = match &geo.source {
             Some(source) => Some(

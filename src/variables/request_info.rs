@@ -14,8 +14,9 @@ const MAX_MAP_DEPTH: usize = 8;
 /// Everything a variable may need to know about one request.
 pub struct RequestInfo<'a> {
     pub req: &'a RequestHeader,
-    /// The normalised request path (`$uri`), see [`crate::routing::uri`].
-    pub uri: &'a [u8],
+    /// The normalised request path (`$uri`, see [`crate::routing::uri`]) when it is not
+    /// the request's own path; `None`: it is ([`request::path`]), found when asked for.
+    pub uri: Option<&'a [u8]>,
     pub client_ip: Option<IpAddr>,
     pub tls: bool,
     pub server_port: Option<u16>,
@@ -79,7 +80,10 @@ impl RequestInfo<'_> {
                 let pq = self.req.uri.path_and_query().map_or("/", |pq| pq.as_str());
                 out.extend_from_slice(pq.as_bytes());
             }
-            Var::Uri => out.extend_from_slice(self.uri),
+            Var::Uri => {
+                let uri = self.uri.unwrap_or_else(|| request::path(self.req));
+                out.extend_from_slice(uri);
+            }
             Var::Args => out.extend_from_slice(self.req.uri.query().unwrap_or("").as_bytes()),
             Var::ProxyHost => out.extend_from_slice(self.proxy_host.as_bytes()),
             Var::RequestMethod => out.extend_from_slice(self.req.method.as_str().as_bytes()),
