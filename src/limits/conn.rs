@@ -31,10 +31,19 @@ pub struct ConnZone {
     table: Mutex<Table>,
 }
 
+/// One key's entry: its requests in progress, the bytes charged for it, and the key once
+/// more, so that a guard shares the map's copy instead of making its own.
+#[derive(Debug)]
+struct Count {
+    requests: u32,
+    cost: u64,
+    key: Arc<[u8]>,
+}
+
 #[derive(Debug)]
 struct Table {
-    /// Key -> (requests in progress, bytes charged). A key with no request is removed.
-    counts: HashMap<Box<[u8]>, (u32, u64)>,
+    /// Key -> requests in progress. A key with no request is removed.
+    counts: HashMap<Arc<[u8]>, Count>,
     used: u64,
     budget: u64,
 }
@@ -53,7 +62,7 @@ pub struct ConnLimit<'a> {
 #[must_use = "the slot is released as soon as the guard is dropped"]
 pub struct ConnGuard {
     zone: Arc<ConnZone>,
-    key: Box<[u8]>,
+    key: Arc<[u8]>,
 }
 
 impl ConnZone {
@@ -90,11 +99,12 @@ impl ConnZone {
         let key = stored_key(key, MAX_KEY_LEN);
         let key = key.as_ref();
         let mut t = self.lock();
-        if let Some((count, _)) = t.counts.get_mut(key) {
-            if *count >= limit {
+        let shared = if let Some(count) = t.counts.get_mut(key) {
+            if count.requests >= limit {
                 return Err(ConnRejected::Limited);
             }
-            *count += 1;
+            count.requests += 1;
+            Arc::clone(&count.key)
         } else {
             if limit == 0 {
                 return Err(ConnRejected::Limited);
@@ -104,18 +114,26 @@ impl ConnZone {
                 return Err(ConnRejected::NoMemory);
             }
             t.used += cost;
-            t.counts.insert(key.into(), (1, cost));
-        }
+            // One copy of the key, shared by the map and the guard.
+            let shared: Arc<[u8]> = Arc::from(key);
+            let count = Count {
+                requests: 1,
+                cost,
+                key: Arc::clone(&shared),
+            };
+            t.counts.insert(Arc::clone(&shared), count);
+            shared
+        };
         drop(t);
         Ok(Some(ConnGuard {
             zone: Arc::clone(self),
-            key: key.into(),
+            key: shared,
         }))
     }
 
     /// Requests in progress for `key`.
     pub fn count(&self, key: &[u8]) -> u32 {
-        self.lock().counts.get(key).map_or(0, |&(count, _)| count)
+        self.lock().counts.get(key).map_or(0, |c| c.requests)
     }
 
     /// Number of keys with requests in progress.
@@ -125,12 +143,12 @@ impl ConnZone {
 
     fn release(&self, key: &[u8]) {
         let mut t = self.lock();
-        let Some((count, cost)) = t.counts.get_mut(key) else {
+        let Some(count) = t.counts.get_mut(key) else {
             return;
         };
-        *count = count.saturating_sub(1);
-        if *count == 0 {
-            let cost = *cost;
+        count.requests = count.requests.saturating_sub(1);
+        if count.requests == 0 {
+            let cost = count.cost;
             t.counts.remove(key);
             t.used = t.used.saturating_sub(cost);
         }

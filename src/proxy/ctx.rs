@@ -1,7 +1,7 @@
 //! Per-request state carried between the proxy hooks: the configuration the request
 //! started with, where `request_filter` sent it (set once), and its upstream attempts.
 
-use crate::limits::ConnGuard;
+use super::limits::Slots;
 use crate::observe::metrics::PinOutcome;
 use crate::request;
 use crate::runtime::{ProxyRoute, Route, RouteAction};
@@ -33,7 +33,7 @@ pub struct RequestCtx {
     /// How the route's pin went, for the served-by reason.
     pub pin_outcome: Option<PinOutcome>,
     /// `limit_conn` slots, given back when the request ends (the context drops).
-    pub conn_slots: Vec<ConnGuard>,
+    pub conn_slots: Slots,
 }
 
 /// The routing decision of a request that matched a route.
@@ -83,7 +83,7 @@ impl RequestCtx {
             body_bytes: 0,
             normalized: None,
             pin_outcome: None,
-            conn_slots: Vec::new(),
+            conn_slots: Slots::None,
         }
     }
 

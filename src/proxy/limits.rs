@@ -6,8 +6,8 @@
 use crate::limits::{
     ConnGuard, ConnLimit, ConnRejected, RateVerdict, RejectCause, ReqLimit, acquire_all, check_all,
 };
-use crate::runtime::RouteLimits;
-use crate::variables::RequestInfo;
+use crate::runtime::{ReqRule, RouteLimits};
+use crate::variables::{RequestInfo, Template};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
@@ -22,9 +22,17 @@ static EPOCH: LazyLock<Instant> = LazyLock::new(Instant::now);
 /// What the limits say about a request.
 pub enum Verdict {
     /// Go on, holding these `limit_conn` slots until the request ends.
-    Pass(Vec<ConnGuard>),
+    Pass(Slots),
     /// Answer with this status (`limit_req_status`, `limit_conn_status`).
     Reject(u16),
+}
+
+/// The `limit_conn` slots a request holds; dropping them gives them back. One slot (the
+/// usual single `limit_conn`) needs no list.
+pub enum Slots {
+    None,
+    One(ConnGuard),
+    Many(Vec<ConnGuard>),
 }
 
 /// Applies `limits` to the request `info` describes; waits when `limit_req` delays it.
@@ -37,32 +45,73 @@ pub async fn apply(limits: &RouteLimits, info: &RequestInfo<'_>) -> Verdict {
         }
     }
     if limits.conn.is_empty() {
-        return Verdict::Pass(Vec::new());
+        return Verdict::Pass(Slots::None);
     }
     acquire(limits, info)
 }
 
+/// The rules' keys, expanded into one buffer: `key(i)` is rule `i`'s. A single rule (the
+/// usual case) needs nothing but the buffer.
+struct Keys {
+    buf: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Keys {
+    fn expand<'t>(
+        templates: impl ExactSizeIterator<Item = &'t Template>,
+        info: &RequestInfo<'_>,
+    ) -> Keys {
+        let n = templates.len();
+        let mut keys = Keys {
+            buf: Vec::with_capacity(16 * n),
+            ends: Vec::new(),
+        };
+        for template in templates {
+            template.expand(info, &mut keys.buf);
+            if n > 1 {
+                keys.ends.push(keys.buf.len());
+            }
+        }
+        keys
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        match (i, self.ends.is_empty()) {
+            (_, true) => &self.buf,
+            (0, false) => &self.buf[..self.ends[0]],
+            _ => &self.buf[self.ends[i - 1]..self.ends[i]],
+        }
+    }
+}
+
 /// The `limit_req`s: how long to wait, or the status to answer with.
 fn check_rate(limits: &RouteLimits, info: &RequestInfo<'_>) -> Result<Duration, u16> {
-    let mut keys = Vec::with_capacity(16 * limits.req.len());
-    let mut ends = Vec::with_capacity(limits.req.len());
-    for rule in &limits.req {
-        rule.zone.key.expand(info, &mut keys);
-        ends.push(keys.len());
-    }
-    let key = |i: usize| &keys[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
-    let checks: Vec<ReqLimit<'_>> = (limits.req.iter().enumerate())
-        .map(|(i, rule)| ReqLimit {
+    let keys = Keys::expand(limits.req.iter().map(|r| &r.zone.key), info);
+    fn check<'a>(keys: &'a Keys, i: usize, rule: &'a ReqRule) -> ReqLimit<'a> {
+        ReqLimit {
             zone: &rule.zone.buckets,
-            key: key(i),
+            key: keys.key(i),
             burst: rule.burst,
             delay: rule.delay,
-        })
-        .collect();
+        }
+    }
+    // One limit (the usual case) is checked without a list.
+    let (one, many): (Option<ReqLimit<'_>>, Vec<ReqLimit<'_>>) = match &limits.req[..] {
+        [rule] => (Some(check(&keys, 0, rule)), Vec::new()),
+        rules => {
+            let all = rules.iter().enumerate();
+            (None, all.map(|(i, r)| check(&keys, i, r)).collect())
+        }
+    };
+    let checks = match &one {
+        Some(one) => std::slice::from_ref(one),
+        None => &many[..],
+    };
     let now = u64::try_from(EPOCH.elapsed().as_millis()).unwrap_or(u64::MAX);
-    let verdict = check_all(&checks, now);
+    let verdict = check_all(checks, now);
     let dry = limits.req_dry_run;
-    let applied = |i: &usize| !key(*i).is_empty();
+    let applied = |i: &usize| !keys.key(*i).is_empty();
     match verdict {
         RateVerdict::Skipped => Ok(Duration::ZERO),
         RateVerdict::Pass => {
@@ -148,26 +197,31 @@ fn check_rate(limits: &RouteLimits, info: &RequestInfo<'_>) -> Result<Duration, 
 
 /// The `limit_conn`s: the slots taken, or the status to answer with.
 fn acquire(limits: &RouteLimits, info: &RequestInfo<'_>) -> Verdict {
-    let mut keys = Vec::with_capacity(16 * limits.conn.len());
-    let mut ends = Vec::with_capacity(limits.conn.len());
-    for rule in &limits.conn {
-        rule.zone.key.expand(info, &mut keys);
-        ends.push(keys.len());
-    }
-    let key = |i: usize| &keys[if i == 0 { 0 } else { ends[i - 1] }..ends[i]];
-    let slots: Vec<ConnLimit<'_>> = (limits.conn.iter().enumerate())
-        .map(|(i, rule)| ConnLimit {
-            zone: &rule.zone.in_progress,
-            key: key(i),
-            limit: rule.limit,
-        })
-        .collect();
-    match acquire_all(&slots) {
-        Ok(guards) => {
-            for i in (0..slots.len()).filter(|&i| !key(i).is_empty()) {
+    let keys = Keys::expand(limits.conn.iter().map(|r| &r.zone.key), info);
+    let taken = match &limits.conn[..] {
+        [rule] => rule
+            .zone
+            .in_progress
+            .acquire(keys.key(0), rule.limit)
+            .map(|guard| guard.map_or(Slots::None, Slots::One))
+            .map_err(|why| (0, why)),
+        rules => {
+            let slots: Vec<ConnLimit<'_>> = (rules.iter().enumerate())
+                .map(|(i, rule)| ConnLimit {
+                    zone: &rule.zone.in_progress,
+                    key: keys.key(i),
+                    limit: rule.limit,
+                })
+                .collect();
+            acquire_all(&slots).map(Slots::Many)
+        }
+    };
+    match taken {
+        Ok(slots) => {
+            for i in (0..limits.conn.len()).filter(|&i| !keys.key(i).is_empty()) {
                 limits.conn[i].zone.counts.passed.inc();
             }
-            Verdict::Pass(guards)
+            Verdict::Pass(slots)
         }
         Err((n, why)) => {
             let zone = &limits.conn[n].zone;
@@ -194,7 +248,7 @@ fn acquire(limits: &RouteLimits, info: &RequestInfo<'_>) -> Verdict {
             }
             // A dry run lets the request through without holding any slot, as nginx does.
             if dry {
-                Verdict::Pass(Vec::new())
+                Verdict::Pass(Slots::None)
             } else {
                 Verdict::Reject(limits.conn_status)
             }
