@@ -2,6 +2,7 @@
 //! them. A request takes a [`ConnGuard`] per applicable limit; dropping the guard when the
 //! request ends gives the slot back (nginx's pool cleanup handler).
 
+use ahash::RandomState;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -43,7 +44,9 @@ struct Count {
 #[derive(Debug)]
 struct Table {
     /// Key -> requests in progress. A key with no request is removed.
-    counts: HashMap<Arc<[u8]>, Count>,
+    /// ahash with per-process random keys: fast, and keys chosen by clients cannot be
+    /// made to collide.
+    counts: HashMap<Arc<[u8]>, Count, RandomState>,
     used: u64,
     budget: u64,
 }
@@ -75,7 +78,7 @@ impl ConnZone {
     fn with_budget(budget: u64) -> ConnZone {
         ConnZone {
             table: Mutex::new(Table {
-                counts: HashMap::new(),
+                counts: HashMap::default(),
                 used: 0,
                 budget,
             }),

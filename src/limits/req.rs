@@ -13,6 +13,7 @@
 //! otherwise. A key seen for the first time starts at `excess = 0`, so with no time passing
 //! exactly `burst + 1` requests of a key get through.
 
+use ahash::RandomState;
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
@@ -134,7 +135,9 @@ struct Node {
 
 #[derive(Debug)]
 struct Table {
-    index: HashMap<Box<[u8]>, usize>,
+    /// ahash with per-process random keys: fast, and keys chosen by clients cannot be
+    /// made to collide.
+    index: HashMap<Box<[u8]>, usize, RandomState>,
     nodes: Vec<Node>,
     free: Vec<usize>,
     /// Most and least recently used nodes.
@@ -167,7 +170,7 @@ impl RateZone {
         RateZone {
             rate: rate_milli_per_sec.max(1),
             table: Mutex::new(Table {
-                index: HashMap::new(),
+                index: HashMap::default(),
                 nodes: Vec::new(),
                 free: Vec::new(),
                 head: NIL,

@@ -1,6 +1,6 @@
 //! A route's request limits applied to one request, as nginx's preaccess phase applies
-//! them: `limit_req` first (which may make the request wait), then `limit_conn`, whose
-//! slots the request holds until it ends. Counted in `pinlb_limit_req_total` and
+//! them: `limit_req` first ([`wait`]: the request may have to wait), then `limit_conn`
+//! ([`acquire`]), whose slots the request holds until it ends. Counted in `pinlb_limit_req_total` and
 //! `pinlb_limit_conn_total`, logged with nginx's wording at the configured levels.
 
 use crate::limits::{
@@ -35,19 +35,13 @@ pub enum Slots {
     Many(Vec<ConnGuard>),
 }
 
-/// Applies `limits` to the request `info` describes; waits when `limit_req` delays it.
-pub async fn apply(limits: &RouteLimits, info: &RequestInfo<'_>) -> Verdict {
-    if !limits.req.is_empty() {
-        match check_rate(limits, info) {
-            Ok(Duration::ZERO) => {}
-            Ok(delay) => tokio::time::sleep(delay).await,
-            Err(status) => return Verdict::Reject(status),
-        }
+/// The first step, `limit_req`: how long the request waits before [`acquire`] (usually
+/// zero), or the status to answer with.
+pub fn wait(limits: &RouteLimits, info: &RequestInfo<'_>) -> Result<Duration, u16> {
+    match limits.req.is_empty() {
+        true => Ok(Duration::ZERO),
+        false => check_rate(limits, info),
     }
-    if limits.conn.is_empty() {
-        return Verdict::Pass(Slots::None);
-    }
-    acquire(limits, info)
 }
 
 /// The rules' keys, expanded into one buffer: `key(i)` is rule `i`'s. A single rule (the
@@ -195,8 +189,11 @@ fn check_rate(limits: &RouteLimits, info: &RequestInfo<'_>) -> Result<Duration, 
     }
 }
 
-/// The `limit_conn`s: the slots taken, or the status to answer with.
-fn acquire(limits: &RouteLimits, info: &RequestInfo<'_>) -> Verdict {
+/// The second step, `limit_conn`: the slots taken, or the status to answer with.
+pub fn acquire(limits: &RouteLimits, info: &RequestInfo<'_>) -> Verdict {
+    if limits.conn.is_empty() {
+        return Verdict::Pass(Slots::None);
+    }
     let keys = Keys::expand(limits.conn.iter().map(|r| &r.zone.key), info);
     let taken = match &limits.conn[..] {
         [rule] => rule

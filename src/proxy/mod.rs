@@ -136,8 +136,17 @@ impl ProxyHttp for Proxy {
         if let Some(limits) = ctx.route().and_then(|r| r.limits.as_deref()) {
             let proxy_host = ctx.proxy_route().map_or("", |p| p.proxy_host.as_str());
             let info = request_info(session, ctx, proxy_host);
-            // Boxed: only limited routes pay for the future of a delay.
-            match Box::pin(limits::apply(limits, &info)).await {
+            let verdict = match limits::wait(limits, &info) {
+                Err(status) => limits::Verdict::Reject(status),
+                Ok(delay) => {
+                    if !delay.is_zero() {
+                        // Boxed: only a delayed request pays for a timer in its future.
+                        Box::pin(tokio::time::sleep(delay)).await;
+                    }
+                    limits::acquire(limits, &info)
+                }
+            };
+            match verdict {
                 limits::Verdict::Pass(slots) => ctx.conn_slots = slots,
                 limits::Verdict::Reject(status) => {
                     answer::respond_text(session, status, answer::default_text(status)).await?;
