@@ -10,7 +10,9 @@ pub mod cli;
 pub mod config;
 pub mod health;
 pub mod lifecycle;
+pub mod limits;
 pub mod logging;
+pub mod net;
 pub mod observe;
 pub mod proxy;
 pub mod request;
@@ -19,6 +21,9 @@ pub mod runtime;
 pub mod state;
 pub mod upstream;
 pub mod variables;
+
+#[cfg(test)]
+mod nginx_harness;
 
 use config::Config;
 use pingora::listeners::TcpSocketOptions;

@@ -12,3 +12,17 @@ pub fn as_millis<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
 pub fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
+
+/// For `skip_serializing_if`: leave out flags at their default of `true`.
+pub fn is_true(v: &bool) -> bool {
+    *v
+}
+
+/// Serializes a secret that is set as `"(hidden)"`: `--print-config` output ends up in
+/// tickets and chats.
+pub fn redacted<S: Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => s.serialize_str("(hidden)"),
+        None => s.serialize_none(),
+    }
+}
