@@ -2,10 +2,10 @@
 //! translation into the [`Config`] model with JSON paths as origins.
 
 use super::{
-    AccessLogTarget, Action, Balance, CheckKind, Config, ConfigError, HealthCheck, Keepalive,
-    Listener, LogEscape, LogFormat, NextUpstream, OnUnhealthy, Origin, PathMatch, PinMatch,
-    PinRule, PinSource, ProxyPass, ProxySettings, ReturnAction, Route, Server, SetHeader, Upstream,
-    VirtualServer,
+    AccessLogTarget, Action, Balance, CheckKind, ClientLimits, Config, ConfigError, HeaderBuffers,
+    HealthCheck, Keepalive, Listener, LogEscape, LogFormat, NextUpstream, OnUnhealthy, Origin,
+    PathMatch, PinMatch, PinRule, PinSource, ProxyPass, ProxySettings, ReturnAction, Route, Server,
+    SetHeader, Upstream, VirtualServer,
 };
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
@@ -62,6 +62,68 @@ struct ConfigConf {
     access_log: Option<AccessLogConf>,
     #[serde(default, deserialize_with = "unique_keys")]
     log_formats: BTreeMap<String, String>,
+    // The client limits: nginx's names, times in milliseconds, sizes in bytes.
+    #[serde(default)]
+    client_header_timeout_ms: Option<u64>,
+    #[serde(default)]
+    client_body_timeout_ms: Option<u64>,
+    #[serde(default)]
+    client_send_timeout_ms: Option<u64>,
+    #[serde(default)]
+    client_header_buffer_size: Option<u64>,
+    #[serde(default)]
+    large_client_header_buffers: Option<HeaderBuffers>,
+    #[serde(default)]
+    keepalive_requests: Option<u32>,
+}
+
+impl ConfigConf {
+    fn limits(&self, root: &Origin) -> ClientLimits {
+        let d = ClientLimits::default();
+        let ms = |v: Option<u64>, default| v.map_or(default, Duration::from_millis);
+        let mut limits = ClientLimits {
+            header_timeout: ms(self.client_header_timeout_ms, d.header_timeout),
+            body_timeout: ms(self.client_body_timeout_ms, d.body_timeout),
+            send_timeout: ms(self.client_send_timeout_ms, d.send_timeout),
+            header_buffer_size: self
+                .client_header_buffer_size
+                .unwrap_or(d.header_buffer_size),
+            large_header_buffers: self
+                .large_client_header_buffers
+                .unwrap_or(d.large_header_buffers),
+            keepalive_requests: self.keepalive_requests.unwrap_or(d.keepalive_requests),
+            origins: Vec::new(),
+        };
+        let set = [
+            (
+                "client_header_timeout_ms",
+                self.client_header_timeout_ms.is_some(),
+            ),
+            (
+                "client_body_timeout_ms",
+                self.client_body_timeout_ms.is_some(),
+            ),
+            (
+                "client_send_timeout_ms",
+                self.client_send_timeout_ms.is_some(),
+            ),
+            (
+                "client_header_buffer_size",
+                self.client_header_buffer_size.is_some(),
+            ),
+            (
+                "large_client_header_buffers",
+                self.large_client_header_buffers.is_some(),
+            ),
+            ("keepalive_requests", self.keepalive_requests.is_some()),
+        ];
+        limits.origins = set
+            .into_iter()
+            .filter(|(_, written)| *written)
+            .map(|(name, _)| (name, root.field(name)))
+            .collect();
+        limits
+    }
 }
 
 /// `{ "path": "stdout" | "stderr" | FILE | "off", "format": NAME }`.
@@ -392,6 +454,7 @@ impl ConfigConf {
             None => std::thread::available_parallelism().map_or(1, usize::from),
         };
         let root = Origin::Json(String::new());
+        let client_limits = self.limits(&root);
         let mut listeners = Vec::with_capacity(self.listeners.len());
         for (i, l) in self.listeners.iter().enumerate() {
             let origin = root.field("listeners").field(&format!("[{i}]"));
@@ -484,6 +547,7 @@ impl ConfigConf {
                 server_names: Vec::new(),
                 routes,
                 access_log: default_log,
+                client: client_limits,
                 origin: root.clone(),
             }],
             listeners,

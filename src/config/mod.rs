@@ -1,6 +1,7 @@
 //! The one internal configuration model. Both front-ends (native JSON and nginx.conf)
 //! produce a [`Config`]; nothing downstream knows which file it came from.
 
+mod client;
 mod error;
 pub mod json;
 pub mod nginx;
@@ -12,6 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use client::{ClientLimits, HeaderBuffers};
 pub use error::{ConfigError, Origin};
 use serde_util::{as_millis, is_default};
 
@@ -194,6 +196,9 @@ pub struct VirtualServer {
     pub routes: Vec<Route>,
     /// Where requests that match no route are logged.
     pub access_log: Vec<AccessLogTarget>,
+    /// Limits and timeouts for its clients.
+    #[serde(flatten)]
+    pub client: ClientLimits,
     #[serde(skip)]
     pub origin: Origin,
 }

@@ -10,6 +10,8 @@ pub fn status_for(e: &Error) -> u16 {
         HTTPStatus(code) => *code,
         ConnectTimedout => 504,
         ReadTimedout | WriteTimedout if *e.esource() == ErrorSource::Upstream => 504,
+        // nginx's 408: the client was too slow sending its request head or body.
+        ReadTimedout if *e.esource() == ErrorSource::Downstream => 408,
         _ => match e.esource() {
             ErrorSource::Upstream => 502,
             ErrorSource::Downstream => match e.etype() {

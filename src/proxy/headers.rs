@@ -4,7 +4,7 @@
 use crate::runtime::HeaderRule;
 use crate::variables::RequestInfo;
 use http::HeaderValue;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 
 /// Applies `rules` to the request going upstream. Values are computed from `info`, which
@@ -68,6 +68,14 @@ pub fn rewrite_uri(
         .or_err(InvalidHTTPHeader, "rewritten request URI")?;
     upstream_req.set_uri(uri);
     Ok(())
+}
+
+/// An HTTP/1.0 client cannot read a chunked body: the response goes without
+/// `Transfer-Encoding`, its end marked by closing the connection (as nginx sends it).
+/// Whether it was chunked.
+pub fn unchunk_for_http10(resp: &mut ResponseHeader) -> bool {
+    resp.remove_header(&http::header::TRANSFER_ENCODING)
+        .is_some()
 }
 
 #[cfg(test)]

@@ -45,7 +45,16 @@ pub fn decide(runtime: &Runtime, local: Option<SocketAddr>, req: &RequestHeader)
         return routing;
     };
     routing.virtual_server = Some(vs);
-    let Some(at) = runtime.find_route(vs, req.uri.path()) else {
+    if let Some(reason) = super::head::refusal(req) {
+        routing.answer = Some(text(400, reason));
+        return routing;
+    }
+    // `OPTIONS *` asks about the server as a whole: it goes where `/` goes.
+    let path = match req.uri.path() {
+        "*" => "/",
+        path => path,
+    };
+    let Some(at) = runtime.find_route(vs, path) else {
         routing.answer = Some(text(404, "404 Not Found: no route for this path"));
         return routing;
     };

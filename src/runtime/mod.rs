@@ -3,9 +3,11 @@
 //! parsed. Compiled once per config load (`compile`, which is also the validation) and
 //! shared by every request that starts while it is current.
 
+mod client;
 mod compile;
 mod routes;
 
+pub use client::ClientSettings;
 pub use compile::CompileEnv;
 
 use crate::config::{OnUnhealthy, ProxySettings};
@@ -45,6 +47,8 @@ pub struct VirtualServer {
     pub routes: Vec<Route>,
     /// Where requests that match no route are logged.
     pub access_log: Vec<LogTarget>,
+    /// What it allows its clients.
+    pub client: ClientSettings,
 }
 
 pub struct Route {

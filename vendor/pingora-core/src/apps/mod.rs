@@ -24,6 +24,7 @@ use std::any::Any;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::protocols::http::v1::head_limits::HeadLimits;
 use crate::protocols::http::v2::server;
 use crate::protocols::http::{ReusableHttpStream, ServerSession};
 use crate::protocols::Digest;
@@ -117,6 +118,8 @@ pub struct HttpPersistentSettings {
     /// across keepalive reuses without the adopter having to re-enable
     /// it on every request.
     pipelining_enabled: bool,
+    /// Limits on reading request heads (pinlb patch), kept for the connection's life.
+    head_limits: Option<HeadLimits>,
 }
 
 impl HttpPersistentSettings {
@@ -127,6 +130,7 @@ impl HttpPersistentSettings {
             user_context: None,
             pipelined_prefix: None,
             pipelining_enabled: session.pipelining_enabled(),
+            head_limits: session.as_http1().map(|s| s.head_limits()),
         }
     }
 
@@ -155,6 +159,7 @@ impl HttpPersistentSettings {
             user_context,
             pipelined_prefix,
             pipelining_enabled,
+            head_limits,
         } = self;
 
         // Reduce the number of times the connection for this session can be
@@ -171,6 +176,11 @@ impl HttpPersistentSettings {
 
         // Replay pipelining opt-in so it stays on across keepalive reuses.
         session.set_pipelining_enabled(pipelining_enabled);
+
+        if let (ServerSession::H1(s), Some(limits)) = (&mut *session, head_limits) {
+            s.set_head_limits(limits);
+            s.set_reused();
+        }
 
         // Feed any pipelined prefix bytes to the new session's request parser
         // so they are treated as the start of the next request.
@@ -244,6 +254,11 @@ pub trait HttpServerApp {
     fn server_options(&self) -> Option<&HttpServerOptions> {
         None
     }
+
+    /// Called once for each new HTTP/1 connection before its first request is read, to set
+    /// what the connection keeps for all its requests (head limits, keep-alive request
+    /// limit, pipelining). A pinlb patch: Pingora has only service-wide options.
+    fn init_http1_connection(&self, _session: &mut ServerSession) {}
 
     async fn http_cleanup(&self) {}
 
@@ -356,6 +371,7 @@ where
                 self.server_options()
                     .and_then(|opts| opts.keepalive_request_limit),
             );
+            self.init_http1_connection(&mut session);
 
             let mut result = self.process_new_http(session, shutdown).await;
             while let Some((stream, persistent_settings)) = result.map(|r| r.consume()) {
