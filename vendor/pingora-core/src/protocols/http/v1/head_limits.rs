@@ -68,6 +68,14 @@ impl HeadLimits {
             self.check_lines(buf)?;
         }
         if buf.len() >= self.max_head {
+            // Full, and the line being read cannot end within the limit: the request line
+            // if it is still that one.
+            if !request_line(buf).ends_with(b"\n") {
+                return Error::e_explain(
+                    ErrorType::HTTPStatus(REQUEST_LINE_TOO_LONG),
+                    "request line too long",
+                );
+            }
             return too_large("request head");
         }
         Ok(())
@@ -88,13 +96,9 @@ impl HeadLimits {
     /// Every line of `head` fits `max_line`; the last line of a partial head counts as far
     /// as it has arrived.
     fn check_lines(&self, head: &[u8]) -> Result<()> {
-        // Empty lines before the request line are ignored, as parsers do (RFC 9112 2.2).
-        let start = head
-            .iter()
-            .position(|&b| b != b'\r' && b != b'\n')
-            .unwrap_or(head.len());
+        let first = request_line(head);
+        let start = first.as_ptr() as usize - head.as_ptr() as usize + first.len();
         let mut lines = head[start..].split_inclusive(|&b| b == b'\n');
-        let first = lines.next().unwrap_or_default();
         if first.len() > self.max_line {
             return Error::e_explain(
                 ErrorType::HTTPStatus(REQUEST_LINE_TOO_LONG),
@@ -121,6 +125,19 @@ impl HeadLimits {
         grown.extend_from_slice(buf);
         *buf = grown;
     }
+}
+
+/// The request line, its line ending included as far as it arrived. Empty lines before
+/// it are skipped, as parsers do (RFC 9112 2.2).
+fn request_line(head: &[u8]) -> &[u8] {
+    let start = head
+        .iter()
+        .position(|&b| b != b'\r' && b != b'\n')
+        .unwrap_or(head.len());
+    head[start..]
+        .split_inclusive(|&b| b == b'\n')
+        .next()
+        .unwrap_or(&head[start..])
 }
 
 fn too_large(what: &str) -> Result<()> {
