@@ -765,6 +765,41 @@ mod tests {
     }
 
     #[test]
+    fn client_limits_are_top_level_keys_with_nginx_defaults() {
+        let c = parse_str(MINIMAL).unwrap();
+        assert_eq!(c.virtual_servers[0].client, ClientLimits::default());
+        let text = MINIMAL.replace(
+            r#""routes""#,
+            r#""client_header_timeout_ms": 5000, "client_body_timeout_ms": 6000,
+               "client_send_timeout_ms": 7000, "client_header_buffer_size": 2048,
+               "large_client_header_buffers": { "number": 2, "size": 4096 },
+               "keepalive_requests": 50, "routes""#,
+        );
+        let client = parse_str(&text).unwrap().virtual_servers[0].client.clone();
+        assert_eq!(client.header_timeout, Duration::from_millis(5000));
+        assert_eq!(client.body_timeout, Duration::from_millis(6000));
+        assert_eq!(client.send_timeout, Duration::from_millis(7000));
+        assert_eq!(client.header_buffer_size, 2048);
+        assert_eq!(
+            client.large_header_buffers,
+            HeaderBuffers {
+                number: 2,
+                size: 4096
+            }
+        );
+        assert_eq!(client.keepalive_requests, 50);
+        let bad = MINIMAL.replace(
+            r#""routes""#,
+            r#""large_client_header_buffers": { "number": 2 }, "routes""#,
+        );
+        let e = parse_str(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("large_client_header_buffers: missing field `size`"),
+            "{e}"
+        );
+    }
+
+    #[test]
     fn pin_reads_header_before_cookie() {
         let text = MINIMAL.replace(
             r#""upstream": "web" }"#,

@@ -71,7 +71,8 @@ mod tests {
         assert_eq!(status_for(&Error::new_up(ReadTimedout)), 504);
         assert_eq!(status_for(&Error::new_up(ConnectionClosed)), 502);
         assert_eq!(status_for(&Error::new_down(ConnectionClosed)), 0);
-        assert_eq!(status_for(&Error::new_down(ReadTimedout)), 400);
+        assert_eq!(status_for(&Error::new_down(ReadTimedout)), 408);
+        assert_eq!(status_for(&Error::new_down(InvalidHTTPHeader)), 400);
         assert_eq!(status_for(&Error::new_in(InternalError)), 500);
     }
 

@@ -150,6 +150,7 @@ mod tests {
 
     fn get(path: &str, headers: &[(&str, &str)]) -> RequestHeader {
         let mut r = RequestHeader::build("GET", path.as_bytes(), None).unwrap();
+        r.insert_header("Host", "pinlb.test").unwrap();
         for (k, v) in headers {
             r.append_header(k.to_string(), *v).unwrap();
         }

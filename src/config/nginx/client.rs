@@ -113,3 +113,77 @@ fn time(d: &Nginx) -> Result<Duration, ConfigError> {
 fn size(d: &Nginx, value: &str) -> Result<u64, ConfigError> {
     values::size(value).ok_or_else(|| at(d, format!("invalid value \"{value}\"")))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::config::nginx::{parser, translate};
+    use crate::config::{Config, HeaderBuffers};
+    use std::path::Path;
+    use std::time::Duration;
+
+    fn translate_str(text: &str) -> Result<Config, String> {
+        let file = Path::new("/etc/nginx/nginx.conf");
+        let directives = parser::parse_str(file, text).map_err(|e| e.to_string())?;
+        translate::translate(file, &directives).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn servers_inherit_client_limits_from_http_and_override_them() {
+        let c = translate_str(
+            "http {
+                client_header_timeout 10s;
+                large_client_header_buffers 8 16k;
+                keepalive_requests 100;
+                server { listen 8080; location / { return 200; } }
+                server {
+                    listen 8081;
+                    client_header_buffer_size 4k;
+                    client_body_timeout 5s;
+                    send_timeout 7s;
+                    keepalive_requests 10;
+                    location / { return 200; }
+                }
+            }",
+        )
+        .unwrap();
+        let (a, b) = (&c.virtual_servers[0].client, &c.virtual_servers[1].client);
+        assert_eq!(a.header_timeout, Duration::from_secs(10));
+        assert_eq!(
+            a.large_header_buffers,
+            HeaderBuffers {
+                number: 8,
+                size: 16384
+            }
+        );
+        assert_eq!((a.header_buffer_size, a.keepalive_requests), (1024, 100));
+        assert_eq!(a.body_timeout, Duration::from_secs(60));
+        assert_eq!(b.header_timeout, Duration::from_secs(10));
+        assert_eq!((b.header_buffer_size, b.keepalive_requests), (4096, 10));
+        assert_eq!(b.body_timeout, Duration::from_secs(5));
+        assert_eq!(b.send_timeout, Duration::from_secs(7));
+        let at = b.origin("keepalive_requests", &crate::config::Origin::Builtin);
+        assert!(
+            matches!(at, crate::config::Origin::Nginx { line: 11, .. }),
+            "{at:?}"
+        );
+    }
+
+    #[test]
+    fn bad_client_limits_are_refused_by_name() {
+        let e = translate_str("http { large_client_header_buffers 4; }").unwrap_err();
+        assert!(
+            e.contains("invalid number of arguments in \"large_client_header_buffers\""),
+            "{e}"
+        );
+        let e = translate_str("http { client_header_timeout soon; }").unwrap_err();
+        assert!(e.contains("invalid value \"soon\""), "{e}");
+        let e = translate_str(
+            "http { server { listen 80; location / { send_timeout 5s; return 200; } } }",
+        )
+        .unwrap_err();
+        assert!(
+            e.contains("\"send_timeout\" is supported in \"http\" and \"server\" only"),
+            "{e}"
+        );
+    }
+}
