@@ -359,6 +359,7 @@ impl HttpSession {
             .timeout
             .filter(|_| self.first_on_connection)
             .map(|t| Instant::now() + t);
+        let mut many_headers = false;
         loop {
             if !skip_next_read && already_read > 0 {
                 if let Err(e) = limits.check_partial(&buf[..already_read]) {
@@ -394,9 +395,17 @@ impl HttpSession {
             loop {
                 // Uninitialized: initializing 256 headers (8 KiB) cost more than parsing a
                 // typical request. The parser initializes the ones it fills.
-                let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+                let mut stack = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+                let mut heap = Vec::new();
+                let headers: &mut [MaybeUninit<httparse::Header>] = if many_headers {
+                    // As many as the head could hold (nginx counts bytes, not headers).
+                    heap.resize_with((buf.len() / 3 + 1).min(MAX_HEADERS_HEAP), MaybeUninit::uninit);
+                    &mut heap
+                } else {
+                    &mut stack
+                };
                 let mut req = httparse::Request::new(&mut []);
-                let parsed = parse_req_buffer(&mut req, &buf, &mut headers);
+                let parsed = parse_req_buffer(&mut req, &buf, headers);
                 match parsed {
                     HeaderParseState::Complete(s) => {
                         if let Err(e) = limits.check_complete(&buf[..s]) {
@@ -504,6 +513,10 @@ impl HttpSession {
                         break; /* continue the read loop */
                     }
                     HeaderParseState::Invalid(e) => match e {
+                        // More than 256 headers: parse again with room for them (pinlb patch).
+                        httparse::Error::TooManyHeaders if !many_headers => {
+                            many_headers = true;
+                        }
                         httparse::Error::Token | httparse::Error::Version => {
                             // URI escaping rebuilds the current header. Detach any request body or
                             // pipelined suffix first so normalization never copies queued requests.
