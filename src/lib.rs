@@ -22,8 +22,8 @@ pub mod variables;
 
 use config::Config;
 use pingora::listeners::{ListenerConfig, TcpSocketOptions};
-use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::prelude::*;
+use pingora::protocols::l4::stream::L4BufferSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::services::listening::Service;
 use state::Shared;
@@ -100,8 +100,8 @@ fn add_listener<A>(service: &mut Service<A>, addr: std::net::SocketAddr) {
     // No read buffer in front of the socket: Pingora reads request heads and bodies into
     // buffers of its own, so the 64 KiB it would allocate per connection (resident for
     // every idle keep-alive connection) saves no read.
-    let mut endpoint = ListenerConfig::tcp(addr.to_string())
-        .l4_buffer(L4BufferSettings::default().read(0));
+    let mut endpoint =
+        ListenerConfig::tcp(addr.to_string()).l4_buffer(L4BufferSettings::default().read(0));
     if addr.is_ipv6() {
         // As nginx does: `[::]:80` takes IPv6 only, so that `0.0.0.0:80` can coexist.
         let mut options = TcpSocketOptions::default();

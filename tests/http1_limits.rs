@@ -226,6 +226,36 @@ fn a_stalled_body_is_closed_after_client_body_timeout() {
 }
 
 #[test]
+fn a_client_that_stops_reading_is_closed_after_send_timeout() {
+    // A 64 MiB answer to a client that reads nothing: pinlb gives up once its writes have
+    // waited `send_timeout`, and logs the request, instead of holding both connections.
+    let size = 64 << 20;
+    let mut answer = format!("HTTP/1.1 200 OK\r\nContent-Length: {size}\r\n\r\n").into_bytes();
+    answer.resize(answer.len() + size, b'x');
+    let backend = common::raw::RawBackend::start(Box::leak(answer.into_boxed_slice()));
+    let dir = TempDir::new();
+    let log = dir.path().join("access.log");
+    let upstream = json!([{ "name": "raw", "addr": backend.addr.to_string() }]);
+    let extra = json!({
+        "client_send_timeout_ms": 500,
+        "access_log": { "path": log, "format": "combined" }
+    });
+    let lb = Pinlb::start(&config(upstream, json!({}), extra));
+    let mut s = TcpStream::connect(lb.addr).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").unwrap();
+    let started = Instant::now();
+    let lines = log_lines(&log, 1);
+    assert_eq!(lines.len(), 1, "no log line: the write never timed out");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    let r = read_until_closed(&mut s, Instant::now(), Duration::from_secs(10));
+    assert!(r.closed && r.text.len() < size, "{} bytes", r.text.len());
+}
+
+#[test]
 fn keepalive_requests_closes_the_connection_after_that_many() {
     // nginx: the last response says `Connection: close`.
     let Logged {
