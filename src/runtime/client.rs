@@ -28,8 +28,18 @@ pub fn compile(
     limits: &ClientLimits,
     fallback: &Origin,
 ) -> Result<ClientSettings, ConfigError> {
-    let invalid =
-        |name: &str, msg: String| ConfigError::invalid(file, limits.origin(name, fallback), msg);
+    // A JSON error names its key by its path; an nginx error names its directive.
+    let invalid = |name: &str, msg: String| {
+        let origin = limits.origin(name, fallback);
+        let msg = match origin {
+            Origin::Json(_) => msg,
+            _ => {
+                let directive = name.trim_end_matches("_ms").replace("client_send", "send");
+                format!("\"{directive}\": {msg}")
+            }
+        };
+        ConfigError::invalid(file, origin, msg)
+    };
     let timeouts = [
         ("client_header_timeout_ms", limits.header_timeout),
         ("client_body_timeout_ms", limits.body_timeout),
@@ -37,27 +47,24 @@ pub fn compile(
     ];
     for (name, t) in timeouts {
         if t.is_zero() {
-            return Err(invalid(name, format!("{name}: must be greater than 0")));
+            return Err(invalid(name, "must be greater than 0".into()));
         }
     }
     if limits.header_buffer_size == 0 {
         let name = "client_header_buffer_size";
-        return Err(invalid(name, format!("{name}: must be at least 1 byte")));
+        return Err(invalid(name, "must be at least 1 byte".into()));
     }
     let large = limits.large_header_buffers;
     let name = "large_client_header_buffers";
     if large.number == 0 || large.size == 0 {
-        return Err(invalid(
-            name,
-            format!("{name}: number and size must be at least 1"),
-        ));
+        return Err(invalid(name, "number and size must be at least 1".into()));
     }
     let max_head = u64::from(large.number).saturating_mul(large.size);
     if max_head > MAX_HEAD {
         return Err(invalid(
             name,
             format!(
-                "{name}: {} buffers of {} bytes exceed the largest head allowed ({MAX_HEAD} bytes)",
+                "{} buffers of {} bytes exceed the largest head allowed ({MAX_HEAD} bytes)",
                 large.number, large.size
             ),
         ));
@@ -99,32 +106,43 @@ mod tests {
 
     #[test]
     fn bad_values_name_their_setting() {
-        let mut l = ClientLimits::default();
-        l.large_header_buffers = HeaderBuffers {
-            number: 0,
-            size: 8192,
+        let l = ClientLimits {
+            large_header_buffers: HeaderBuffers {
+                number: 0,
+                size: 8192,
+            },
+            origins: vec![(
+                "large_client_header_buffers",
+                Origin::Json("large_client_header_buffers".into()),
+            )],
+            ..ClientLimits::default()
         };
-        l.origins = vec![(
-            "large_client_header_buffers",
-            Origin::Json("large_client_header_buffers".into()),
-        )];
         let e = check(&l).unwrap_err();
         assert!(
-            e.starts_with("large_client_header_buffers: large_client_header_buffers: number"),
+            e.starts_with("large_client_header_buffers: number and size must be at least 1"),
             "{e}"
         );
-        let mut l = ClientLimits::default();
-        l.large_header_buffers = HeaderBuffers {
-            number: 4096,
-            size: 1 << 20,
+        let l = ClientLimits {
+            large_header_buffers: HeaderBuffers {
+                number: 4096,
+                size: 1 << 20,
+            },
+            ..ClientLimits::default()
         };
         assert!(check(&l).unwrap_err().contains("exceed the largest head"));
-        let mut l = ClientLimits::default();
-        l.header_timeout = Duration::ZERO;
-        assert!(
-            check(&l)
-                .unwrap_err()
-                .contains("client_header_timeout_ms: must be greater than 0")
-        );
+        let l = ClientLimits {
+            header_timeout: Duration::ZERO,
+            origins: vec![(
+                "client_header_timeout_ms",
+                Origin::Nginx {
+                    file: "/etc/nginx/nginx.conf".into(),
+                    line: 3,
+                },
+            )],
+            ..ClientLimits::default()
+        };
+        assert!(check(&l).unwrap_err().contains(
+            "\"client_header_timeout\": must be greater than 0 in /etc/nginx/nginx.conf:3"
+        ));
     }
 }
