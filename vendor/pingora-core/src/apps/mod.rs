@@ -374,7 +374,24 @@ where
             self.init_http1_connection(&mut session);
 
             let mut result = self.process_new_http(session, shutdown).await;
-            while let Some((stream, persistent_settings)) = result.map(|r| r.consume()) {
+            let mut idle_shutdown = shutdown.clone();
+            while let Some((mut stream, mut persistent_settings)) = result.map(|r| r.consume()) {
+                // pinlb patch: an idle keep-alive connection waits for its next request
+                // holding only a small read buffer; the request's state (tens of KiB) is
+                // built once its first bytes have arrived.
+                if let Some(settings) = persistent_settings
+                    .as_mut()
+                    .filter(|s| s.pipelined_prefix.is_none())
+                {
+                    let initial = settings.head_limits.unwrap_or_default().initial_buffer;
+                    let keepalive = settings.keepalive_timeout;
+                    match wait_for_request(&mut stream, keepalive, initial, &mut idle_shutdown)
+                        .await
+                    {
+                        Some(first_bytes) => settings.set_pipelined_prefix(first_bytes),
+                        None => break,
+                    }
+                }
                 let mut session = ServerSession::new_http1(stream);
                 if let Some(persistent_settings) = persistent_settings {
                     persistent_settings.apply_to_session(&mut session);
@@ -389,6 +406,45 @@ where
     async fn cleanup(&self) {
         self.http_cleanup().await;
     }
+}
+
+/// Bytes read at once by an idle keep-alive connection waiting for its next request: most
+/// request heads arrive whole in one read of this size.
+const IDLE_READ_SIZE: usize = 1024;
+
+/// Waits for the first bytes of the next request on an idle keep-alive connection, for at
+/// most `keepalive` seconds (`Some(0)`: no limit) and until the service shuts down. Returns
+/// them in a buffer of at least `initial` bytes, or `None` when the connection should close.
+async fn wait_for_request(
+    stream: &mut Stream,
+    keepalive: Option<u64>,
+    initial: usize,
+    shutdown: &mut ShutdownWatch,
+) -> Option<BytesMut> {
+    use tokio::io::AsyncReadExt;
+    if *shutdown.borrow() {
+        return None;
+    }
+    let mut first = [0u8; IDLE_READ_SIZE];
+    let read = async {
+        match keepalive? {
+            0 => stream.read(&mut first).await.ok(),
+            secs => pingora_timeout::timeout(Duration::from_secs(secs), stream.read(&mut first))
+                .await
+                .ok()?
+                .ok(),
+        }
+    };
+    let n = tokio::select! {
+        n = read => n?,
+        _ = shutdown.changed() => return None,
+    };
+    if n == 0 {
+        return None;
+    }
+    let mut buf = BytesMut::with_capacity(initial.max(n));
+    buf.extend_from_slice(&first[..n]);
+    Some(buf)
 }
 
 #[cfg(test)]
