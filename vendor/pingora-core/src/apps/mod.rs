@@ -21,6 +21,7 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use log::{debug, error};
 use std::any::Any;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -421,29 +422,35 @@ async fn wait_for_request(
     initial: usize,
     shutdown: &mut ShutdownWatch,
 ) -> Option<BytesMut> {
-    use tokio::io::AsyncReadExt;
+    use std::mem::MaybeUninit;
+    use tokio::io::{AsyncRead, ReadBuf};
     if *shutdown.borrow() {
         return None;
     }
-    let mut first = [0u8; IDLE_READ_SIZE];
+    // Left uninitialized (zeroing it cost more than the rest of the wait): the read fills
+    // it and only the filled part is used.
+    let mut first = [MaybeUninit::<u8>::uninit(); IDLE_READ_SIZE];
+    let mut first = ReadBuf::uninit(&mut first);
     let read = async {
+        let read = std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut first));
         match keepalive? {
-            0 => stream.read(&mut first).await.ok(),
-            secs => pingora_timeout::timeout(Duration::from_secs(secs), stream.read(&mut first))
+            0 => read.await.ok(),
+            secs => pingora_timeout::timeout(Duration::from_secs(secs), read)
                 .await
                 .ok()?
                 .ok(),
         }
     };
-    let n = tokio::select! {
-        n = read => n?,
+    tokio::select! {
+        read = read => read?,
         _ = shutdown.changed() => return None,
     };
+    let n = first.filled().len();
     if n == 0 {
         return None;
     }
     let mut buf = BytesMut::with_capacity(initial.max(n));
-    buf.extend_from_slice(&first[..n]);
+    buf.extend_from_slice(first.filled());
     Some(buf)
 }
 
