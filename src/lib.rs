@@ -129,3 +129,13 @@ pub fn check_listeners_free(config: &Config) -> Result<(), String> {
     }
     Ok(())
 }
+
+/// `PROPTEST_CASES` when set, else `default`: the property tests run a few hundred cases in
+/// `make test` and a million in `make fuzz`.
+#[cfg(test)]
+pub(crate) fn prop_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}

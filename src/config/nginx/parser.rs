@@ -943,7 +943,8 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
+        // `make fuzz` sets PROPTEST_CASES to a million.
+        #![proptest_config(ProptestConfig::with_cases(crate::prop_cases(512)))]
 
         #[test]
         fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
