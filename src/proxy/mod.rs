@@ -30,7 +30,7 @@ use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use route::Answer;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -128,7 +128,16 @@ impl ProxyHttp for Proxy {
                 return Ok(true);
             }
             Some(Answer::Return) => {
-                answer_return(session, ctx).await?;
+                answer_return(session, ctx, local).await?;
+                return Ok(true);
+            }
+            Some(Answer::AddSlash(location)) => {
+                let add_headers = ctx.route().map_or(&[][..], |r| &r.add_headers);
+                let info = request_info(session, ctx, "");
+                let location = location.into_bytes();
+                let (resp, body) =
+                    answer::build_redirect(301, location, add_headers, &info, local)?;
+                answer::write_text(session, resp, body).await?;
                 return Ok(true);
             }
         };
@@ -362,13 +371,17 @@ impl ProxyHttp for Proxy {
 }
 
 /// Writes the `return` of the request's route.
-async fn answer_return(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+async fn answer_return(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    local: Option<SocketAddr>,
+) -> Result<()> {
     let Some(RouteAction::Return { status, text }) = ctx.route().map(|r| &r.action) else {
         return Error::e_explain(InternalError, "return answer without its route");
     };
     let add_headers = ctx.route().map_or(&[][..], |r| &r.add_headers);
     let info = request_info(session, ctx, "");
-    let (resp, body) = answer::build_return(*status, text.as_ref(), add_headers, &info)?;
+    let (resp, body) = answer::build_return(*status, text.as_ref(), add_headers, &info, local)?;
     answer::write_text(session, resp, body).await
 }
 
