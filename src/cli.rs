@@ -72,6 +72,10 @@ pub struct CompareArgs {
     #[arg(long = "nginx", value_name = "PATH")]
     pub nginx: Option<PathBuf>,
 
+    /// The pinlb binary to compare (another build, say). Default: this one.
+    #[arg(long = "pinlb", value_name = "PATH")]
+    pub pinlb: Option<PathBuf>,
+
     /// Also replay the first 1,000 requests of this access log (nginx `combined` format).
     #[arg(long = "access-log", value_name = "FILE")]
     pub access_log: Option<PathBuf>,

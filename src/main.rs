@@ -24,6 +24,7 @@ fn main() -> ExitCode {
         return ExitCode::from(pinlb::compare::run(&pinlb::compare::Options {
             conf: args.conf.clone(),
             nginx: args.nginx.clone(),
+            pinlb: args.pinlb.clone(),
             access_log: args.access_log.clone(),
             verbose: args.verbose,
         }));

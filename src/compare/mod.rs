@@ -42,6 +42,8 @@ pub struct Options {
     pub conf: PathBuf,
     /// The nginx binary; `None`: `nginx` on `PATH`, else `/usr/sbin/nginx`.
     pub nginx: Option<PathBuf>,
+    /// The pinlb binary; `None`: this one.
+    pub pinlb: Option<PathBuf>,
     /// An access log in `combined` format whose first lines are replayed too.
     pub access_log: Option<PathBuf>,
     /// Print every documented difference, not one line per kind.
@@ -115,7 +117,7 @@ fn compare(opts: &Options) -> Result<(String, report::Totals), String> {
         let proxy = if name == "nginx" {
             proxies::start_nginx(&nginx, &dir, &conf, &ports)?
         } else {
-            proxies::start_pinlb(&conf, &dir, &ports)?
+            proxies::start_pinlb(opts.pinlb.as_deref(), &conf, &dir, &ports)?
         };
         let seen = replay::run(&probes, &ports, &backends, deadline);
         proxy.stop();

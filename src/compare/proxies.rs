@@ -71,10 +71,20 @@ pub fn start_nginx(
     start("nginx", cmd, dir, Some(error_log), Signal::SIGTERM, ports)
 }
 
-/// Starts this pinlb binary on `conf` (admin listener off) and waits until it listens
-/// on every port.
-pub fn start_pinlb(conf: &Path, dir: &Path, ports: &[u16]) -> Result<Running, String> {
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find the pinlb binary: {e}"))?;
+/// Starts pinlb (`exe`, else this binary) on `conf` (admin listener off) and waits
+/// until it listens on every port.
+pub fn start_pinlb(
+    exe: Option<&Path>,
+    conf: &Path,
+    dir: &Path,
+    ports: &[u16],
+) -> Result<Running, String> {
+    let exe = match exe {
+        Some(exe) => exe.to_path_buf(),
+        None => {
+            std::env::current_exe().map_err(|e| format!("cannot find the pinlb binary: {e}"))?
+        }
+    };
     let mut cmd = Command::new(exe);
     cmd.arg("-c").arg(conf).args(["--admin", "off"]);
     // SIGINT: pinlb exits at once, as nginx does on SIGTERM.
