@@ -38,11 +38,13 @@ pub static DOCUMENTED: &[Documented] = &[
             });
             let status = |o: &Observed| o.answer.as_ref().map_or(0, |a| a.status);
             // The server answered a plain request through nginx (200, with the headers
-            // `add_header` adds to a 200) and switched protocols through pinlb.
+            // `add_header` adds to a 200, on a connection kept alive) and switched
+            // protocols through pinlb (then the tunnel ended with the server's close).
             probe.is_upgrade()
                 && !nginx_passed
                 && (status(nginx), status(pinlb)) == (200, 101)
                 && (diff.field == "status"
+                    || diff.field == "client connection"
                     || diff.field == "upstream header upgrade"
                     || diff.field.starts_with("response header "))
         },
@@ -145,6 +147,8 @@ fn facts(run: Run, backends: &[String], watched: &[String]) -> BTreeMap<String, 
     match &o.answer {
         Ok(a) => {
             add("status".into(), a.status.to_string());
+            let closed = if a.closed { "closed" } else { "kept open" };
+            add("client connection".into(), closed.into());
             for (name, value) in &a.headers {
                 let lower = name.to_ascii_lowercase();
                 if watched.contains(&lower) {

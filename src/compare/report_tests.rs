@@ -11,6 +11,7 @@ fn proxied(status: u16, version: &str, headers: &[(&str, &str)]) -> Observed {
         answer: Ok(Answer {
             status,
             headers: Vec::new(),
+            closed: true,
         }),
         received: vec![Received {
             backend: 0,
@@ -31,6 +32,7 @@ fn answered(status: u16, headers: &[(&str, &str)]) -> Observed {
                 .iter()
                 .map(|(n, v)| (n.to_string(), v.to_string()))
                 .collect(),
+            closed: true,
         }),
         received: Vec::new(),
     }
