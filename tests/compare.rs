@@ -95,7 +95,7 @@ fn documented_differences_are_reported_with_the_readme_reason() {
     // nginx's default proxy_http_version is 1.0; pinlb always sends HTTP/1.1.
     assert!(
         out.contains(
-            "upstream version: nginx HTTP/1.0 | pinlb HTTP/1.1  (requests to servers are HTTP/1.1"
+            "upstream version: nginx HTTP/1.0 | pinlb HTTP/1.1  (README: Requests to servers are HTTP/1.1"
         ),
         "{out}"
     );

@@ -9,7 +9,7 @@ use std::fmt::Write;
 
 /// A difference the README's "How pinlb differs from nginx" explains.
 pub struct Documented {
-    /// The README's words for it.
+    /// The README's words for it, verbatim (a unit test holds them to the README).
     pub readme: &'static str,
     /// Whether a difference in `field` between nginx's and pinlb's outcome is this one.
     applies: fn(&Probe, &Observed, &Observed, &Diff) -> bool,
@@ -19,7 +19,7 @@ pub struct Documented {
 pub static DOCUMENTED: &[Documented] = &[
     Documented {
         readme: "`Connection`, `Upgrade` and other hop-by-hop headers in `proxy_set_header` are \
-                 managed by pinlb: upstream connections stay pooled (`Connection: close` is not sent)",
+                 managed by pinlb",
         applies: |_, _, _, diff| {
             // pinlb writes the `Upgrade` it passes in lower case.
             diff.field == "upstream header connection"
@@ -28,8 +28,7 @@ pub static DOCUMENTED: &[Documented] = &[
         },
     },
     Documented {
-        readme: "websocket upgrades always pass (nginx passes them only where the location sets \
-                 `Upgrade` and `Connection`)",
+        readme: "upstream connections stay pooled and websocket upgrades always pass",
         applies: |probe, nginx, pinlb, diff| {
             let nginx_passed = nginx.received.iter().any(|r| {
                 r.headers
@@ -50,8 +49,8 @@ pub static DOCUMENTED: &[Documented] = &[
         },
     },
     Documented {
-        readme: "requests to servers are HTTP/1.1 (nginx sends HTTP/1.0 unless \
-                 `proxy_http_version 1.1`)",
+        readme: "Requests to servers are HTTP/1.1; nginx sends HTTP/1.0 unless \
+                 `proxy_http_version 1.1`",
         applies: |_, _, _, diff| {
             diff.field == "upstream version" && diff.nginx == "HTTP/1.0" && diff.pinlb == "HTTP/1.1"
         },
@@ -240,7 +239,7 @@ pub fn print(
                     let _ = writeln!(out, "documented  #{} {}", diff.probe, what.describe());
                     let _ = writeln!(
                         out,
-                        "    {}: nginx {} | pinlb {}  ({})",
+                        "    {}: nginx {} | pinlb {}  (README: {})",
                         diff.field, diff.nginx, diff.pinlb, d.readme
                     );
                 }
@@ -260,7 +259,7 @@ pub fn print(
             "documented  {field}: nginx {nginx} | pinlb {pinlb}  ({count} requests, first #{first} {})",
             probes[*first].describe()
         );
-        let _ = writeln!(out, "    {readme}");
+        let _ = writeln!(out, "    README: {readme}");
     }
     let pct = |n: usize| 100.0 * n as f64 / totals.requests.max(1) as f64;
     let _ = writeln!(

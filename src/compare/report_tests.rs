@@ -133,3 +133,18 @@ fn totals_count_requests_by_their_worst_difference() {
         "{out}"
     );
 }
+
+#[test]
+fn every_documented_difference_quotes_the_readme() {
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    let words = |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" ");
+    let readme = words(&readme);
+    for d in DOCUMENTED {
+        assert!(
+            readme.contains(&words(d.readme)),
+            "not in README.md: {}",
+            d.readme
+        );
+    }
+}
