@@ -203,8 +203,8 @@ pub struct Totals {
 /// many requests, the README's words.
 type Group = ((String, String, String), usize, usize, &'static str);
 
-/// Prints one line per difference (documented ones grouped unless `verbose`), then the
-/// totals; returns them.
+/// Prints one line per difference (documented ones of one kind on one line unless
+/// `verbose`), then the totals; returns them.
 pub fn print(
     out: &mut String,
     probes: &[Probe],
@@ -228,19 +228,26 @@ pub fn print(
             let what = &probes[diff.probe];
             match documented {
                 None => {
-                    let _ = writeln!(out, "UNEXPECTED  #{} {}", diff.probe, what.describe());
                     let _ = writeln!(
                         out,
-                        "    {}: nginx {} | pinlb {}",
-                        diff.field, diff.nginx, diff.pinlb
+                        "UNEXPECTED  #{} {}  {}: nginx {} | pinlb {}",
+                        diff.probe,
+                        what.describe(),
+                        diff.field,
+                        diff.nginx,
+                        diff.pinlb
                     );
                 }
                 Some(d) if verbose => {
-                    let _ = writeln!(out, "documented  #{} {}", diff.probe, what.describe());
                     let _ = writeln!(
                         out,
-                        "    {}: nginx {} | pinlb {}  (README: {})",
-                        diff.field, diff.nginx, diff.pinlb, d.readme
+                        "documented  #{} {}  {}: nginx {} | pinlb {}  (README: {})",
+                        diff.probe,
+                        what.describe(),
+                        diff.field,
+                        diff.nginx,
+                        diff.pinlb,
+                        d.readme
                     );
                 }
                 Some(d) => {
@@ -256,10 +263,9 @@ pub fn print(
     for ((field, nginx, pinlb), first, count, readme) in &grouped {
         let _ = writeln!(
             out,
-            "documented  {field}: nginx {nginx} | pinlb {pinlb}  ({count} requests, first #{first} {})",
+            "documented  {field}: nginx {nginx} | pinlb {pinlb}  ({count} requests, first #{first} {}; README: {readme})",
             probes[*first].describe()
         );
-        let _ = writeln!(out, "    README: {readme}");
     }
     let pct = |n: usize| 100.0 * n as f64 / totals.requests.max(1) as f64;
     let _ = writeln!(

@@ -124,7 +124,7 @@ fn totals_count_requests_by_their_worst_difference() {
     );
     assert!(
         out.contains(
-            "UNEXPECTED  #0 GET / HTTP/1.1 [Host: a.test]\n    server: nginx none | pinlb app1:80\n"
+            "UNEXPECTED  #0 GET / HTTP/1.1 [Host: a.test]  server: nginx none | pinlb app1:80\n"
         ),
         "{out}"
     );
