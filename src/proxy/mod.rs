@@ -7,6 +7,7 @@ mod answer;
 mod ctx;
 mod errors;
 mod finish;
+mod head;
 pub mod headers;
 mod limits;
 mod retry;
@@ -28,6 +29,7 @@ use log::debug;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use route::Answer;
 use std::net::{IpAddr, SocketAddr};
@@ -104,13 +106,38 @@ impl ProxyHttp for Proxy {
     /// request.
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
+    /// What a connection keeps for all its requests. nginx takes these from the default
+    /// server of the address the connection arrived on, since the server of its first
+    /// request is not known before that request's head is read; so does pinlb.
+    fn init_downstream_connection(&self, session: &mut ServerSession) {
+        let generation = self.shared.current.load();
+        let runtime = &generation.runtime;
+        let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+        let Some(vs) = runtime.find_virtual_server(local, || None) else {
+            return;
+        };
+        let client = &runtime.virtual_servers[vs].client;
+        session.set_head_limits(client.head);
+        // Pingora counts the reuses after this request; nginx counts requests.
+        session.set_keepalive_reuses_remaining(Some(client.keepalive_requests.saturating_sub(1)));
+        session.set_pipelining_enabled(true);
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         session.set_keepalive(self.client_keepalive(ctx));
+        if head::is_absolute(session.req_header()) {
+            head::absolute_to_origin(session.req_header_mut())?;
+        }
         let local = session.server_addr().and_then(|a| a.as_inet()).copied();
         let runtime = &ctx.generation.runtime;
         let routing = route::decide(runtime, local, client_ip(session), session.req_header());
         if let Some(outcome) = routing.pin {
             METRICS.pin(outcome);
+        }
+        if let Some(vs) = routing.virtual_server {
+            let client = &runtime.virtual_servers[vs].client;
+            session.set_read_timeout(Some(client.body_timeout));
+            session.set_write_timeout(Some(client.send_timeout));
         }
         ctx.virtual_server = routing.virtual_server;
         ctx.routed = routing.routed;
@@ -290,6 +317,12 @@ impl ProxyHttp for Proxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if session.req_header().version == http::Version::HTTP_10
+            && headers::unchunk_for_http10(upstream_response)
+        {
+            // The body ends when the connection does.
+            session.set_keepalive(None);
+        }
         let (Some(route), Some(proxy)) = (ctx.route(), ctx.proxy_route()) else {
             return Ok(());
         };
@@ -347,7 +380,8 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let code = errors::status_for(e);
-        if code > 0 && session.response_written().is_none() {
+        // A client too slow to send its body gets no answer (nginx's 408: logged only).
+        if code > 0 && code != 408 && session.response_written().is_none() {
             let upstream = ctx.pool().map(|p| p.name.as_str());
             let body = errors::body_for(code, e, upstream);
             if let Err(write_err) = answer::respond_text(session, code, body).await {
@@ -361,6 +395,16 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if ctx.virtual_server.is_none() && ctx.routed.is_none() {
+            // A request refused before `request_filter` (its head was refused while read):
+            // logged where its server would have logged it.
+            let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+            let req = session.req_header();
+            ctx.virtual_server = ctx
+                .generation
+                .runtime
+                .find_virtual_server(local, || crate::request::host(req));
+        }
         let status = session
             .response_written()
             .map_or_else(|| e.map_or(0, errors::status_for), |r| r.status.as_u16());

@@ -5,6 +5,7 @@
 pub mod backend;
 pub mod client;
 pub mod load;
+pub mod raw;
 
 pub use backend::Backend;
 #[allow(unused_imports)]

@@ -943,6 +943,23 @@ impl Session {
         }
     }
 
+    /// Set the limits on reading HTTP/1 request heads on this connection (a pinlb patch).
+    /// No-op for non-H1 sessions.
+    pub fn set_head_limits(&mut self, limits: super::v1::head_limits::HeadLimits) {
+        if let Self::H1(s) = self {
+            s.set_head_limits(limits);
+        }
+    }
+
+    /// Whether the request header was read: false for an HTTP/1 head refused before even
+    /// its request line could be read (a pinlb patch).
+    pub fn has_request_header(&self) -> bool {
+        match self {
+            Self::H1(s) => s.has_request_header(),
+            _ => true,
+        }
+    }
+
     /// Set pipelined bytes to be parsed as the start of this session's request.
     ///
     /// No-op for non-H1 sessions. See
