@@ -97,6 +97,14 @@ fn documented_differences_are_reported_with_the_readme_reason() {
     let line = "documented  #0 GET / HTTP/1.1 [Host: unknown.invalid]  upstream version: \
                 nginx HTTP/1.0 | pinlb HTTP/1.1  (README: Requests to servers are HTTP/1.1;";
     assert!(out.contains(line), "{out}");
+    // nginx refuses `OPTIONS *`; pinlb proxies it to where `/` goes.
+    assert!(
+        out.contains(
+            "OPTIONS * HTTP/1.1 [Host: unknown.invalid]  status: nginx 400 | pinlb 200  \
+             (README: `OPTIONS * HTTP/1.1` is proxied (to where `/` goes)"
+        ),
+        "{out}"
+    );
 }
 
 #[test]

@@ -2,7 +2,8 @@
 //! address the host names that pick each server (an unknown one, and none at all), for
 //! every location paths that reach it, the methods, the pin values the `if` blocks test
 //! (right, wrong, in other case, quoted cookies), hash keys, forwarding headers and a
-//! websocket upgrade, and the URI normalisation cases.
+//! websocket upgrade, the URI normalisation cases, and the forms of a request line
+//! (HTTP/1.0 with and without keep-alive, an absolute target, `OPTIONS *`).
 
 use super::echo::ID_HEADER;
 use crate::config::{
@@ -26,7 +27,7 @@ pub struct Probe {
     pub listen: usize,
     pub method: String,
     pub target: String,
-    /// HTTP/1.0 without `Host`, instead of HTTP/1.1.
+    /// HTTP/1.0 instead of HTTP/1.1 (with `Host` only if `headers` has one).
     pub http10: bool,
     /// Headers in the order sent (`Host` first), besides the ones every request has.
     pub headers: Vec<(String, String)>,
@@ -102,21 +103,19 @@ pub fn generate(config: &Config, listens: &[SocketAddr]) -> Vec<Probe> {
             .iter()
             .filter(|vs| vs.listen.contains(addr))
             .collect();
-        // Which server each Host picks.
-        for name in servers.iter().flat_map(|vs| host_names(vs)) {
-            g.push(Probe::get(slot, &name, "/"));
+        // Which server each Host picks, also when the target is absolute.
+        let names: Vec<String> = servers.iter().flat_map(|vs| host_names(vs)).collect();
+        for name in &names {
+            g.push(Probe::get(slot, name, "/"));
             g.push(Probe::get(
                 slot,
                 &format!("{}:8080", name.to_uppercase()),
                 "/",
             ));
+            g.push(Probe::get(slot, name, &format!("http://{name}/")));
         }
         g.push(Probe::get(slot, UNKNOWN_HOST, "/"));
-        g.push(Probe {
-            http10: true,
-            headers: Vec::new(),
-            ..Probe::get(slot, "", "/")
-        });
+        g.request_line_forms(slot, names.first().map(String::as_str));
         for vs in servers {
             let names = host_names(vs);
             let host = names.first().map_or(UNKNOWN_HOST, String::as_str);
@@ -126,12 +125,19 @@ pub fn generate(config: &Config, listens: &[SocketAddr]) -> Vec<Probe> {
             g.normalisation(slot, host, vs);
         }
     }
+    // Requests that nginx refuses and pinlb proxies (or the other way round) go last: each
+    // moves one proxy's round robin a step, which would shift every later answer.
+    g.last.truncate(MAX_GENERATED);
+    g.list.truncate(MAX_GENERATED - g.last.len());
+    g.list.append(&mut g.last);
     g.list
 }
 
 #[derive(Default)]
 struct Corpus {
     list: Vec<Probe>,
+    /// Sent after `list`.
+    last: Vec<Probe>,
     seen: HashSet<(usize, String)>,
 }
 
@@ -147,6 +153,38 @@ impl Corpus {
         if self.list.len() < MAX_GENERATED {
             self.list.push(probe);
         }
+    }
+
+    /// Adds `probe` to the requests sent last, unless it is there already.
+    fn push_last(&mut self, probe: Probe) {
+        if self.seen.insert((probe.listen, probe.describe())) {
+            self.last.push(probe);
+        }
+    }
+
+    /// HTTP/1.0 without `Host` (valid: the default server answers), HTTP/1.0 asking for
+    /// keep-alive, an absolute target without `Host` and with another one (`name` is a
+    /// server name of the listen address), and `OPTIONS *`.
+    fn request_line_forms(&mut self, slot: usize, name: Option<&str>) {
+        let http10 = |headers: Vec<(String, String)>| Probe {
+            http10: true,
+            headers,
+            ..Probe::get(slot, "", "/")
+        };
+        self.push(http10(Vec::new()));
+        self.push(http10(vec![
+            ("Host".into(), UNKNOWN_HOST.into()),
+            ("Connection".into(), "keep-alive".into()),
+        ]));
+        if let Some(name) = name {
+            let absolute = format!("http://{name}/");
+            self.push(Probe {
+                headers: Vec::new(),
+                ..Probe::get(slot, "", &absolute)
+            });
+            self.push_last(Probe::get(slot, UNKNOWN_HOST, &absolute));
+        }
+        self.push_last(Probe::get(slot, UNKNOWN_HOST, "*").method("OPTIONS"));
     }
 
     /// Requests that reach `route`, its pins and hash keys.

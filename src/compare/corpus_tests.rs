@@ -35,6 +35,7 @@ fn the_tutorial_corpus_tries_every_pin_right_wrong_and_disguised() {
         // Header and cookie disagree: nginx's last matching `if` (the cookie) wins.
         "GET / HTTP/1.1 [Host: unknown.invalid] [app: app3] [Cookie: app=app2]",
         "GET / HTTP/1.0",
+        "GET / HTTP/1.0 [Host: unknown.invalid] [Connection: keep-alive]",
         "HEAD / HTTP/1.1 [Host: unknown.invalid]",
         "POST / HTTP/1.1 [Host: unknown.invalid]",
         "GET / HTTP/1.1 [Host: unknown.invalid] [X-Forwarded-For: 203.0.113.7]",
@@ -65,6 +66,28 @@ fn server_names_hash_keys_and_the_slash_redirect_are_tried() {
     ] {
         assert!(has(&probes, line), "missing {line}");
     }
+}
+
+#[test]
+fn absolute_targets_and_options_star_are_tried_and_refusals_go_last() {
+    let (config, listens) = fixture("least-conn-backup.conf");
+    let probes = generate(&config, &listens);
+    let at = |line: &str| {
+        probes
+            .iter()
+            .position(|p| p.describe() == line)
+            .unwrap_or_else(|| panic!("missing {line}"))
+    };
+    at("GET http://api.example.test/ HTTP/1.1 [Host: api.example.test]");
+    at("GET http://admin.example.test/ HTTP/1.1 [Host: admin.example.test]");
+    at("GET http://api.example.test/ HTTP/1.1");
+    // nginx proxies the first and refuses the second, pinlb the other way round: last,
+    // so that neither moves one proxy's round robin before the other requests.
+    let tail = [
+        at("GET http://api.example.test/ HTTP/1.1 [Host: unknown.invalid]"),
+        at("OPTIONS * HTTP/1.1 [Host: unknown.invalid]"),
+    ];
+    assert_eq!(tail, [probes.len() - 2, probes.len() - 1]);
 }
 
 #[test]

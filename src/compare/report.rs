@@ -35,7 +35,6 @@ pub static DOCUMENTED: &[Documented] = &[
                     .iter()
                     .any(|(n, _)| n.eq_ignore_ascii_case("upgrade"))
             });
-            let status = |o: &Observed| o.answer.as_ref().map_or(0, |a| a.status);
             // The server answered a plain request through nginx (200, with the headers
             // `add_header` adds to a 200, on a connection kept alive) and switched
             // protocols through pinlb (then the tunnel ended with the server's close).
@@ -55,7 +54,30 @@ pub static DOCUMENTED: &[Documented] = &[
             diff.field == "upstream version" && diff.nginx == "HTTP/1.0" && diff.pinlb == "HTTP/1.1"
         },
     },
+    Documented {
+        readme: "`OPTIONS * HTTP/1.1` is proxied (to where `/` goes); nginx refuses it with 400",
+        applies: |probe, nginx, _, _| {
+            probe.method == "OPTIONS" && probe.target == "*" && status(nginx) == 400
+        },
+    },
+    Documented {
+        readme: "An absolute request target whose host differs from `Host` byte for byte is \
+                 refused with `400`",
+        applies: |probe, _, pinlb, _| {
+            let authority = probe
+                .target
+                .strip_prefix("http://")
+                .map(|rest| rest.split('/').next().unwrap_or(rest));
+            let host = probe.headers.iter().find(|(n, _)| n == "Host");
+            matches!((authority, host), (Some(a), Some((_, h))) if a != h) && status(pinlb) == 400
+        },
+    },
 ];
+
+/// The status answered, 0 for none.
+fn status(o: &Observed) -> u16 {
+    o.answer.as_ref().map_or(0, |a| a.status)
+}
 
 /// One field in which the two proxies' outcomes for one request differ.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -135,6 +135,31 @@ fn totals_count_requests_by_their_worst_difference() {
 }
 
 #[test]
+fn refused_request_lines_are_documented_only_with_the_refusal_described() {
+    let refused = answered(400, &[]);
+    let served = proxied(200, "HTTP/1.1", &[("Host", "a.test")]);
+    let documented = |probe: &Probe, nginx: &Observed, pinlb: &Observed| {
+        let run = |observed, ports| Run { observed, ports };
+        let backends = ["app1:80".to_string()];
+        let found = compare(0, probe, run(nginx, &[1]), run(pinlb, &[2]), &backends, &[]);
+        assert!(!found.is_empty());
+        found.iter().all(|(_, d)| d.is_some())
+    };
+    let star = Probe {
+        method: "OPTIONS".into(),
+        ..Probe::get(0, "a.test", "*")
+    };
+    assert!(documented(&star, &refused, &served));
+    assert!(!documented(&star, &served, &refused));
+    // pinlb refuses a Host that is not the target's host; nginx uses the target's.
+    let mismatch = Probe::get(0, "b.test", "http://a.test/x");
+    assert!(documented(&mismatch, &served, &refused));
+    assert!(!documented(&mismatch, &refused, &served));
+    let same = Probe::get(0, "a.test", "http://a.test/x");
+    assert!(!documented(&same, &served, &refused));
+}
+
+#[test]
 fn every_documented_difference_quotes_the_readme() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
