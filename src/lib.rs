@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod allocator;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod health;
 pub mod lifecycle;

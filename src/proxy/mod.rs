@@ -33,7 +33,7 @@ use pingora::prelude::*;
 use pingora::protocols::http::ServerSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use route::Answer;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -380,8 +380,11 @@ fn route_request(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<A
     Ok(routing.answer)
 }
 
-/// Writes an answer given before the limits: a text of pinlb's own or the route's `return`.
+/// Writes an answer given before the limits: a text of pinlb's own, the route's `return`
+/// or nginx's automatic redirect.
 async fn answer_early(session: &mut Session, ctx: &RequestCtx, early: Answer) -> Result<()> {
+    // The listen address, for the port of an absolute `Location`.
+    let local = session.server_addr().and_then(|a| a.as_inet()).copied();
     match early {
         Answer::Text(status, body) => {
             // nginx closes the connection after a malformed request or a refused body.
@@ -390,7 +393,14 @@ async fn answer_early(session: &mut Session, ctx: &RequestCtx, early: Answer) ->
             }
             answer::respond_text(session, status, body).await
         }
-        Answer::Return => answer_return(session, ctx).await,
+        Answer::Return => answer_return(session, ctx, local).await,
+        Answer::AddSlash(location) => {
+            let add_headers = ctx.route().map_or(&[][..], |r| &r.add_headers);
+            let info = request_info(session, ctx, "");
+            let (resp, body) =
+                answer::build_redirect(301, location.into_bytes(), add_headers, &info, local)?;
+            answer::write_text(session, resp, body).await
+        }
         Answer::Refused(body) => answer::respond_text(session, 503, body).await,
     }
 }
@@ -422,13 +432,17 @@ async fn preaccess(session: &Session, ctx: &mut RequestCtx) -> Option<u16> {
 }
 
 /// Writes the `return` of the request's route.
-async fn answer_return(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+async fn answer_return(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    local: Option<SocketAddr>,
+) -> Result<()> {
     let Some(RouteAction::Return { status, text }) = ctx.route().map(|r| &r.action) else {
         return Error::e_explain(InternalError, "return answer without its route");
     };
     let add_headers = ctx.route().map_or(&[][..], |r| &r.add_headers);
     let info = request_info(session, ctx, "");
-    let (resp, body) = answer::build_return(*status, text.as_ref(), add_headers, &info)?;
+    let (resp, body) = answer::build_return(*status, text.as_ref(), add_headers, &info, local)?;
     answer::write_text(session, resp, body).await
 }
 
