@@ -63,6 +63,10 @@ limits.req_log_level                    limits.rs::dry_run_counts_what_it_would_
 limits.conn_log_level                   limits.rs::dry_run_counts_what_it_would_do_but_lets_everything_through src/config/json/limits.rs::zones_and_limits_read_with_route_overrides
 limits.req_dry_run                      limits.rs::dry_run_counts_what_it_would_do_but_lets_everything_through
 limits.conn_dry_run                     limits.rs::dry_run_counts_what_it_would_do_but_lets_everything_through
+routes[].real_ip                        nginx_real_ip.rs::json_real_ip_and_pin_allow_lists_see_the_real_address
+real_ip.from                            nginx_real_ip.rs::json_real_ip_and_pin_allow_lists_see_the_real_address
+real_ip.header                          nginx_real_ip.rs::json_real_ip_and_pin_allow_lists_see_the_real_address
+real_ip.recursive                       nginx_real_ip.rs::json_real_ip_and_pin_allow_lists_see_the_real_address
 merge_slashes                           uri_normalization.rs::merge_slashes_off_keeps_runs_of_slashes_as_nginx_does
 proxy.connect_timeout_ms                errors.rs::a_connect_that_hangs_gives_up_after_the_connect_timeout
 proxy.read_timeout_ms                   errors.rs::a_slow_server_gives_504_after_the_read_timeout errors.rs::a_timeout_moves_the_request_to_the_next_server_like_nginx
@@ -156,6 +160,9 @@ location/return                         nginx_websocket.rs::exact_location_answe
 location/add_header                     nginx_directives.rs::add_header_marks_good_answers_and_always_every_answer src/proxy/answer.rs::add_header_skips_error_statuses_unless_always
 location/access_log                     src/config/nginx/tests.rs::map_and_log_format_and_main_directives_translate src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location observe.rs::access_log_lines_parse_into_the_request_facts
 location/client_max_body_size           src/config/nginx/tests.rs::proxy_settings_inherit_from_http_to_location errors.rs::a_body_over_client_max_body_size_gets_413_and_reaches_no_server
+location/set_real_ip_from               nginx_real_ip.rs::a_trusted_proxy_names_the_client_and_an_untrusted_one_cannot nginx_real_ip.rs::location_settings_apply_when_the_server_found_nothing src/config/nginx/real_ip.rs::realip_translates_with_nginx_inheritance
+location/real_ip_header                 nginx_real_ip.rs::without_recursion_the_last_hop_is_the_client_and_x_real_ip_is_the_default
+location/real_ip_recursive              nginx_real_ip.rs::a_trusted_proxy_names_the_client_and_an_untrusted_one_cannot
 location/limit_req                      limits.rs::burst_with_nodelay_passes_at_once_then_refuses_with_503_until_the_bucket_leaks limits.rs::without_nodelay_requests_over_the_rate_wait_their_turn limits.rs::delay_n_lets_the_first_n_excess_requests_through_at_once src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
 location/limit_conn                     limits.rs::limit_conn_refuses_requests_over_the_number_in_progress src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
 location/limit_req_status               limits.rs::burst_with_nodelay_passes_at_once_then_refuses_with_503_until_the_bucket_leaks src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance

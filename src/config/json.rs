@@ -6,8 +6,8 @@ mod limits;
 use super::{
     AccessLogTarget, Action, Balance, CheckKind, ClientLimits, Config, ConfigError, HeaderBuffers,
     HealthCheck, Keepalive, Listener, LogEscape, LogFormat, NextUpstream, OnUnhealthy, Origin,
-    PathMatch, PinMatch, PinRule, PinSource, ProxyPass, ProxySettings, ReturnAction, Route,
-    RouteLimits, Server, SetHeader, Upstream, VirtualServer,
+    PathMatch, PinMatch, PinRule, PinSource, ProxyPass, ProxySettings, RealIp, RealIpFrom,
+    ReturnAction, Route, RouteLimits, Server, SetHeader, Upstream, VirtualServer,
 };
 use limits::{ConnZoneConf, LimitsConf, ReqZoneConf};
 use serde::Deserialize;
@@ -57,6 +57,9 @@ struct ConfigConf {
     /// Limits of every route.
     #[serde(default)]
     limits: LimitsConf,
+    /// Which client address to believe (nginx's realip), for every route.
+    #[serde(default)]
+    real_ip: Option<RealIpConf>,
     #[serde(default, deserialize_with = "unique_keys")]
     limit_req_zones: BTreeMap<String, ReqZoneConf>,
     #[serde(default, deserialize_with = "unique_keys")]
@@ -232,6 +235,41 @@ struct ListenerConf {
     addr: String,
 }
 
+/// nginx's realip: `{ "from": ["10.0.0.0/8"], "header": "X-Forwarded-For",
+/// "recursive": true }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RealIpConf {
+    from: Vec<String>,
+    #[serde(default)]
+    header: Option<String>,
+    #[serde(default)]
+    recursive: bool,
+}
+
+impl RealIpConf {
+    /// The model; `None` for an empty `from` (realip off, as nginx without
+    /// `set_real_ip_from`).
+    fn model(&self, origin: &Origin) -> Option<RealIp> {
+        if self.from.is_empty() {
+            return None;
+        }
+        let from = self.from.iter().enumerate().map(|(i, source)| RealIpFrom {
+            source: source.clone(),
+            origin: origin.field("from").field(&format!("[{i}]")),
+        });
+        Some(RealIp {
+            from: from.collect(),
+            header: self
+                .header
+                .clone()
+                .unwrap_or_else(|| super::DEFAULT_REAL_IP_HEADER.to_string()),
+            recursive: self.recursive,
+            origin: origin.field("header"),
+        })
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpstreamConf {
@@ -345,6 +383,9 @@ struct RouteConf {
     /// Overrides of the top-level `limits`.
     #[serde(default)]
     limits: LimitsConf,
+    /// Replaces the top-level `real_ip` for this route.
+    #[serde(default)]
+    real_ip: Option<RealIpConf>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -564,6 +605,10 @@ impl ConfigConf {
             let origin = root.field("limit_conn_zones").field(&name);
             limit_conn_zones.insert(name, zone.into_zone(file, origin)?);
         }
+        let real_ip = self
+            .real_ip
+            .as_ref()
+            .and_then(|r| r.model(&root.field("real_ip")));
         let mut routes = Vec::with_capacity(self.routes.len());
         for (i, r) in self.routes.into_iter().enumerate() {
             let origin = root.field("routes").field(&format!("[{i}]"));
@@ -580,6 +625,10 @@ impl ConfigConf {
                 limits: r
                     .limits
                     .apply(&default_limits, file, &origin.field("limits"))?,
+                real_ip: match &r.real_ip {
+                    Some(own) => own.model(&origin.field("real_ip")),
+                    None => real_ip.clone(),
+                },
                 origin,
             });
         }
@@ -595,6 +644,7 @@ impl ConfigConf {
                 merge_slashes: self.merge_slashes,
                 access_log: default_log,
                 client: client_limits,
+                real_ip,
                 origin: root.clone(),
             }],
             listeners,

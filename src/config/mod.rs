@@ -7,6 +7,7 @@ pub mod file;
 pub mod json;
 mod limits;
 pub mod nginx;
+mod real_ip;
 mod serde_util;
 
 use serde::Serialize;
@@ -20,6 +21,7 @@ pub use error::{ConfigError, Origin};
 pub use limits::{
     LimitConn, LimitConnZone, LimitDelay, LimitLogLevel, LimitReq, LimitReqZone, RouteLimits,
 };
+pub use real_ip::{DEFAULT_REAL_IP_HEADER, RealIp, RealIpFrom};
 use serde_util::{as_millis, is_default, is_true};
 
 /// Reads the config file at `path` into the model. Files ending in `.json` are native
@@ -232,6 +234,10 @@ pub struct VirtualServer {
     /// Limits and timeouts for its clients.
     #[serde(flatten)]
     pub client: ClientLimits,
+    /// The client address it believes before a route is chosen (nginx's realip at the
+    /// server level); `None`: the connection's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real_ip: Option<RealIp>,
     #[serde(skip)]
     pub origin: Origin,
 }
@@ -282,6 +288,10 @@ pub struct Route {
     /// Request rate and requests-in-progress limits (nginx `limit_req`, `limit_conn`).
     #[serde(skip_serializing_if = "RouteLimits::is_empty")]
     pub limits: RouteLimits,
+    /// The client address it believes when its server's realip did not change it
+    /// (nginx runs realip once more in the location); `None`: the connection's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub real_ip: Option<RealIp>,
     #[serde(skip)]
     pub origin: Origin,
 }

@@ -167,10 +167,25 @@ pub fn forwarded_addr(
     proxies: &CidrList,
     recursive: bool,
 ) -> Walk {
+    forwarded_addr_lines(addr, lines.iter().copied(), proxies, recursive)
+}
+
+/// [`forwarded_addr`] over the lines as an iterator in arrival order (a request's
+/// `HeaderMap::get_all`), walked from its end, so that callers need not collect them.
+pub fn forwarded_addr_lines<'a, I>(
+    addr: &mut ClientAddr,
+    lines: I,
+    proxies: &CidrList,
+    recursive: bool,
+) -> Walk
+where
+    I: IntoIterator<Item = &'a [u8]>,
+    I::IntoIter: DoubleEndedIterator,
+{
     let mut rc = Walk::Declined;
     let mut found = false;
 
-    for line in lines.iter().rev() {
+    for line in lines.into_iter().rev() {
         rc = forwarded_addr_one(addr, line, proxies, recursive);
 
         if !recursive {

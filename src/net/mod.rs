@@ -1,6 +1,7 @@
 //! Addresses as nginx reads and matches them: its text rules for IP addresses
 //! (`ngx_addr`), CIDR networks and lists (`cidr`), a longest-prefix table
-//! (`prefix_map`), the `X-Forwarded-For` walk (`forwarded`) and `geo` (`geo`). Pure
+//! (`prefix_map`), the `X-Forwarded-For` walk (`forwarded`), `geo` (`geo`), the realip
+//! rules on that walk (`realip`) and the PROXY protocol header (`proxy_protocol`). Pure
 //! functions and tables built at config time; nothing here allocates per lookup.
 
 pub mod cidr;
@@ -8,3 +9,5 @@ pub mod forwarded;
 pub mod geo;
 pub mod ngx_addr;
 pub mod prefix_map;
+pub mod proxy_protocol;
+pub mod realip;

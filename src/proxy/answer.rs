@@ -217,6 +217,7 @@ mod tests {
             req: &req,
             uri: None,
             client_ip: None,
+            conn: None,
             tls: false,
             server_port: None,
             server_name: "",

@@ -7,7 +7,9 @@ use crate::request;
 use crate::runtime::{ProxyRoute, Route, RouteAction};
 use crate::state::Generation;
 use crate::upstream::{InFlightGuard, Pool};
+use crate::variables::ConnAddrs;
 use pingora::http::RequestHeader;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -34,6 +36,12 @@ pub struct RequestCtx {
     pub pin_outcome: Option<PinOutcome>,
     /// `limit_conn` slots, given back when the request ends (the context drops).
     pub conn_slots: Slots,
+    /// The connection's own addresses, kept when realip or the PROXY protocol is
+    /// configured (`$realip_remote_addr`, `$proxy_protocol_addr`).
+    pub conn: Option<ConnAddrs>,
+    /// The client address realip found, when it replaced the connection's
+    /// (`$remote_addr` from then on).
+    pub real_ip: Option<IpAddr>,
 }
 
 /// The routing decision of a request that matched a route.
@@ -84,6 +92,8 @@ impl RequestCtx {
             normalized: None,
             pin_outcome: None,
             conn_slots: Slots::None,
+            conn: None,
+            real_ip: None,
         }
     }
 

@@ -99,6 +99,7 @@ mod tests {
             req: client,
             uri: None,
             client_ip: Some("192.0.2.1".parse().unwrap()),
+            conn: None,
             tls: false,
             server_port: Some(80),
             server_name: "",

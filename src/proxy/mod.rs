@@ -23,7 +23,7 @@ use crate::routing::uri;
 use crate::runtime::RouteAction;
 use crate::state::Shared;
 use crate::upstream::InFlightGuard;
-use crate::variables::RequestInfo;
+use crate::variables::{ConnAddrs, RequestInfo};
 use async_trait::async_trait;
 use bytes::Bytes;
 use log::debug;
@@ -76,7 +76,11 @@ fn request_info<'a>(
     RequestInfo {
         req: session.req_header(),
         uri: ctx.normalized.as_deref(),
-        client_ip: client_ip(session),
+        client_ip: match ctx.real_ip {
+            Some(ip) => Some(ip),
+            None => client_ip(session),
+        },
+        conn: ctx.conn.as_ref(),
         tls: false,
         server_port: session
             .server_addr()
@@ -364,7 +368,17 @@ fn route_request(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<A
     }
     let local = session.server_addr().and_then(|a| a.as_inet()).copied();
     let runtime = &ctx.generation.runtime;
-    let routing = route::decide(runtime, local, client_ip(session), session.req_header());
+    if runtime.conn_addrs {
+        ctx.conn = Some(conn_addrs(session));
+    }
+    let conn = ctx.conn.as_ref();
+    let routing = route::decide(
+        runtime,
+        local,
+        client_ip(session),
+        conn,
+        session.req_header(),
+    );
     if let Some(outcome) = routing.pin {
         METRICS.pin(outcome);
     }
@@ -377,7 +391,17 @@ fn route_request(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<A
     ctx.routed = routing.routed;
     ctx.normalized = routing.uri.map(Vec::into_boxed_slice);
     ctx.pin_outcome = routing.pin;
+    ctx.real_ip = routing.real_ip;
     Ok(routing.answer)
+}
+
+/// The connection's own addresses: its peer, and the client its PROXY protocol header
+/// named.
+fn conn_addrs(session: &Session) -> ConnAddrs {
+    ConnAddrs {
+        peer: client_ip(session),
+        proxy_protocol: None,
+    }
 }
 
 /// Writes an answer given before the limits: a text of pinlb's own, the route's `return`

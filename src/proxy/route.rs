@@ -3,12 +3,14 @@
 //! answers it itself, and where a proxied request goes.
 
 use super::ctx::{Pinned, Routed};
+use crate::net::forwarded::ClientAddr;
+use crate::net::realip::RealIpRule;
 use crate::observe::metrics::PinOutcome;
 use crate::request;
 use crate::routing::pin::{PinAction, pin_action};
 use crate::routing::uri;
 use crate::runtime::{RouteAction, Runtime};
-use crate::variables::RequestInfo;
+use crate::variables::{ConnAddrs, RequestInfo};
 use http::header::CONTENT_LENGTH;
 use pingora::http::RequestHeader;
 use std::borrow::Cow;
@@ -28,6 +30,8 @@ pub struct Routing {
     /// The normalised path (`$uri`) when it is not the request's own path, as it is for
     /// `//a`, `/./a`, `/%61`: the common request needs no copy.
     pub uri: Option<Vec<u8>>,
+    /// The client address realip found, when it replaced the connection's.
+    pub real_ip: Option<IpAddr>,
 }
 
 /// A response pinlb writes itself.
@@ -46,11 +50,13 @@ pub enum Answer {
     AddSlash(String),
 }
 
-/// Routes a request that arrived on `local` from `client`.
+/// Routes a request that arrived on `local` from `client`; `conn` holds the connection's
+/// PROXY protocol client, when realip may need it.
 pub fn decide(
     runtime: &Runtime,
     local: Option<SocketAddr>,
-    client: Option<IpAddr>,
+    mut client: Option<IpAddr>,
+    conn: Option<&ConnAddrs>,
     req: &RequestHeader,
 ) -> Routing {
     let mut routing = Routing {
@@ -59,6 +65,7 @@ pub fn decide(
         answer: None,
         pin: None,
         uri: None,
+        real_ip: None,
     };
     // nginx normalises the path while it reads the request line, before `Host` picks a
     // server; a path it cannot normalise is a 400.
@@ -82,6 +89,10 @@ pub fn decide(
         return routing;
     };
     routing.virtual_server = Some(vs);
+    // nginx's post-read phase: realip with the server's settings.
+    if let Some(rule) = &runtime.virtual_servers[vs].real_ip {
+        routing.real_ip = real_ip(rule, client, conn, req);
+    }
     if let Some(reason) = super::head::refusal(req) {
         routing.answer = Some(text(400, reason));
         return routing;
@@ -116,6 +127,14 @@ pub fn decide(
         return routing;
     };
     let route = runtime.route_at(at);
+    // nginx's preaccess phase: realip again with the location's, if the server's did not
+    // change the address.
+    if let (None, Some(rule)) = (routing.real_ip, &route.real_ip) {
+        routing.real_ip = real_ip(rule, client, conn, req);
+    }
+    if routing.real_ip.is_some() {
+        client = routing.real_ip;
+    }
     let mut routed = Routed {
         at,
         pool: None,
@@ -139,6 +158,7 @@ pub fn decide(
                             req,
                             uri: Some(path),
                             client_ip: client,
+                            conn,
                             tls: false,
                             server_port: local.map(|l| l.port()),
                             server_name: &runtime.virtual_servers[vs].server_name,
@@ -197,6 +217,26 @@ pub fn decide(
     routing
 }
 
+/// The client address `rule` finds for a request from `peer`, when it replaces it.
+fn real_ip(
+    rule: &RealIpRule,
+    peer: Option<IpAddr>,
+    conn: Option<&ConnAddrs>,
+    req: &RequestHeader,
+) -> Option<IpAddr> {
+    // Port 0: pinlb has no `$remote_port` for the port to matter.
+    let peer = ClientAddr::ip(peer?, 0);
+    let proxy_source = conn.and_then(|c| c.proxy_protocol);
+    let found = match rule.header() {
+        Some(name) => {
+            let lines = req.headers.get_all(name).iter().map(|v| v.as_bytes());
+            rule.apply(peer, lines, proxy_source)
+        }
+        None => rule.apply(peer, std::iter::empty(), proxy_source),
+    };
+    found.and_then(|addr| addr.ip_addr())
+}
+
 fn text(status: u16, line: &str) -> Answer {
     Answer::Text(status, format!("{line}\n"))
 }
@@ -242,7 +282,7 @@ mod tests {
     #[test]
     fn a_pin_names_the_server_and_counts_as_pinned() {
         let rt = runtime(PINNED);
-        let routing = decide(&rt, None, None, &get("/", &[("app", "app2")]));
+        let routing = decide(&rt, None, None, None, &get("/", &[("app", "app2")]));
         assert_eq!(routing.answer, None);
         let routed = routing.routed.unwrap();
         assert_eq!(
@@ -259,10 +299,10 @@ mod tests {
     #[test]
     fn without_a_pin_the_route_pool_balances() {
         let rt = runtime(PINNED);
-        let routing = decide(&rt, None, None, &get("/x", &[]));
+        let routing = decide(&rt, None, None, None, &get("/x", &[]));
         assert!(routing.pin.is_none());
         assert!(routing.routed.unwrap().pin.is_none());
-        let unknown = decide(&rt, None, None, &get("/", &[("app", "nope")]));
+        let unknown = decide(&rt, None, None, None, &get("/", &[("app", "nope")]));
         assert!(matches!(unknown.pin, Some(PinOutcome::Unknown)));
     }
 
@@ -271,7 +311,7 @@ mod tests {
         let rt = runtime(
             r#"{ "path": "/api", "upstream": "web", "proxy": { "client_max_body_size": 10 } }"#,
         );
-        let none = decide(&rt, None, None, &get("/other", &[]));
+        let none = decide(&rt, None, None, None, &get("/other", &[]));
         assert_eq!(
             none.answer,
             Some(Answer::Text(
@@ -280,16 +320,28 @@ mod tests {
             ))
         );
         assert!(none.routed.is_none() && none.virtual_server == Some(0));
-        let big = decide(&rt, None, None, &get("/api", &[("Content-Length", "11")]));
+        let big = decide(
+            &rt,
+            None,
+            None,
+            None,
+            &get("/api", &[("Content-Length", "11")]),
+        );
         assert!(matches!(big.answer, Some(Answer::Text(413, _))));
-        let small = decide(&rt, None, None, &get("/api", &[("Content-Length", "10")]));
+        let small = decide(
+            &rt,
+            None,
+            None,
+            None,
+            &get("/api", &[("Content-Length", "10")]),
+        );
         assert_eq!(small.answer, None);
     }
 
     #[test]
     fn return_routes_are_answered_by_their_route() {
         let rt = runtime(r#"{ "path": "/", "return": { "status": 204 } }"#);
-        let routing = decide(&rt, None, None, &get("/", &[]));
+        let routing = decide(&rt, None, None, None, &get("/", &[]));
         assert_eq!(routing.answer, Some(Answer::Return));
         assert_eq!(routing.routed.unwrap().at, (0, 0));
     }
@@ -308,16 +360,16 @@ mod tests {
             "/%61dmin",
             "/%2e/admin",
         ] {
-            let routing = decide(&rt, None, None, &get(attack, &[]));
+            let routing = decide(&rt, None, None, None, &get(attack, &[]));
             assert_eq!(routing.answer, Some(Answer::Return), "{attack}");
             assert_eq!(routing.routed.unwrap().at, (0, 1), "{attack}");
         }
-        let plain = decide(&rt, None, None, &get("/admin/x?y=1", &[]));
+        let plain = decide(&rt, None, None, None, &get("/admin/x?y=1", &[]));
         assert!(plain.uri.is_none(), "an unchanged path is not copied");
-        let changed = decide(&rt, None, None, &get("//admin", &[]));
+        let changed = decide(&rt, None, None, None, &get("//admin", &[]));
         assert_eq!(changed.uri.as_deref(), Some(&b"/admin"[..]));
         for bad in ["/../x", "/a/../../x", "/%2e%2e/x", "/a%00", "/a%zz"] {
-            let routing = decide(&rt, None, None, &get(bad, &[]));
+            let routing = decide(&rt, None, None, None, &get(bad, &[]));
             assert_eq!(
                 routing.answer,
                 Some(Answer::Text(400, "400 Bad Request\n".into())),

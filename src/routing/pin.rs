@@ -231,6 +231,7 @@ mod tests {
             req,
             uri: None,
             client_ip: Some("10.0.0.7".parse().unwrap()),
+            conn: None,
             tls: false,
             server_port: None,
             server_name: "",

@@ -6,6 +6,7 @@
 mod client;
 mod compile;
 mod limits;
+mod real_ip;
 mod routes;
 mod variables;
 
@@ -14,6 +15,7 @@ pub use compile::CompileEnv;
 pub use limits::{ConnLimitZone, ConnRule, RateLimitZone, ReqRule, RouteLimits, Zones};
 
 use crate::config::{OnUnhealthy, ProxySettings};
+use crate::net::realip::RealIpRule;
 use crate::observe::LogTarget;
 use crate::routing::locations::Locations;
 use crate::routing::pin::{Pin, PinGuard};
@@ -44,6 +46,10 @@ pub struct Runtime {
     pub keepalive_timeout: Duration,
     /// Whether any virtual server has names (otherwise the Host header is not consulted).
     any_server_names: bool,
+    /// Whether requests need their connection's own addresses besides `$remote_addr`:
+    /// some realip rule or PROXY protocol listener exists. When not, nothing per request
+    /// looks at them.
+    pub conn_addrs: bool,
 }
 
 pub struct VirtualServer {
@@ -59,6 +65,8 @@ pub struct VirtualServer {
     pub access_log: Vec<LogTarget>,
     /// What it allows its clients.
     pub client: ClientSettings,
+    /// Its realip rule, applied once the server is known; `None`: off.
+    pub real_ip: Option<Box<RealIpRule>>,
 }
 
 pub struct Route {
@@ -69,6 +77,9 @@ pub struct Route {
     pub set_headers: Vec<HeaderRule>,
     pub add_headers: Vec<AddHeaderRule>,
     pub access_log: Vec<LogTarget>,
+    /// A realip rule of its own, applied when its server's left the address alone;
+    /// `None`: the server's is all.
+    pub real_ip: Option<Box<RealIpRule>>,
 }
 
 pub enum RouteAction {

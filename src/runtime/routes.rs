@@ -3,6 +3,7 @@
 
 use super::compile::header_name;
 use super::limits::Zones;
+use super::real_ip;
 use super::{AddHeaderRule, HeaderRule, ProxyRoute, Route, RouteAction, VirtualServer};
 use crate::config::{
     AccessLogTarget, Action, AddHeader, Config, ConfigError, Origin, PathMatch, PinMatch,
@@ -104,7 +105,9 @@ pub(super) fn compile_virtual_server(
             let at = r.origin.field("path");
             return Err(ConfigError::invalid(file, &at, "duplicate location"));
         }
-        routes.push(compile_route(file, r, pools, zones, maps, logs)?);
+        let mut route = compile_route(file, r, pools, zones, maps, logs)?;
+        route.real_ip = real_ip::compile_route(file, r.real_ip.as_ref(), vs.real_ip.as_ref())?;
+        routes.push(route);
     }
     let paths: Vec<&PathMatch> = vs.routes.iter().map(|r| &r.path).collect();
     let first_name = vs.server_names.first().map(|n| match n {
@@ -133,6 +136,7 @@ pub(super) fn compile_virtual_server(
         routes,
         access_log: logs.targets(file, &vs.access_log)?,
         client: super::client::compile(file, &vs.client, &vs.origin)?,
+        real_ip: real_ip::compile(file, vs.real_ip.as_ref())?,
     })
 }
 
@@ -220,6 +224,7 @@ fn compile_route(
         set_headers: header_rules(file, &r.proxy.set_headers, maps)?,
         add_headers: add_header_rules(file, &r.add_headers, maps)?,
         access_log: logs.targets(file, &r.access_log)?,
+        real_ip: None,
     })
 }
 

@@ -7,7 +7,7 @@ mod request_info;
 mod template;
 
 pub use map::CompiledMap;
-pub use request_info::{RequestInfo, write_ip};
+pub use request_info::{ConnAddrs, RequestInfo, write_ip};
 pub use template::Template;
 
 use http::HeaderName;
@@ -20,6 +20,14 @@ pub enum Var {
     /// `$binary_remote_addr`: the client's address as 4 (IPv4) or 16 (IPv6) bytes, the
     /// usual key of limit zones.
     BinaryRemoteAddr,
+    /// `$realip_remote_addr`: the connection's own client address, whatever realip made
+    /// of `$remote_addr`.
+    RealipRemoteAddr,
+    /// `$proxy_protocol_addr`: the client address of the connection's PROXY protocol
+    /// header (empty without one, or for LOCAL and UNKNOWN).
+    ProxyProtocolAddr,
+    /// `$proxy_protocol_port`: its port.
+    ProxyProtocolPort,
     /// `$proxy_add_x_forwarded_for`: the client's `X-Forwarded-For` with `$remote_addr` appended.
     ProxyAddXForwardedFor,
     /// `$scheme`: `http` or `https`.
@@ -58,6 +66,9 @@ impl Var {
         Some(match name {
             "remote_addr" => Var::RemoteAddr,
             "binary_remote_addr" => Var::BinaryRemoteAddr,
+            "realip_remote_addr" => Var::RealipRemoteAddr,
+            "proxy_protocol_addr" => Var::ProxyProtocolAddr,
+            "proxy_protocol_port" => Var::ProxyProtocolPort,
             "proxy_add_x_forwarded_for" => Var::ProxyAddXForwardedFor,
             "scheme" => Var::Scheme,
             "host" => Var::Host,

@@ -4,7 +4,7 @@ use super::{CompiledMap, Var};
 use crate::request;
 use http::HeaderName;
 use pingora::http::RequestHeader;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 
@@ -17,12 +17,25 @@ pub struct RequestInfo<'a> {
     /// The normalised request path (`$uri`, see [`crate::routing::uri`]) when it is not
     /// the request's own path; `None`: it is ([`request::path`]), found when asked for.
     pub uri: Option<&'a [u8]>,
+    /// `$remote_addr`: the connection's client, or the one realip found.
     pub client_ip: Option<IpAddr>,
+    /// The connection's own addresses, when realip or the PROXY protocol is configured;
+    /// `None`: `$realip_remote_addr` is `$remote_addr` and there is no PROXY header.
+    pub conn: Option<&'a ConnAddrs>,
     pub tls: bool,
     pub server_port: Option<u16>,
     pub server_name: &'a str,
     pub proxy_host: &'a str,
     pub maps: &'a [CompiledMap],
+}
+
+/// A connection's addresses that `$remote_addr` may differ from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ConnAddrs {
+    /// The peer of the socket (`$realip_remote_addr`).
+    pub peer: Option<IpAddr>,
+    /// The client its PROXY protocol header named (`$proxy_protocol_addr`, `_port`).
+    pub proxy_protocol: Option<SocketAddr>,
 }
 
 impl RequestInfo<'_> {
@@ -46,6 +59,24 @@ impl RequestInfo<'_> {
                 Some(IpAddr::V6(v6)) => out.extend_from_slice(&v6.octets()),
                 None => {}
             },
+            Var::RealipRemoteAddr => match self.conn {
+                Some(conn) => {
+                    if let Some(ip) = conn.peer {
+                        write_ip(ip, out);
+                    }
+                }
+                None => self.expand_var(&Var::RemoteAddr, out),
+            },
+            Var::ProxyProtocolAddr => {
+                if let Some(source) = self.conn.and_then(|c| c.proxy_protocol) {
+                    write_ip(source.ip(), out);
+                }
+            }
+            Var::ProxyProtocolPort => {
+                if let Some(source) = self.conn.and_then(|c| c.proxy_protocol) {
+                    write_decimal(u32::from(source.port()), out);
+                }
+            }
             Var::ProxyAddXForwardedFor => {
                 // Every X-Forwarded-For line the client sent, joined as nginx joins them.
                 for prev in self.req.headers.get_all(&X_FORWARDED_FOR) {

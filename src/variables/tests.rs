@@ -10,6 +10,7 @@ fn info(req: &RequestHeader) -> RequestInfo<'_> {
         req,
         uri: None,
         client_ip: Some("10.0.0.7".parse().unwrap()),
+        conn: None,
         tls: false,
         server_port: Some(8080),
         server_name: "",

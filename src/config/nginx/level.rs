@@ -1,13 +1,14 @@
 //! Settings that nginx inherits from `http` to `server` to `location`: the `proxy_*`
-//! directives, `add_header`, `access_log`, `client_max_body_size`, the request limits and
-//! pinlb's `pinlb_pin_secret`.
+//! directives, `add_header`, `access_log`, `client_max_body_size`, the request limits, realip
+//! and pinlb's `pinlb_pin_secret`.
 
 use super::limits::LimitLevel;
+use super::real_ip::RealIpLevel;
 use super::translate::{Nginx, arg_count, at};
 use super::values;
 use crate::config::{
-    AccessLogTarget, AddHeader, ConfigError, NextUpstream, Origin, ProxySettings, RouteLimits,
-    SetHeader,
+    AccessLogTarget, AddHeader, ConfigError, NextUpstream, Origin, ProxySettings, RealIp,
+    RouteLimits, SetHeader,
 };
 use std::time::Duration;
 
@@ -28,6 +29,7 @@ pub struct Level {
     access_log: Option<Vec<AccessLogTarget>>,
     client_max_body_size: Option<u64>,
     limits: LimitLevel,
+    real_ip: RealIpLevel,
     /// `pinlb_pin_secret SECRET | off`: pins must be signed with SECRET.
     pin_secret: Option<Option<String>>,
 }
@@ -58,6 +60,7 @@ impl Level {
                 .or_else(|| parent.access_log.clone()),
             client_max_body_size: self.client_max_body_size.or(parent.client_max_body_size),
             limits: self.limits.inherit(&parent.limits),
+            real_ip: self.real_ip.inherit(&parent.real_ip),
             pin_secret: self
                 .pin_secret
                 .clone()
@@ -68,6 +71,11 @@ impl Level {
     /// The request limits of a location.
     pub fn limits(&self) -> RouteLimits {
         self.limits.limits()
+    }
+
+    /// The realip settings of this level; `None` when it trusts no address.
+    pub fn real_ip(&self) -> Option<RealIp> {
+        self.real_ip.real_ip()
     }
 
     /// The secret pins of a location must be signed with, if any.
@@ -132,7 +140,7 @@ impl Level {
 
     /// Applies `d` if it is one of the inherited directives; `Ok(false)` if it is not.
     pub fn apply(&mut self, d: &Nginx, log_formats: &[String]) -> Result<bool, ConfigError> {
-        if self.limits.apply(d)? {
+        if self.limits.apply(d)? || self.real_ip.apply(d)? {
             return Ok(true);
         }
         let args = d.args();

@@ -6,6 +6,7 @@ mod level;
 pub mod lexer;
 mod limits;
 pub mod parser;
+mod real_ip;
 mod server;
 mod translate;
 mod upstream;

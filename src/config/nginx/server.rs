@@ -29,6 +29,7 @@ pub fn translate(
         merge_slashes: t.merge_slashes,
         access_log: Vec::new(),
         client: Default::default(),
+        real_ip: None,
         origin: d.origin(),
     };
     let mut level = Level::default();
@@ -62,6 +63,7 @@ pub fn translate(
     }
     let level = level.inherit(http);
     vs.access_log = level.access_log();
+    vs.real_ip = level.real_ip();
     if let Some((answer, origin)) = server_return {
         // A server-level `return` runs before any location is chosen.
         vs.routes.push(Route {
@@ -71,6 +73,7 @@ pub fn translate(
             add_headers: level.add_headers(),
             access_log: level.access_log(),
             limits: level.limits(),
+            real_ip: level.real_ip(),
             origin,
         });
     } else {
@@ -231,6 +234,7 @@ fn location(
         add_headers: level.add_headers(),
         access_log: level.access_log(),
         limits: level.limits(),
+        real_ip: level.real_ip(),
         origin: d.origin(),
     })
 }
