@@ -90,7 +90,12 @@ pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Server {
     let mut proxy =
         http_proxy_service(&server.configuration, proxy::Proxy::new(Arc::clone(shared)));
     for listener in &config.listeners {
-        add_listener(&mut proxy, listener.addr);
+        let mut endpoint = listener_config(listener.addr);
+        if listener.proxy_protocol {
+            let reader = proxy::ProxyProtocolReader::new(Arc::clone(shared));
+            endpoint = endpoint.pre_tls_callback(Arc::new(reader));
+        }
+        proxy.add_listener(endpoint);
     }
     server.add_service(proxy);
 
@@ -100,13 +105,13 @@ pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Server {
             admin::AdminApp::new(Arc::clone(shared)),
         );
         admin.threads = Some(1);
-        add_listener(&mut admin, addr);
+        admin.add_listener(listener_config(addr));
         server.add_service(admin);
     }
     server
 }
 
-fn add_listener<A>(service: &mut Service<A>, addr: std::net::SocketAddr) {
+fn listener_config(addr: std::net::SocketAddr) -> ListenerConfig {
     // No read buffer in front of the socket: Pingora reads request heads and bodies into
     // buffers of its own, so the 64 KiB it would allocate per connection (resident for
     // every idle keep-alive connection) saves no read.
@@ -118,7 +123,7 @@ fn add_listener<A>(service: &mut Service<A>, addr: std::net::SocketAddr) {
         options.ipv6_only = Some(true);
         endpoint = endpoint.tcp_socket_options(options);
     }
-    service.add_listener(endpoint);
+    endpoint
 }
 
 /// Binds every listener address once, so that a port in use is a clear error at start

@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 const PROOFS: &str = "
 threads                                 process.rs::threads_sets_the_number_of_proxy_worker_threads
 listeners[].addr                        cli.rs::a_listener_port_in_use_is_a_clear_error balancing.rs::equal_weights_rotate_across_connections
+listeners[].proxy_protocol              nginx_proxy_protocol.rs::json_listeners_take_the_proxy_protocol_too
 upstreams.NAME.servers[].name           pin.rs::header_pins_every_request_to_the_named_server headers.rs::responses_name_the_server_that_answered
 upstreams.NAME.servers[].addr           balancing.rs::weights_2_1_1_give_each_server_exactly_its_share_every_4_requests retry.rs::a_dead_address_is_skipped_for_a_live_server
 upstreams.NAME.servers[].weight         balancing.rs::weights_2_1_1_give_each_server_exactly_its_share_every_4_requests balancing.rs::weights_5_1_1_interleave_like_nginx
@@ -132,7 +133,7 @@ upstream/hash                           nginx_least_conn.rs::consistent_hash_kee
 upstream/keepalive                      src/config/nginx/setting_tests.rs::keepalive_settings_translate_for_clients_and_upstreams upstream_keepalive.rs::keepalive_bounds_the_idle_connections_of_its_upstream
 upstream/keepalive_timeout              src/config/nginx/setting_tests.rs::keepalive_settings_translate_for_clients_and_upstreams upstream_keepalive.rs::idle_connections_are_closed_after_the_upstream_keepalive_timeout
 upstream/keepalive_requests             src/config/nginx/setting_tests.rs::keepalive_settings_translate_for_clients_and_upstreams upstream_keepalive.rs::keepalive_requests_closes_a_connection_after_its_last_request
-server/listen                           nginx_tutorial.rs::tutorial_balances_round_robin src/config/nginx/tests.rs::server_names_listen_and_return src/routing/server_names.rs::listen_addresses_match_exactly_or_by_wildcard
+server/listen                           nginx_tutorial.rs::tutorial_balances_round_robin nginx_proxy_protocol.rs::v1_and_v2_headers_name_the_client src/config/nginx/tests.rs::server_names_listen_and_return src/routing/server_names.rs::listen_addresses_match_exactly_or_by_wildcard
 server/server_name                      nginx_least_conn.rs::server_name_picks_the_server_block src/routing/server_names.rs::exact_beats_wildcards_and_longer_wildcards_win
 server/location                         nginx_websocket.rs::exact_location_answers_directly nginx_websocket.rs::paths_no_location_covers_get_404 src/config/nginx/tests.rs::location_kinds_and_proxy_pass_uri src/routing/locations.rs::nginx_documentation_example
 server/return                           nginx_directives.rs::a_server_level_return_answers_every_request_of_its_server

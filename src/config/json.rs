@@ -233,6 +233,9 @@ impl<'de> Deserialize<'de> for Threads {
 #[serde(deny_unknown_fields)]
 struct ListenerConf {
     addr: String,
+    /// Connections start with a PROXY protocol header (nginx `listen ... proxy_protocol`).
+    #[serde(default)]
+    proxy_protocol: bool,
 }
 
 /// nginx's realip: `{ "from": ["10.0.0.0/8"], "header": "X-Forwarded-For",
@@ -536,7 +539,11 @@ impl ConfigConf {
                     format!("\"{}\" is not an ip:port address", l.addr),
                 )
             })?;
-            listeners.push(Listener { addr, origin });
+            listeners.push(Listener {
+                addr,
+                proxy_protocol: l.proxy_protocol,
+                origin,
+            });
         }
 
         let admin = match self.admin.as_ref().and_then(|a| a.addr.as_deref()) {

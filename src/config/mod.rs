@@ -206,6 +206,10 @@ impl LogLevel {
 #[derive(Debug, Clone, Serialize)]
 pub struct Listener {
     pub addr: SocketAddr,
+    /// Connections start with a PROXY protocol header, v1 or v2 (nginx
+    /// `listen ... proxy_protocol`); one without a valid header is closed. Default off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub proxy_protocol: bool,
     #[serde(skip)]
     pub origin: Origin,
 }

@@ -11,11 +11,13 @@ mod finish;
 mod head;
 pub mod headers;
 mod limits;
+mod proxy_protocol;
 mod retry;
 pub mod route;
 mod upstream;
 
 pub use ctx::{Pinned, RequestCtx, Routed};
+pub use proxy_protocol::ProxyProtocolReader;
 
 use crate::observe::metrics::{METRICS, PinOutcome};
 use crate::request;
@@ -398,9 +400,13 @@ fn route_request(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<A
 /// The connection's own addresses: its peer, and the client its PROXY protocol header
 /// named.
 fn conn_addrs(session: &Session) -> ConnAddrs {
+    let header = session
+        .digest()
+        .and_then(|d| d.socket_digest.as_ref())
+        .and_then(|s| s.proxy_protocol.get());
     ConnAddrs {
         peer: client_ip(session),
-        proxy_protocol: None,
+        proxy_protocol: header.and_then(|h| h.source),
     }
 }
 

@@ -92,10 +92,10 @@ impl Runtime {
                 .virtual_servers
                 .iter()
                 .any(|vs| !vs.server_names.is_empty()),
-            conn_addrs: config
-                .virtual_servers
-                .iter()
-                .any(|vs| vs.real_ip.is_some() || vs.routes.iter().any(|r| r.real_ip.is_some())),
+            conn_addrs: config.listeners.iter().any(|l| l.proxy_protocol)
+                || config.virtual_servers.iter().any(|vs| {
+                    vs.real_ip.is_some() || vs.routes.iter().any(|r| r.real_ip.is_some())
+                }),
         })
     }
 }

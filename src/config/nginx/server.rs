@@ -58,7 +58,7 @@ pub fn translate(
     vs.client = client.inherit(http_client).limits();
     if vs.listen.is_empty() {
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80);
-        t.listen(addr, d);
+        t.listen(addr, d, false)?;
         vs.listen.push(addr);
     }
     let level = level.inherit(http);
@@ -92,13 +92,15 @@ pub fn translate(
     Ok(())
 }
 
-/// `listen [ADDR:]PORT [default_server]`.
+/// `listen [ADDR:]PORT [default_server] [proxy_protocol]`.
 fn listen(t: &mut Translator, d: &Nginx, vs: &mut VirtualServer) -> Result<(), ConfigError> {
     arg_count(d, 1..=usize::MAX)?;
     let addr = values::listen_addr(&d.args()[0]).map_err(|msg| at(d, msg))?;
+    let mut proxy_protocol = false;
     for param in &d.args()[1..] {
         match param.as_str() {
             "default_server" | "default" => vs.default_for.push(addr),
+            "proxy_protocol" => proxy_protocol = true,
             "ssl" | "http2" | "quic" => {
                 return Err(at(
                     d,
@@ -113,7 +115,7 @@ fn listen(t: &mut Translator, d: &Nginx, vs: &mut VirtualServer) -> Result<(), C
             }
         }
     }
-    t.listen(addr, d);
+    t.listen(addr, d, proxy_protocol)?;
     vs.listen.push(addr);
     Ok(())
 }

@@ -225,6 +225,31 @@ fn server_names_listen_and_return() {
 }
 
 #[test]
+fn proxy_protocol_is_a_property_of_the_socket() {
+    let c = translate_str(&http(
+        "server { listen 127.0.0.1:81 proxy_protocol; location / { return 200; } }
+         server { listen 127.0.0.1:81; listen 82; location / { return 200; } }",
+    ))
+    .unwrap();
+    let flags: Vec<(String, bool)> = c
+        .listeners
+        .iter()
+        .map(|l| (l.addr.to_string(), l.proxy_protocol))
+        .collect();
+    assert_eq!(
+        flags,
+        [("127.0.0.1:81".into(), true), ("0.0.0.0:82".into(), false)]
+    );
+    for text in [
+        "server { listen 81; listen 127.0.0.1:81 proxy_protocol; }",
+        "server { listen 127.0.0.1:81 proxy_protocol; listen 81; }",
+    ] {
+        let err = translate_str(&http(text)).unwrap_err();
+        assert!(err.contains("must be set on all or none"), "{err}");
+    }
+}
+
+#[test]
 fn if_pins_translate_last_first_with_their_targets() {
     let c = translate_str(&http(
         "upstream app_servers { server app1:80; server app2:80; }

@@ -381,23 +381,54 @@ impl Translator {
     }
 
     /// Adds a listener, keeping nginx's rule that a wildcard address on a port covers
-    /// the specific addresses of that port (one socket serves both).
-    pub fn listen(&mut self, addr: SocketAddr, d: &Nginx) {
+    /// the specific addresses of that port (one socket serves both). `proxy_protocol` given
+    /// on any `listen` of an address applies to its socket, as nginx's listen options do;
+    /// addresses that share a socket must agree on it.
+    pub fn listen(
+        &mut self,
+        addr: SocketAddr,
+        d: &Nginx,
+        proxy_protocol: bool,
+    ) -> Result<(), ConfigError> {
         let covered = |a: &SocketAddr| a.port() == addr.port() && a.is_ipv4() == addr.is_ipv4();
-        if self
+        let disagree = || {
+            at(
+                d,
+                format!(
+                    "\"proxy_protocol\" must be set on all or none of the addresses that share the socket of {addr}"
+                ),
+            )
+        };
+        if let Some(same) = self.listeners.iter_mut().find(|l| l.addr == addr) {
+            same.proxy_protocol |= proxy_protocol;
+            return Ok(());
+        }
+        if let Some(wild) = self
             .listeners
             .iter()
-            .any(|l| l.addr == addr || (covered(&l.addr) && l.addr.ip().is_unspecified()))
+            .find(|l| covered(&l.addr) && l.addr.ip().is_unspecified())
         {
-            return;
+            return match wild.proxy_protocol == proxy_protocol {
+                true => Ok(()),
+                false => Err(disagree()),
+            };
         }
         if addr.ip().is_unspecified() {
+            if self
+                .listeners
+                .iter()
+                .any(|l| covered(&l.addr) && l.proxy_protocol != proxy_protocol)
+            {
+                return Err(disagree());
+            }
             self.listeners.retain(|l| !covered(&l.addr));
         }
         self.listeners.push(Listener {
             addr,
+            proxy_protocol,
             origin: d.origin(),
         });
+        Ok(())
     }
 
     fn finish(mut self) -> Result<Config, ConfigError> {

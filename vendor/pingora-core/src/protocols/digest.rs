@@ -92,6 +92,19 @@ pub struct SocketDigest {
     /// Requests whose responses completed on this connection, counted when a client
     /// connection is released for reuse (see `PeerOptions::max_requests_per_connection`).
     pub requests: AtomicU32,
+    /// What a PROXY protocol header at the start of this connection said, set by a
+    /// [`PreTlsProcess`](crate::listeners::PreTlsProcess) callback that read one.
+    pub proxy_protocol: OnceCell<ProxyProtocolDigest>,
+}
+
+/// The addresses of a PROXY protocol header (v1 or v2) a downstream connection began with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ProxyProtocolDigest {
+    /// The original client; `None` for v1 `UNKNOWN`, v2 `LOCAL` and other forms
+    /// without addresses.
+    pub source: Option<std::net::SocketAddr>,
+    /// The address the original client connected to; `None` as above.
+    pub destination: Option<std::net::SocketAddr>,
 }
 
 impl SocketDigest {
@@ -103,6 +116,7 @@ impl SocketDigest {
             local_addr: OnceCell::new(),
             original_dst: OnceCell::new(),
             requests: AtomicU32::new(0),
+            proxy_protocol: OnceCell::new(),
         }
     }
 
@@ -114,6 +128,7 @@ impl SocketDigest {
             local_addr: OnceCell::new(),
             original_dst: OnceCell::new(),
             requests: AtomicU32::new(0),
+            proxy_protocol: OnceCell::new(),
         }
     }
 

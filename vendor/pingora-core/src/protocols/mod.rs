@@ -23,8 +23,8 @@ pub mod tls;
 mod windows;
 
 pub use digest::{
-    Digest, GetProxyDigest, GetSocketDigest, GetTimingDigest, ProtoDigest, SocketDigest,
-    TimingDigest,
+    Digest, GetProxyDigest, GetSocketDigest, GetTimingDigest, ProtoDigest, ProxyProtocolDigest,
+    SocketDigest, TimingDigest,
 };
 pub use l4::ext::TcpKeepalive;
 pub use tls::ALPN;
