@@ -30,6 +30,7 @@ fn runtime(balance: &str) -> Runtime {
     let config = json::parse(Path::new("bench.json"), &text).expect("bench config");
     let env = CompileEnv {
         dns: &SystemResolver,
+        discovered: None,
         sinks: &Sinks::default(),
         previous: None,
     };

@@ -176,13 +176,28 @@ impl ProxyHttp for Proxy {
             return Error::e_explain(InternalError, "no route chosen before upstream_peer");
         };
         let pinned = ctx.routed.as_ref().and_then(|r| r.pin);
+        let tried = |i: usize| !ctx.upstream.tried.contains(&i);
         let server = match pinned.filter(|_| ctx.upstream.count == 1) {
-            Some(pin) => Some(pin.server),
-            None => {
+            // One address: no selection to make (`use` sends it even when unusable).
+            Some(pin)
+                if pin.server.len == 1 && (pin.strict || pool.is_usable(pin.server.first)) =>
+            {
+                Some(pin.server.first)
+            }
+            pinned => {
                 let proxy_host = ctx.proxy_route().map_or("", |p| p.proxy_host.as_str());
                 let mut key = Vec::new();
                 let key = pool.selection_key(|| request_info(session, ctx, proxy_host), &mut key);
-                pool.select(key, |i| !ctx.upstream.tried.contains(&i))
+                match pinned {
+                    Some(pin) => pool
+                        .select_in(key, pin.server, tried)
+                        .or_else(|| (pin.strict && pin.server.len > 0).then_some(pin.server.first))
+                        .or_else(|| match pin.strict {
+                            true => None,
+                            false => pool.select(key, tried),
+                        }),
+                    None => pool.select(key, tried),
+                }
             }
         };
         let Some(server) = server else {
@@ -257,6 +272,21 @@ impl ProxyHttp for Proxy {
         {
             let value = pool.servers[i].name_value.clone();
             upstream_response.insert_parsed_header(name, case.clone(), value)?;
+        }
+        if let (Some(pool), Some(i)) = (ctx.pool(), ctx.upstream.current) {
+            let carried = ctx.routed.as_ref().and_then(|r| r.sticky);
+            if let Some(sticky) = pool
+                .sticky
+                .as_ref()
+                .filter(|s| s.renews() || carried != Some(i))
+            {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                upstream_response
+                    .append_header("Set-Cookie", sticky.set_cookie(&pool.servers[i].sid, now))?;
+                pool.metrics.sticky_set.inc();
+            }
         }
         if !route.add_headers.is_empty() {
             let info = request_info(session, ctx, &proxy.proxy_host);

@@ -3,7 +3,7 @@
 
 use crate::config::OnUnhealthy;
 use crate::request;
-use crate::upstream::Pool;
+use crate::upstream::{Group, Pool};
 use http::HeaderName;
 use pingora::http::RequestHeader;
 use std::sync::Arc;
@@ -26,11 +26,12 @@ pub enum PinKey {
 pub enum PinBinding {
     /// The value names a server of the route's pool.
     ServerName,
-    /// This value sends the request to a server of a pool, sharing its health.
+    /// This value sends the request to a server of a pool (every address of it),
+    /// sharing its health.
     Server {
         equals: Vec<u8>,
         pool: Arc<Pool>,
-        server: usize,
+        server: Group,
     },
     /// This value sends the request to a whole pool.
     Pool { equals: Vec<u8>, pool: Arc<Pool> },
@@ -43,8 +44,8 @@ enum Requested<'a> {
     Nothing,
     /// Pin sources are present but none matches: balance normally.
     Unknown,
-    /// A pin names this server of this pool.
-    Server(&'a Arc<Pool>, usize),
+    /// A pin names this server (its addresses) of this pool.
+    Server(&'a Arc<Pool>, Group),
     /// A pin names this whole pool.
     Pool(&'a Arc<Pool>),
 }
@@ -69,7 +70,7 @@ impl std::fmt::Debug for Requested<'_> {
         match self {
             Requested::Nothing => f.write_str("Nothing"),
             Requested::Unknown => f.write_str("Unknown"),
-            Requested::Server(pool, i) => write!(f, "Server({}, {i})", pool.name),
+            Requested::Server(pool, g) => write!(f, "Server({}, {})", pool.name, g.first),
             Requested::Pool(pool) => write!(f, "Pool({})", pool.name),
         }
     }
@@ -114,29 +115,30 @@ pub enum PinAction<'a> {
     Absent,
     /// Pin values are present but name nothing: balance over the route's pool.
     Unknown,
-    /// Send the request to this server first; `strict`: never to another one
-    /// (`on_unhealthy` `use` or `refuse`).
+    /// Send the request to this server (one of its addresses) first; `strict`: never to
+    /// another one (`on_unhealthy` `use` or `refuse`).
     Server {
         pool: &'a Arc<Pool>,
-        server: usize,
+        server: Group,
         strict: bool,
     },
     /// Balance over this pool instead of the route's.
     Pool(&'a Arc<Pool>),
     /// The named server is unusable: balance over the route's pool instead.
-    FellBack { pool: &'a Arc<Pool>, server: usize },
+    FellBack { pool: &'a Arc<Pool>, server: Group },
     /// The named server is unusable and the route says so: answer 503.
-    Refuse { pool: &'a Arc<Pool>, server: usize },
+    Refuse { pool: &'a Arc<Pool>, server: Group },
 }
 
 /// Decides what the `pins` of a route do with `req`, given whether a named server is
-/// usable (`usable(pool, server)`, health checks and limits) and the route's policy.
+/// usable (`usable(pool, server)`: some address of it, by health checks and limits) and
+/// the route's policy.
 pub fn pin_action<'a>(
     pins: &'a [Pin],
     route_pool: &'a Arc<Pool>,
     policy: OnUnhealthy,
     req: &RequestHeader,
-    usable: impl FnOnce(&Pool, usize) -> bool,
+    usable: impl FnOnce(&Pool, Group) -> bool,
 ) -> PinAction<'a> {
     match requested(pins, route_pool, req) {
         Requested::Nothing => PinAction::Absent,
@@ -186,7 +188,7 @@ mod tests {
 
     fn server_of(r: Requested<'_>) -> Option<(String, usize)> {
         match r {
-            Requested::Server(p, i) => Some((p.name.clone(), i)),
+            Requested::Server(p, g) => Some((p.name.clone(), g.first)),
             _ => None,
         }
     }
@@ -254,7 +256,7 @@ mod tests {
                 target: PinBinding::Server {
                     equals: b"app2".to_vec(),
                     pool: Arc::clone(&web),
-                    server: 1,
+                    server: Group::one(1),
                 },
             },
             Pin {
@@ -288,10 +290,12 @@ mod tests {
                 pool,
                 server,
                 strict,
-            } => format!("server {}/{server} strict={strict}", pool.name),
+            } => format!("server {}/{} strict={strict}", pool.name, server.first),
             PinAction::Pool(pool) => format!("pool {}", pool.name),
-            PinAction::FellBack { pool, server } => format!("fell back {}/{server}", pool.name),
-            PinAction::Refuse { pool, server } => format!("refuse {}/{server}", pool.name),
+            PinAction::FellBack { pool, server } => {
+                format!("fell back {}/{}", pool.name, server.first)
+            }
+            PinAction::Refuse { pool, server } => format!("refuse {}/{}", pool.name, server.first),
         }
     }
 

@@ -41,6 +41,7 @@ pub fn translate(
                 ));
             }
             _ if level.apply(&e, log_formats)? => {}
+            _ if accepted(&e, "server") => {}
             _ => return Err(unsupported(&e)),
         }
     }
