@@ -1,5 +1,5 @@
 //! Micro-benchmarks of pinlb's own work per request: choosing a server, reading the pin,
-//! building the forwarding headers. `cargo bench --bench hot_paths`.
+//! normalising the path, building the forwarding headers. `cargo bench --bench hot_paths`.
 
 use criterion::{Criterion, black_box, criterion_group, criterion_main};
 use pingora::http::RequestHeader;
@@ -8,6 +8,7 @@ use pinlb::config::json;
 use pinlb::observe::access_log::Sinks;
 use pinlb::proxy::headers::apply_set_headers;
 use pinlb::routing::pin::pin_action;
+use pinlb::routing::uri::normalize_path;
 use pinlb::runtime::{CompileEnv, ProxyRoute, RouteAction, Runtime};
 use pinlb::upstream::ip_hash_key;
 use pinlb::upstream::resolve::SystemResolver;
@@ -84,42 +85,44 @@ fn pins(c: &mut Criterion) {
     let none = request(&[("Cookie", "theme=dark; lang=en")]);
     let by_header = request(&[("app", "app2")]);
     let by_cookie = request(&[("Cookie", "theme=dark; app=app3; lang=en")]);
-    c.bench_function("pin/absent", |b| {
-        b.iter(|| {
-            let req = black_box(&none);
-            pin_action(
-                &route.pins,
-                &route.pool,
-                OnUnhealthy::Fallback,
-                req,
-                |p, i| p.is_usable(i),
-            )
-        })
-    });
-    c.bench_function("pin/header", |b| {
-        b.iter(|| {
-            let req = black_box(&by_header);
-            pin_action(
-                &route.pins,
-                &route.pool,
-                OnUnhealthy::Fallback,
-                req,
-                |p, i| p.is_usable(i),
-            )
-        })
-    });
-    c.bench_function("pin/cookie", |b| {
-        b.iter(|| {
-            let req = black_box(&by_cookie);
-            pin_action(
-                &route.pins,
-                &route.pool,
-                OnUnhealthy::Fallback,
-                req,
-                |p, i| p.is_usable(i),
-            )
-        })
-    });
+    for (name, req) in [
+        ("pin/absent", &none),
+        ("pin/header", &by_header),
+        ("pin/cookie", &by_cookie),
+    ] {
+        let info = RequestInfo {
+            req,
+            uri: None,
+            client_ip: Some("192.0.2.10".parse().unwrap()),
+            tls: false,
+            server_port: Some(8080),
+            server_name: "",
+            proxy_host: "web",
+            maps: &rt.maps,
+        };
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                pin_action(
+                    &route.pins,
+                    &route.pool,
+                    OnUnhealthy::Fallback,
+                    None,
+                    black_box(&info),
+                    |p, i| p.is_usable(i),
+                )
+            })
+        });
+    }
+}
+
+fn paths(c: &mut Criterion) {
+    for (name, path) in [
+        ("uri/normal", &b"/api/v1/users/42/profile"[..]),
+        ("uri/dot_segments", &b"/api/v1/../v2/./users//42"[..]),
+        ("uri/percent", &b"/api/v1/caf%C3%A9/%7Euser"[..]),
+    ] {
+        c.bench_function(name, |b| b.iter(|| normalize_path(black_box(path), true)));
+    }
 }
 
 fn headers(c: &mut Criterion) {
@@ -128,6 +131,7 @@ fn headers(c: &mut Criterion) {
     let client = request(&[("X-Forwarded-For", "198.51.100.7")]);
     let info = RequestInfo {
         req: &client,
+        uri: None,
         client_ip: Some("192.0.2.10".parse().unwrap()),
         tls: false,
         server_port: Some(8080),
@@ -146,5 +150,5 @@ fn headers(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, selection, pins, headers);
+criterion_group!(benches, selection, pins, paths, headers);
 criterion_main!(benches);

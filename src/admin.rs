@@ -98,7 +98,8 @@ fn pins(config: &crate::config::Config) -> Vec<Value> {
             for pin in &pass.pins {
                 let (kind, name) = match &pin.source {
                     PinSource::Header(h) => ("header", h),
-                    PinSource::Cookie(c) | PinSource::CookieVariable(c) => ("cookie", c),
+                    PinSource::Cookie(c) => ("cookie", c),
+                    PinSource::Variable(v) => ("variable", v),
                 };
                 let (value, target) = match &pin.matches {
                     PinMatch::ServerName => (
@@ -122,6 +123,8 @@ fn pins(config: &crate::config::Config) -> Vec<Value> {
                     "equals": value,
                     "target": target,
                     "on_unhealthy": pass.on_unhealthy,
+                    "allow_from": pass.pin_allow_from,
+                    "signed": pass.pin_secret.is_some(),
                 }));
             }
         }

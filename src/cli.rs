@@ -31,6 +31,11 @@ pub struct Cli {
     #[arg(long = "healthcheck")]
     pub healthcheck: bool,
 
+    /// Print the signed pin value for server NAME (`NAME.MAC`) with the config's pin
+    /// secret, and exit.
+    #[arg(long = "sign-pin", value_name = "NAME")]
+    pub sign_pin: Option<String>,
+
     /// Admin listener address, or `off`, instead of the config's.
     #[arg(long = "admin", value_name = "ADDR|off")]
     pub admin: Option<String>,

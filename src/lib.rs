@@ -11,7 +11,9 @@ pub mod config;
 pub mod dns;
 pub mod health;
 pub mod lifecycle;
+pub mod limits;
 pub mod logging;
+pub mod net;
 pub mod observe;
 pub mod proxy;
 pub mod request;
@@ -20,6 +22,9 @@ pub mod runtime;
 pub mod state;
 pub mod upstream;
 pub mod variables;
+
+#[cfg(test)]
+mod nginx_harness;
 
 use config::Config;
 use pingora::listeners::TcpSocketOptions;

@@ -8,6 +8,7 @@ use pinlb::cli::{Cli, Command};
 use pinlb::config::{self, Config};
 use pinlb::lifecycle::{control, pidfile, shutdown};
 use pinlb::observe::access_log::Sinks;
+use pinlb::routing::signed_pin::PinKey;
 use pinlb::runtime::{CompileEnv, Runtime};
 use pinlb::state::Shared;
 use pinlb::upstream::discovery::Discovery;
@@ -40,6 +41,15 @@ fn main() -> ExitCode {
         return match serde_json::to_string_pretty(&config) {
             Ok(json) => {
                 println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => emerg(&e),
+        };
+    }
+    if let Some(name) = &cli.sign_pin {
+        return match sign_pin(&config, name) {
+            Ok(values) => {
+                values.iter().for_each(|v| println!("{v}"));
                 ExitCode::SUCCESS
             }
             Err(e) => emerg(&e),
@@ -126,6 +136,32 @@ fn load(cli: &Cli) -> Result<Config, String> {
         config.admin = admin;
     }
     Ok(config)
+}
+
+/// `--sign-pin NAME`: the value that pins to NAME under each distinct pin secret of the
+/// config (one line each; usually there is one secret).
+fn sign_pin(config: &Config, name: &str) -> Result<Vec<String>, String> {
+    let mut secrets: Vec<&str> = Vec::new();
+    for route in config.virtual_servers.iter().flat_map(|vs| &vs.routes) {
+        if let config::Action::Proxy(pass) = &route.action {
+            if let Some(secret) = pass.pin_secret.as_deref().filter(|s| !secrets.contains(s)) {
+                secrets.push(secret);
+            }
+        }
+    }
+    if secrets.is_empty() {
+        return Err(format!(
+            "no pin secret in {} (pin.secret, pinlb_pin_secret)",
+            config.source.display()
+        ));
+    }
+    secrets
+        .into_iter()
+        .map(|secret| {
+            let key = PinKey::new(secret.as_bytes()).map_err(|e| e.to_string())?;
+            key.sign(name).map_err(|e| format!("{e}: \"{name}\""))
+        })
+        .collect()
 }
 
 fn report(outcome: Result<String, String>) -> ExitCode {

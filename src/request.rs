@@ -83,6 +83,29 @@ fn unquote(v: &[u8]) -> &[u8] {
     }
 }
 
+/// The path of the request target as the client sent it: what the path normaliser
+/// ([`crate::routing::uri`]) reads. Bytes after a `?` may follow; the normaliser stops
+/// there. The URI's path for the usual UTF-8 targets, the raw bytes otherwise (the URI
+/// holds only a lossy copy of those).
+pub fn path(req: &RequestHeader) -> &[u8] {
+    if req.raw_path_is_utf8() {
+        return req.uri.path().as_bytes();
+    }
+    let raw = req.raw_path();
+    if raw.first() == Some(&b'/') {
+        return raw;
+    }
+    // Absolute form: the path starts at the first `/` after `scheme://authority`.
+    let after_scheme = raw
+        .windows(3)
+        .position(|w| w == b"://")
+        .map_or(raw, |i| &raw[i + 3..]);
+    after_scheme
+        .iter()
+        .position(|&b| b == b'/')
+        .map_or(&b"/"[..], |i| &after_scheme[i..])
+}
+
 /// nginx's `$host`: the host of an absolute request URI, else the `Host` header, without
 /// the port and lowercased by the caller if needed. `None` when the request names no host.
 pub fn host(req: &RequestHeader) -> Option<&str> {
@@ -166,6 +189,16 @@ mod tests {
         let r = req(&[("app", " app1 ")]);
         assert_eq!(header(&r, "app"), Some(&b"app1"[..]));
         assert_eq!(header(&r, "APP"), Some(&b"app1"[..]));
+    }
+
+    #[test]
+    fn path_is_the_raw_path_even_when_not_utf8() {
+        let r = RequestHeader::build("GET", b"/a/../b?x", None).unwrap();
+        assert_eq!(path(&r), b"/a/../b");
+        let raw = RequestHeader::build("GET", b"/caf\xe9/%2e%2e/x?q", None).unwrap();
+        assert_eq!(path(&raw), b"/caf\xe9/%2e%2e/x?q");
+        let abs = RequestHeader::build("GET", b"http://h/caf\xe9?q", None).unwrap();
+        assert_eq!(path(&abs), b"/caf\xe9?q");
     }
 
     #[test]

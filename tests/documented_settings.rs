@@ -45,8 +45,25 @@ routes[].return.text                    balancing.rs::return_routes_answer_witho
 routes[].pin.header                     pin.rs::header_pins_every_request_to_the_named_server pin.rs::header_beats_cookie
 routes[].pin.cookie                     pin.rs::cookie_pins_every_request_to_the_named_server
 routes[].pin.on_unhealthy               pin.rs::pin_to_a_down_server_falls_back_to_the_healthy_ones_by_default pin.rs::pin_to_a_down_server_is_refused_with_503_when_configured pin.rs::pin_to_a_down_server_is_used_anyway_when_configured
+routes[].pin.allow_from                 pin_guard.rs::a_pin_from_outside_allow_from_is_ignored_and_the_request_balanced
+routes[].pin.secret                     pin_guard.rs::only_a_correctly_signed_pin_pins
 routes[].proxy                          errors.rs::a_slow_server_gives_504_after_the_read_timeout src/config/json.rs::route_proxy_settings_override_the_top_level_ones
 routes[].access_log                     observe.rs::access_log_lines_parse_into_the_request_facts
+routes[].limits                         limits.rs::json_limits_apply_and_an_unchanged_zone_keeps_its_buckets_across_a_reload src/config/json/limits.rs::zones_and_limits_read_with_route_overrides
+limit_req_zones.NAME.key                limits.rs::keys_come_from_any_variable_and_an_empty_key_is_not_limited limits.rs::json_limits_apply_and_an_unchanged_zone_keeps_its_buckets_across_a_reload
+limit_req_zones.NAME.size               limits.rs::json_limits_apply_and_an_unchanged_zone_keeps_its_buckets_across_a_reload src/runtime/compile.rs::limits_name_known_zones_of_a_usable_size
+limit_req_zones.NAME.rate               limits.rs::json_limits_apply_and_an_unchanged_zone_keeps_its_buckets_across_a_reload
+limit_conn_zones.NAME.key               limits.rs::json_limits_apply_and_an_unchanged_zone_keeps_its_buckets_across_a_reload
+limit_conn_zones.NAME.size              limits.rs::json_limits_apply_and_an_unchanged_zone_keeps_its_buckets_across_a_reload src/config/json/limits.rs::bad_limit_keys_are_refused_at_their_path
+limits.req                              limits.rs::json_limits_apply_and_an_unchanged_zone_keeps_its_buckets_across_a_reload
+limits.conn                             limits.rs::json_limits_apply_and_an_unchanged_zone_keeps_its_buckets_across_a_reload
+limits.req_status                       limits.rs::json_limits_apply_and_an_unchanged_zone_keeps_its_buckets_across_a_reload src/config/json/limits.rs::zones_and_limits_read_with_route_overrides
+limits.conn_status                      limits.rs::json_limits_apply_and_an_unchanged_zone_keeps_its_buckets_across_a_reload src/runtime/compile.rs::limits_name_known_zones_of_a_usable_size
+limits.req_log_level                    limits.rs::dry_run_counts_what_it_would_do_but_lets_everything_through src/config/json/limits.rs::zones_and_limits_read_with_route_overrides
+limits.conn_log_level                   limits.rs::dry_run_counts_what_it_would_do_but_lets_everything_through src/config/json/limits.rs::zones_and_limits_read_with_route_overrides
+limits.req_dry_run                      limits.rs::dry_run_counts_what_it_would_do_but_lets_everything_through
+limits.conn_dry_run                     limits.rs::dry_run_counts_what_it_would_do_but_lets_everything_through
+merge_slashes                           uri_normalization.rs::merge_slashes_off_keeps_runs_of_slashes_as_nginx_does
 proxy.connect_timeout_ms                errors.rs::a_connect_that_hangs_gives_up_after_the_connect_timeout
 proxy.read_timeout_ms                   errors.rs::a_slow_server_gives_504_after_the_read_timeout errors.rs::a_timeout_moves_the_request_to_the_next_server_like_nginx
 proxy.send_timeout_ms                   errors.rs::an_upload_the_server_does_not_read_gives_504_after_the_send_timeout
@@ -56,6 +73,7 @@ proxy.next_upstream_tries               retry.rs::next_upstream_tries_bounds_the
 proxy.set_headers.NAME                  headers.rs::configured_headers_replace_the_defaults_and_empty_values_remove
 proxy.client_max_body_size              errors.rs::a_body_over_client_max_body_size_gets_413_and_reaches_no_server
 served_by_header                        headers.rs::responses_name_the_server_that_answered headers.rs::no_served_by_header_unless_configured
+served_by_reason                        pin_guard.rs::served_by_says_why_when_configured
 keepalive_timeout_ms                    process.rs::an_idle_client_connection_is_closed_after_keepalive_timeout
 access_log.path                         observe.rs::access_log_lines_parse_into_the_request_facts
 access_log.format                       observe.rs::access_log_lines_parse_into_the_request_facts observe.rs::access_log_lines_follow_a_named_log_format
@@ -84,6 +102,12 @@ http/keepalive_timeout                  src/config/nginx/setting_tests.rs::keepa
 http/client_max_body_size               src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location src/config/nginx/tests.rs::nginx_defaults_apply_without_settings errors.rs::a_body_over_client_max_body_size_gets_413_and_reaches_no_server
 http/proxy_*                            src/config/nginx/tests.rs::proxy_settings_inherit_from_http_to_location errors.rs::a_slow_server_gives_504_after_the_read_timeout
 http/add_header                         src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location nginx_directives.rs::add_header_marks_good_answers_and_always_every_answer
+http/geo                                pin_guard.rs::nginx_geo_and_map_restrict_the_pin_to_some_addresses src/config/nginx/variables.rs::geo_map_and_variable_pins_translate
+http/merge_slashes                      uri_normalization.rs::merge_slashes_off_keeps_runs_of_slashes_as_nginx_does src/config/nginx/setting_tests.rs::merge_slashes_is_read_at_http_and_server_level
+http/limit_req_zone                     limits.rs::burst_with_nodelay_passes_at_once_then_refuses_with_503_until_the_bucket_leaks src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
+http/limit_conn_zone                    limits.rs::limit_conn_refuses_requests_over_the_number_in_progress src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
+http/limit_*                            limits.rs::burst_with_nodelay_passes_at_once_then_refuses_with_503_until_the_bucket_leaks src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
+http/pinlb_pin_secret                   pin_guard.rs::nginx_pinlb_pin_secret_needs_signed_values src/config/nginx/variables.rs::geo_map_and_variable_pins_translate
 upstream/server                         src/config/nginx/tests.rs::upstream_parameters_translate nginx_tutorial.rs::weighted_ports_interleave_3_1_1_like_nginx nginx_least_conn.rs::backup_serves_only_when_every_primary_is_gone_and_down_never nginx_least_conn.rs::max_fails_takes_a_server_out_for_fail_timeout balancing.rs::max_conns_sends_requests_past_a_full_server
 upstream/least_conn                     nginx_least_conn.rs::least_conn_sends_new_requests_away_from_a_busy_server
 upstream/ip_hash                        nginx_websocket.rs::one_client_address_always_reaches_the_same_server
@@ -99,6 +123,9 @@ server/proxy_*                          nginx_least_conn.rs::proxy_set_header_is
 server/add_header                       nginx_directives.rs::add_header_marks_good_answers_and_always_every_answer
 server/access_log                       src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location container_config.rs::a_server_file_in_conf_d_replaces_the_default_server
 server/client_max_body_size             src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location errors.rs::a_body_over_client_max_body_size_gets_413_and_reaches_no_server
+server/limit_*                          limits.rs::limit_conn_refuses_requests_over_the_number_in_progress src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
+server/pinlb_pin_secret                 pin_guard.rs::nginx_pinlb_pin_secret_needs_signed_values src/config/nginx/variables.rs::geo_map_and_variable_pins_translate
+server/merge_slashes                    uri_normalization.rs::merge_slashes_off_keeps_runs_of_slashes_as_nginx_does src/config/nginx/setting_tests.rs::merge_slashes_is_read_at_http_and_server_level
 location/proxy_pass                     nginx_tutorial.rs::tutorial_balances_round_robin src/config/nginx/tests.rs::location_kinds_and_proxy_pass_uri src/proxy/headers.rs::proxy_pass_uri_replaces_the_location_prefix
 location/proxy_set_header               nginx_tutorial.rs::tutorial_sends_its_forwarding_headers nginx_tutorial.rs::without_proxy_set_header_host_is_the_upstream_name
 location/proxy_connect_timeout          src/config/nginx/tests.rs::proxy_settings_inherit_from_http_to_location errors.rs::a_connect_that_hangs_gives_up_after_the_connect_timeout
@@ -110,6 +137,15 @@ location/return                         nginx_websocket.rs::exact_location_answe
 location/add_header                     nginx_directives.rs::add_header_marks_good_answers_and_always_every_answer src/proxy/answer.rs::add_header_skips_error_statuses_unless_always
 location/access_log                     src/config/nginx/tests.rs::map_and_log_format_and_main_directives_translate src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location observe.rs::access_log_lines_parse_into_the_request_facts
 location/client_max_body_size           src/config/nginx/tests.rs::proxy_settings_inherit_from_http_to_location errors.rs::a_body_over_client_max_body_size_gets_413_and_reaches_no_server
+location/limit_req                      limits.rs::burst_with_nodelay_passes_at_once_then_refuses_with_503_until_the_bucket_leaks limits.rs::without_nodelay_requests_over_the_rate_wait_their_turn limits.rs::delay_n_lets_the_first_n_excess_requests_through_at_once src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
+location/limit_conn                     limits.rs::limit_conn_refuses_requests_over_the_number_in_progress src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
+location/limit_req_status               limits.rs::burst_with_nodelay_passes_at_once_then_refuses_with_503_until_the_bucket_leaks src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
+location/limit_conn_status              limits.rs::limit_conn_refuses_requests_over_the_number_in_progress src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
+location/limit_req_log_level            limits.rs::dry_run_counts_what_it_would_do_but_lets_everything_through src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
+location/limit_conn_log_level           limits.rs::dry_run_counts_what_it_would_do_but_lets_everything_through src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
+location/limit_req_dry_run              limits.rs::dry_run_counts_what_it_would_do_but_lets_everything_through src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
+location/limit_conn_dry_run             limits.rs::dry_run_counts_what_it_would_do_but_lets_everything_through src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
+location/pinlb_pin_secret               pin_guard.rs::nginx_pinlb_pin_secret_needs_signed_values src/config/nginx/variables.rs::geo_map_and_variable_pins_translate
 location/if                             nginx_tutorial.rs::tutorial_pins_by_header_and_by_cookie nginx_tutorial.rs::tutorial_last_matching_if_wins_so_the_cookie_beats_the_header
 location/health_check                   src/config/nginx/tests.rs::health_check_attaches_to_the_location_upstream nginx_directives.rs::error_log_writes_from_its_level_up
 ";

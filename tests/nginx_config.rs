@@ -96,7 +96,7 @@ fn print_config_shows_the_translated_tutorial() {
     assert_eq!(pass["upstream"], "app_servers");
     // Last `if` first: the cookie for app3 is tried before anything else.
     let first = &pass["pins"][0];
-    assert_eq!(first["source"]["cookie_variable"], "app");
+    assert_eq!(first["source"]["variable"], "$cookie_app");
     assert_eq!(first["matches"]["value"]["equals"], "app3");
     assert_eq!(
         first["matches"]["value"]["target"]["server"]["server"],

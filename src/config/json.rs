@@ -1,12 +1,15 @@
 //! The native JSON config file: serde structs (`*Conf`) that mirror the file, and their
 //! translation into the [`Config`] model with JSON paths as origins.
 
+mod limits;
+
 use super::{
     AccessLogTarget, Action, Balance, CheckKind, Config, ConfigError, HealthCheck, Keepalive,
     Listener, LogEscape, LogFormat, NextUpstream, OnUnhealthy, Origin, PathMatch, PinMatch,
-    PinRule, PinSource, ProxyPass, ProxySettings, Resolver, ReturnAction, Route, Server, SetHeader,
-    StickyConf, Upstream, VirtualServer,
+    PinRule, PinSource, ProxyPass, ProxySettings, Resolver, ReturnAction, Route, RouteLimits,
+    Server, SetHeader, StickyConf, Upstream, VirtualServer,
 };
+use limits::{ConnZoneConf, LimitsConf, ReqZoneConf};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 use std::collections::BTreeMap;
@@ -46,9 +49,20 @@ struct ConfigConf {
     routes: Vec<RouteConf>,
     #[serde(default)]
     served_by_header: Option<String>,
+    #[serde(default)]
+    served_by_reason: bool,
     /// Defaults for every route.
     #[serde(default)]
     proxy: ProxyConf,
+    /// Limits of every route.
+    #[serde(default)]
+    limits: LimitsConf,
+    #[serde(default, deserialize_with = "unique_keys")]
+    limit_req_zones: BTreeMap<String, ReqZoneConf>,
+    #[serde(default, deserialize_with = "unique_keys")]
+    limit_conn_zones: BTreeMap<String, ConnZoneConf>,
+    #[serde(default = "default_true")]
+    merge_slashes: bool,
     #[serde(default = "default_keepalive_timeout_ms")]
     keepalive_timeout_ms: u64,
     #[serde(default)]
@@ -176,6 +190,10 @@ struct ShutdownConf {
     drain_delay_ms: Option<u64>,
     grace_period_ms: Option<u64>,
     upgrade_sock: Option<PathBuf>,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 /// nginx's `keepalive_timeout` default.
@@ -340,6 +358,9 @@ struct RouteConf {
     proxy: ProxyConf,
     #[serde(default)]
     access_log: Option<AccessLogConf>,
+    /// Overrides of the top-level `limits`.
+    #[serde(default)]
+    limits: LimitsConf,
 }
 
 #[derive(Debug, Deserialize)]
@@ -359,6 +380,12 @@ struct PinConf {
     cookie: Option<String>,
     #[serde(default)]
     on_unhealthy: OnUnhealthy,
+    /// Client networks whose pins are honoured (CIDR, nginx syntax).
+    #[serde(default)]
+    allow_from: Option<Vec<String>>,
+    /// Pins must be `NAME.MAC` signed with this secret.
+    #[serde(default)]
+    secret: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -539,6 +566,19 @@ impl ConfigConf {
         let defaults = self
             .proxy
             .apply(&ProxySettings::default(), &root.field("proxy"));
+        let default_limits =
+            self.limits
+                .apply(&RouteLimits::default(), file, &root.field("limits"))?;
+        let mut limit_req_zones = BTreeMap::new();
+        for (name, zone) in self.limit_req_zones {
+            let origin = root.field("limit_req_zones").field(&name);
+            limit_req_zones.insert(name, zone.into_zone(file, origin)?);
+        }
+        let mut limit_conn_zones = BTreeMap::new();
+        for (name, zone) in self.limit_conn_zones {
+            let origin = root.field("limit_conn_zones").field(&name);
+            limit_conn_zones.insert(name, zone.into_zone(file, origin)?);
+        }
         let mut routes = Vec::with_capacity(self.routes.len());
         for (i, r) in self.routes.into_iter().enumerate() {
             let origin = root.field("routes").field(&format!("[{i}]"));
@@ -552,6 +592,9 @@ impl ConfigConf {
                     || default_log.clone(),
                     |log| log.targets(&origin.field("access_log")),
                 ),
+                limits: r
+                    .limits
+                    .apply(&default_limits, file, &origin.field("limits"))?,
                 origin,
             });
         }
@@ -569,13 +612,18 @@ impl ConfigConf {
                 default_for: Vec::new(),
                 server_names: Vec::new(),
                 routes,
+                merge_slashes: self.merge_slashes,
                 access_log: default_log,
                 origin: root.clone(),
             }],
             listeners,
             upstreams,
             maps: Vec::new(),
+            geos: Vec::new(),
+            limit_req_zones,
+            limit_conn_zones,
             served_by_header: self.served_by_header,
+            served_by_reason: self.served_by_reason,
             keepalive_timeout: Duration::from_millis(self.keepalive_timeout_ms),
             pid_file: self.pid_file,
             admin,
@@ -614,6 +662,8 @@ impl RouteConf {
                     .as_ref()
                     .map(|p| p.on_unhealthy)
                     .unwrap_or_default(),
+                pin_allow_from: self.pin.as_ref().and_then(|p| p.allow_from.clone()),
+                pin_secret: self.pin.as_ref().and_then(|p| p.secret.clone()),
             })),
             (None, Some(_)) if self.pin.is_some() => Err(ConfigError::invalid(
                 file,

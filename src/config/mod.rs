@@ -4,6 +4,7 @@
 mod error;
 pub mod file;
 pub mod json;
+mod limits;
 pub mod nginx;
 pub(crate) mod serde_util;
 
@@ -14,7 +15,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 pub use error::{ConfigError, Origin};
-use serde_util::{as_millis, is_default};
+pub use limits::{
+    LimitConn, LimitConnZone, LimitDelay, LimitLogLevel, LimitReq, LimitReqZone, RouteLimits,
+};
+use serde_util::{as_millis, is_default, is_true};
 
 /// Reads the config file at `path` into the model. Files ending in `.json` are native
 /// configs; anything else is read as nginx syntax. What the values mean is checked when
@@ -56,9 +60,22 @@ pub struct Config {
     /// Variables computed from other variables (nginx `map`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub maps: Vec<MapVar>,
+    /// Variables computed from the client's address (nginx `geo`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub geos: Vec<GeoVar>,
+    /// Request rate zones (nginx `limit_req_zone`), by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub limit_req_zones: BTreeMap<String, LimitReqZone>,
+    /// Requests-in-progress zones (nginx `limit_conn_zone`), by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub limit_conn_zones: BTreeMap<String, LimitConnZone>,
     /// Response header that names the server which answered (e.g. `X-Served-By`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub served_by_header: Option<String>,
+    /// Whether that header also says why the server was chosen: `app2; pinned`,
+    /// `app1; balanced`, `app3; fell back`. Default off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub served_by_reason: bool,
     /// How long an idle client keep-alive connection stays open (nginx `keepalive_timeout`).
     #[serde(rename = "keepalive_timeout_ms", serialize_with = "as_millis")]
     pub keepalive_timeout: Duration,
@@ -263,6 +280,11 @@ pub struct VirtualServer {
     pub server_names: Vec<ServerName>,
     /// Routes (nginx `location`s), chosen by nginx's rules.
     pub routes: Vec<Route>,
+    /// Whether runs of `/` in request paths are merged before matching (nginx
+    /// `merge_slashes`, default on). nginx reads it from the default server of the listen
+    /// address, since it normalises the path before it looks at `Host`; so does pinlb.
+    #[serde(skip_serializing_if = "is_true")]
+    pub merge_slashes: bool,
     /// Where requests that match no route are logged.
     pub access_log: Vec<AccessLogTarget>,
     #[serde(skip)]
@@ -312,6 +334,9 @@ pub struct Route {
     pub add_headers: Vec<AddHeader>,
     /// Where requests of this route are logged; empty is `access_log off`.
     pub access_log: Vec<AccessLogTarget>,
+    /// Request rate and requests-in-progress limits (nginx `limit_req`, `limit_conn`).
+    #[serde(skip_serializing_if = "RouteLimits::is_empty")]
+    pub limits: RouteLimits,
     #[serde(skip)]
     pub origin: Origin,
 }
@@ -339,6 +364,17 @@ pub struct ProxyPass {
     /// What to do when a pin names a server that health checks mark down.
     #[serde(skip_serializing_if = "is_default")]
     pub on_unhealthy: OnUnhealthy,
+    /// Client networks (nginx CIDR text) whose pins are honoured; `None`: every client's.
+    /// A pin from elsewhere is ignored and the request balanced.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pin_allow_from: Option<Vec<String>>,
+    /// The secret pin values must be signed with (`NAME.MAC`, see
+    /// [`crate::routing::signed_pin`]); a bare or forged value is ignored. Never printed.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serde_util::redacted"
+    )]
+    pub pin_secret: Option<String>,
 }
 
 /// `return CODE [TEXT]` or `return CODE URL` (redirects) or `return URL` (302).
@@ -404,9 +440,9 @@ pub enum PinSource {
     Header(String),
     /// A cookie; its value names a server of the route's upstream.
     Cookie(String),
-    /// nginx's `$cookie_NAME` (from `if ($cookie_app = ...)`): the name matches in any
-    /// case and the value is taken as sent, quotes included, as nginx reads it.
-    CookieVariable(String),
+    /// Any variable, written as a template (`$pin_app`): nginx's `if ($pin_app = "app1")`
+    /// with a `map` or `geo` variable, e.g. to honour pins from some addresses only.
+    Variable(String),
 }
 
 /// Policy for a pin whose server is marked down by health checks.
@@ -687,6 +723,32 @@ pub struct MapVar {
     pub entries: Vec<MapEntry>,
     /// The value when nothing matches (nginx: empty).
     pub default: String,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// nginx `geo [$source] $variable { ... }`: a value by the longest network that holds the
+/// client's address (or the address in `$source`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GeoVar {
+    /// The variable whose value is the address to look up (without `$`); `None`: the
+    /// client's address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The variable defined, without `$`.
+    pub variable: String,
+    /// The block's entries as written (`10.0.0.0/8 1`, `default 0`, `proxy 10.0.0.1`...),
+    /// checked when the config is compiled.
+    pub entries: Vec<GeoEntry>,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+/// One line of a `geo` block.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(transparent)]
+pub struct GeoEntry {
+    pub words: Vec<String>,
     #[serde(skip)]
     pub origin: Origin,
 }

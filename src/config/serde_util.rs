@@ -20,3 +20,17 @@ pub fn opt_as_millis<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok,
         None => s.serialize_none(),
     }
 }
+
+/// For `skip_serializing_if`: leave out flags at their default of `true`.
+pub fn is_true(v: &bool) -> bool {
+    *v
+}
+
+/// Serializes a secret that is set as `"(hidden)"`: `--print-config` output ends up in
+/// tickets and chats.
+pub fn redacted<S: Serializer>(secret: &Option<String>, s: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => s.serialize_str("(hidden)"),
+        None => s.serialize_none(),
+    }
+}

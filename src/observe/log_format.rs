@@ -265,6 +265,7 @@ mod tests {
         let format = Format::compile(template, escape, &[]).unwrap();
         let info = RequestInfo {
             req,
+            uri: None,
             client_ip: Some("192.0.2.9".parse().unwrap()),
             tls: false,
             server_port: Some(80),

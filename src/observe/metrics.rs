@@ -24,8 +24,13 @@ pub struct Metrics {
     failures: IntCounterVec,
     /// Attempts moved to another server, by upstream.
     retries: IntCounterVec,
-    /// Pin outcomes: `pinned`, `unknown`, `fell_back`, `refused`.
+    /// Pin outcomes: `pinned`, `unknown`, `fell_back`, `refused`, `not_allowed`,
+    /// `bad_signature`.
     pins: IntCounterVec,
+    /// `limit_req` verdicts by zone and result (nginx's `$limit_req_status`, lowercased).
+    limit_req: IntCounterVec,
+    /// `limit_conn` verdicts by zone and result.
+    limit_conn: IntCounterVec,
     /// 1 if the server may take requests (healthy, not failed, not down), by server.
     server_up: IntGaugeVec,
     /// Requests in flight by server.
@@ -113,6 +118,16 @@ impl Metrics {
                 "Pinned requests by outcome.",
                 &["outcome"],
             ),
+            limit_req: counter(
+                "pinlb_limit_req_total",
+                "Requests checked by a limit_req zone, by result.",
+                &["zone", "result"],
+            ),
+            limit_conn: counter(
+                "pinlb_limit_conn_total",
+                "Requests checked by a limit_conn zone, by result.",
+                &["zone", "result"],
+            ),
             server_up: gauge(
                 "pinlb_server_up",
                 "1 if the server may take requests.",
@@ -186,6 +201,28 @@ impl Metrics {
             .observe(duration.as_secs_f64());
     }
 
+    /// Handles for one `limit_req_zone`.
+    pub fn limit_req(&self, zone: &str) -> ReqCounters {
+        let c = |result: &str| self.limit_req.with_label_values(&[zone, result]);
+        ReqCounters {
+            passed: c("passed"),
+            delayed: c("delayed"),
+            rejected: c("rejected"),
+            delayed_dry_run: c("delayed_dry_run"),
+            rejected_dry_run: c("rejected_dry_run"),
+        }
+    }
+
+    /// Handles for one `limit_conn_zone`.
+    pub fn limit_conn(&self, zone: &str) -> ConnCounters {
+        let c = |result: &str| self.limit_conn.with_label_values(&[zone, result]);
+        ConnCounters {
+            passed: c("passed"),
+            rejected: c("rejected"),
+            rejected_dry_run: c("rejected_dry_run"),
+        }
+    }
+
     pub fn pin(&self, outcome: PinOutcome) {
         self.pins.with_label_values(&[outcome.label()]).inc();
     }
@@ -237,6 +274,10 @@ pub enum PinOutcome {
     Unknown,
     FellBack,
     Refused,
+    /// The client is outside the route's `allow_from`.
+    NotAllowed,
+    /// The value is not signed with the route's secret.
+    BadSignature,
 }
 
 impl PinOutcome {
@@ -246,8 +287,28 @@ impl PinOutcome {
             PinOutcome::Unknown => "unknown",
             PinOutcome::FellBack => "fell_back",
             PinOutcome::Refused => "refused",
+            PinOutcome::NotAllowed => "not_allowed",
+            PinOutcome::BadSignature => "bad_signature",
         }
     }
+}
+
+/// Counter handles of one `limit_req_zone`, by nginx's `$limit_req_status` values.
+#[derive(Clone)]
+pub struct ReqCounters {
+    pub passed: IntCounter,
+    pub delayed: IntCounter,
+    pub rejected: IntCounter,
+    pub delayed_dry_run: IntCounter,
+    pub rejected_dry_run: IntCounter,
+}
+
+/// Counter handles of one `limit_conn_zone`, by nginx's `$limit_conn_status` values.
+#[derive(Clone)]
+pub struct ConnCounters {
+    pub passed: IntCounter,
+    pub rejected: IntCounter,
+    pub rejected_dry_run: IntCounter,
 }
 
 /// Metric handles of one upstream.

@@ -63,6 +63,11 @@ pub fn build_return(
     Ok((resp, body))
 }
 
+/// [`default_body`] as text, for answers such as a limit's `503` or `429`.
+pub fn default_text(status: u16) -> String {
+    String::from_utf8_lossy(&default_body(status)).into_owned()
+}
+
 /// The body nginx-like servers send with a bare status: its reason phrase for errors and
 /// redirects, nothing for the rest.
 fn default_body(status: u16) -> Vec<u8> {
@@ -128,6 +133,7 @@ mod tests {
         let req = pingora::http::RequestHeader::build("GET", b"/", None).unwrap();
         let info = RequestInfo {
             req: &req,
+            uri: None,
             client_ip: None,
             tls: false,
             server_port: None,

@@ -1,9 +1,13 @@
 //! Per-request state carried between the proxy hooks: the configuration the request
 //! started with, where `request_filter` sent it (set once), and its upstream attempts.
 
+use super::limits::Slots;
+use crate::observe::metrics::PinOutcome;
+use crate::request;
 use crate::runtime::{ProxyRoute, Route, RouteAction};
 use crate::state::Generation;
 use crate::upstream::{Group, InFlightGuard, Pool};
+use pingora::http::RequestHeader;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -24,6 +28,12 @@ pub struct RequestCtx {
     pub upstream: Attempts,
     /// Request body bytes seen, for `client_max_body_size` on chunked uploads.
     pub body_bytes: u64,
+    /// The normalised path when it differs from the request's own (see [`Self::uri`]).
+    pub normalized: Option<Box<[u8]>>,
+    /// How the route's pin went, for the served-by reason.
+    pub pin_outcome: Option<PinOutcome>,
+    /// `limit_conn` slots, given back when the request ends (the context drops).
+    pub conn_slots: Slots,
 }
 
 /// The routing decision of a request that matched a route.
@@ -74,6 +84,17 @@ impl RequestCtx {
             routed: None,
             upstream: Attempts::default(),
             body_bytes: 0,
+            normalized: None,
+            pin_outcome: None,
+            conn_slots: Slots::None,
+        }
+    }
+
+    /// `$uri`: the request's path as nginx normalises it.
+    pub fn uri<'a>(&'a self, req: &'a RequestHeader) -> &'a [u8] {
+        match &self.normalized {
+            Some(path) => path,
+            None => request::path(req),
         }
     }
 

@@ -1,6 +1,7 @@
 //! Request headers sent upstream (`proxy_set_header` rules) and response headers added
 //! on the way back.
 
+use crate::routing::uri;
 use crate::runtime::HeaderRule;
 use crate::variables::RequestInfo;
 use http::HeaderValue;
@@ -46,28 +47,35 @@ pub fn apply_set_headers(
 }
 
 /// nginx's `proxy_pass http://name/uri` in `location /prefix`: the matched prefix of the
-/// path is replaced by `/uri`; the query string is kept.
+/// normalised path (`$uri`) is replaced by `/uri`; the query string is kept. The rest of
+/// the path is sent percent-encoded when the client's path had a `%` in it (`quoted`), as
+/// it came out of normalisation otherwise: what nginx sends.
 pub fn rewrite_uri(
     upstream_req: &mut RequestHeader,
     prefix: &str,
     replacement: &str,
+    normalized: &[u8],
+    quoted: bool,
 ) -> Result<()> {
-    let path = upstream_req.uri.path();
-    let Some(rest) = path.strip_prefix(prefix) else {
+    let Some(rest) = normalized.strip_prefix(prefix.as_bytes()) else {
         return Ok(());
     };
-    let mut new = String::with_capacity(replacement.len() + rest.len() + 16);
-    new.push_str(replacement);
-    new.push_str(rest);
-    if let Some(query) = upstream_req.uri.query() {
-        new.push('?');
-        new.push_str(query);
+    let raw = upstream_req.raw_path();
+    let query = raw.iter().position(|&b| b == b'?').map(|i| &raw[i..]);
+    let mut target = Vec::with_capacity(replacement.len() + rest.len() + 16);
+    target.extend_from_slice(replacement.as_bytes());
+    match quoted {
+        true => uri::encode_path(rest, &mut target),
+        false => target.extend_from_slice(rest),
     }
-    let uri = new
-        .parse()
-        .or_err(InvalidHTTPHeader, "rewritten request URI")?;
-    upstream_req.set_uri(uri);
-    Ok(())
+    target.extend_from_slice(query.unwrap_or_default());
+    upstream_req.set_raw_path(&target)
+}
+
+/// The served-by header's value with the reason the server was chosen: `app2; pinned`.
+pub fn served_by_with_reason(server: &str, reason: &str) -> Result<HeaderValue> {
+    HeaderValue::from_str(&format!("{server}; {reason}"))
+        .or_err(InvalidHTTPHeader, "served-by header value")
 }
 
 #[cfg(test)]
@@ -81,6 +89,7 @@ mod tests {
     fn apply(rules: &[HeaderRule], client: &RequestHeader) -> RequestHeader {
         let info = RequestInfo {
             req: client,
+            uri: None,
             client_ip: Some("192.0.2.1".parse().unwrap()),
             tls: false,
             server_port: Some(80),
@@ -151,11 +160,23 @@ mod tests {
     #[test]
     fn proxy_pass_uri_replaces_the_location_prefix() {
         let mut r = RequestHeader::build("GET", b"/v1/users?id=3", None).unwrap();
-        rewrite_uri(&mut r, "/v1/", "/api/").unwrap();
-        assert_eq!(r.uri.to_string(), "/api/users?id=3");
+        rewrite_uri(&mut r, "/v1/", "/api/", b"/v1/users", false).unwrap();
+        assert_eq!(r.raw_path(), b"/api/users?id=3");
         let mut other = RequestHeader::build("GET", b"/other", None).unwrap();
-        rewrite_uri(&mut other, "/v1/", "/api/").unwrap();
-        assert_eq!(other.uri.to_string(), "/other");
+        rewrite_uri(&mut other, "/v1/", "/api/", b"/other", false).unwrap();
+        assert_eq!(other.raw_path(), b"/other");
+    }
+
+    #[test]
+    fn proxy_pass_uri_sends_the_normalised_path_encoded_when_it_was() {
+        // `/v1//a/./b` is `/v1/a/b`: sent as nginx sends it, not as received.
+        let mut r = RequestHeader::build("GET", b"/v1//a/./b?x=%20", None).unwrap();
+        rewrite_uri(&mut r, "/v1/", "/api/", b"/v1/a/b", false).unwrap();
+        assert_eq!(r.raw_path(), b"/api/a/b?x=%20");
+        // A quoted path is re-encoded; `%2F` was a separator and stays one.
+        let mut q = RequestHeader::build("GET", b"/v1/a%20b%2Fc", None).unwrap();
+        rewrite_uri(&mut q, "/v1/", "/api/", b"/v1/a b/c", true).unwrap();
+        assert_eq!(q.raw_path(), b"/api/a%20b/c");
     }
 
     #[test]

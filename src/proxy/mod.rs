@@ -8,13 +8,16 @@ mod ctx;
 mod errors;
 mod finish;
 pub mod headers;
+mod limits;
 mod retry;
 pub mod route;
 mod upstream;
 
 pub use ctx::{Pinned, RequestCtx, Routed};
 
-use crate::observe::metrics::METRICS;
+use crate::observe::metrics::{METRICS, PinOutcome};
+use crate::request;
+use crate::routing::uri;
 use crate::runtime::RouteAction;
 use crate::state::Shared;
 use crate::upstream::InFlightGuard;
@@ -69,6 +72,7 @@ fn request_info<'a>(
     let runtime = &ctx.generation.runtime;
     RequestInfo {
         req: session.req_header(),
+        uri: ctx.normalized.as_deref(),
         client_ip: client_ip(session),
         tls: false,
         server_port: session
@@ -103,41 +107,62 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         session.set_keepalive(self.client_keepalive(ctx));
         let local = session.server_addr().and_then(|a| a.as_inet()).copied();
-        let routing = route::decide(&ctx.generation.runtime, local, session.req_header());
+        let runtime = &ctx.generation.runtime;
+        let routing = route::decide(runtime, local, client_ip(session), session.req_header());
         if let Some(outcome) = routing.pin {
             METRICS.pin(outcome);
         }
         ctx.virtual_server = routing.virtual_server;
         ctx.routed = routing.routed;
-        match routing.answer {
-            None => {
-                if let Some(route) = ctx.route().filter(|_| session.is_upgrade_req()) {
-                    // Pingora's 60 s downstream read timeout would otherwise close idle
-                    // websockets.
-                    session.set_read_timeout(Some(route.settings.websocket_idle_timeout));
-                }
-                Ok(false)
-            }
+        ctx.normalized = routing.uri.map(Vec::into_boxed_slice);
+        ctx.pin_outcome = routing.pin;
+        let refused = match routing.answer {
+            None => None,
+            Some(Answer::Refused(body)) => Some(body),
             Some(Answer::Text(status, body)) => {
-                if status == 413 {
+                // nginx closes the connection after a malformed request or a refused body.
+                if status == 400 || status == 413 {
                     session.set_keepalive(None);
                 }
                 answer::respond_text(session, status, body).await?;
-                Ok(true)
+                return Ok(true);
             }
             Some(Answer::Return) => {
-                let Some(RouteAction::Return { status, text }) = ctx.route().map(|r| &r.action)
-                else {
-                    return Error::e_explain(InternalError, "return answer without its route");
-                };
-                let add_headers = ctx.route().map_or(&[][..], |r| &r.add_headers);
-                let info = request_info(session, ctx, "");
-                let (resp, body) =
-                    answer::build_return(*status, text.as_ref(), add_headers, &info)?;
-                answer::write_text(session, resp, body).await?;
-                Ok(true)
+                answer_return(session, ctx).await?;
+                return Ok(true);
+            }
+        };
+        // nginx's preaccess phase: after `return`, before the request goes anywhere.
+        if let Some(limits) = ctx.route().and_then(|r| r.limits.as_deref()) {
+            let proxy_host = ctx.proxy_route().map_or("", |p| p.proxy_host.as_str());
+            let info = request_info(session, ctx, proxy_host);
+            let verdict = match limits::wait(limits, &info) {
+                Err(status) => limits::Verdict::Reject(status),
+                Ok(delay) => {
+                    if !delay.is_zero() {
+                        // Boxed: only a delayed request pays for a timer in its future.
+                        Box::pin(tokio::time::sleep(delay)).await;
+                    }
+                    limits::acquire(limits, &info)
+                }
+            };
+            match verdict {
+                limits::Verdict::Pass(slots) => ctx.conn_slots = slots,
+                limits::Verdict::Reject(status) => {
+                    answer::respond_text(session, status, answer::default_text(status)).await?;
+                    return Ok(true);
+                }
             }
         }
+        if let Some(body) = refused {
+            answer::respond_text(session, 503, body).await?;
+            return Ok(true);
+        }
+        if let Some(route) = ctx.route().filter(|_| session.is_upgrade_req()) {
+            // Pingora's 60 s downstream read timeout would otherwise close idle websockets.
+            session.set_read_timeout(Some(route.settings.websocket_idle_timeout));
+        }
+        Ok(false)
     }
 
     async fn request_body_filter(
@@ -221,7 +246,15 @@ impl ProxyHttp for Proxy {
             return Ok(());
         };
         if let Some((prefix, replacement)) = &proxy.rewrite {
-            headers::rewrite_uri(upstream_request, prefix, replacement)?;
+            let client = session.req_header();
+            let quoted = uri::was_quoted(request::path(client));
+            headers::rewrite_uri(
+                upstream_request,
+                prefix,
+                replacement,
+                ctx.uri(client),
+                quoted,
+            )?;
         }
         let info = request_info(session, ctx, &proxy.proxy_host);
         headers::apply_set_headers(upstream_request, &route.set_headers, &info)
@@ -270,7 +303,10 @@ impl ProxyHttp for Proxy {
         if let (Some((name, case)), Some(pool), Some(i)) =
             (served_by, ctx.pool(), ctx.upstream.current)
         {
-            let value = pool.servers[i].name_value.clone();
+            let value = match ctx.generation.runtime.served_by_reason {
+                false => pool.servers[i].name_value.clone(),
+                true => headers::served_by_with_reason(&pool.servers[i].label, served_reason(ctx))?,
+            };
             upstream_response.insert_parsed_header(name, case.clone(), value)?;
         }
         if let (Some(pool), Some(i)) = (ctx.pool(), ctx.upstream.current) {
@@ -352,5 +388,34 @@ impl ProxyHttp for Proxy {
         let elapsed = ctx.started.elapsed();
         finish::count(ctx, status, e.is_none(), elapsed);
         finish::log_access(session, ctx, status, elapsed);
+    }
+}
+
+/// Writes the `return` of the request's route.
+async fn answer_return(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+    let Some(RouteAction::Return { status, text }) = ctx.route().map(|r| &r.action) else {
+        return Error::e_explain(InternalError, "return answer without its route");
+    };
+    let add_headers = ctx.route().map_or(&[][..], |r| &r.add_headers);
+    let info = request_info(session, ctx, "");
+    let (resp, body) = answer::build_return(*status, text.as_ref(), add_headers, &info)?;
+    answer::write_text(session, resp, body).await
+}
+
+/// Why the server that answers was chosen: `pinned`, `sticky` (the sticky cookie named
+/// it), `fell back` (a pin or the cookie named another server, which was down or failed)
+/// or `balanced`.
+fn served_reason(ctx: &RequestCtx) -> &'static str {
+    let current = ctx.upstream.current;
+    match (ctx.routed.as_ref().and_then(|r| r.pin), ctx.pin_outcome) {
+        (Some(pin), Some(PinOutcome::Pinned))
+            if current.is_some_and(|c| pin.server.contains(c)) =>
+        {
+            "pinned"
+        }
+        (Some(pin), _) if current.is_some_and(|c| pin.server.contains(c)) => "sticky",
+        (Some(_), _) | (None, Some(PinOutcome::FellBack)) => "fell back",
+        (None, Some(PinOutcome::Pinned)) => "pinned",
+        _ => "balanced",
     }
 }

@@ -1,15 +1,19 @@
-//! The routing decision for a request head, as a pure function: which virtual server and
-//! route take it, whether pinlb answers it itself, and where a proxied request goes.
+//! The routing decision for a request head, as a pure function: the path normalised as
+//! nginx normalises it, which virtual server and route take the request, whether pinlb
+//! answers it itself, and where a proxied request goes.
 
 use super::ctx::{Pinned, Routed};
 use crate::observe::metrics::PinOutcome;
 use crate::request;
 use crate::routing::pin::{PinAction, pin_action};
+use crate::routing::uri;
 use crate::runtime::{RouteAction, Runtime};
 use crate::upstream::{Group, Pool};
+use crate::variables::RequestInfo;
 use http::header::CONTENT_LENGTH;
 use pingora::http::RequestHeader;
-use std::net::SocketAddr;
+use std::borrow::Cow;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 /// What to do with a request, decided from its head.
@@ -22,31 +26,67 @@ pub struct Routing {
     pub answer: Option<Answer>,
     /// How the route's pin went, for the metrics.
     pub pin: Option<PinOutcome>,
+    /// The normalised path (`$uri`) when it is not the request's own path, as it is for
+    /// `//a`, `/./a`, `/%61`: the common request needs no copy.
+    pub uri: Option<Vec<u8>>,
 }
 
 /// A response pinlb writes itself.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Answer {
-    /// A short `text/plain` response of pinlb's own.
+    /// A short `text/plain` response of pinlb's own, before any limit applies (nginx
+    /// answers these before its preaccess phase).
     Text(u16, String),
-    /// The route's `return`.
+    /// The route's `return` (nginx's rewrite phase, also before the limits).
     Return,
+    /// A `503` for a pin to a server that is down, after the limits (nginx's content
+    /// phase).
+    Refused(String),
 }
 
-/// Routes a request that arrived on `local`.
-pub fn decide(runtime: &Runtime, local: Option<SocketAddr>, req: &RequestHeader) -> Routing {
+/// Routes a request that arrived on `local` from `client`.
+pub fn decide(
+    runtime: &Runtime,
+    local: Option<SocketAddr>,
+    client: Option<IpAddr>,
+    req: &RequestHeader,
+) -> Routing {
     let mut routing = Routing {
         virtual_server: None,
         routed: None,
         answer: None,
         pin: None,
+        uri: None,
+    };
+    // nginx normalises the path while it reads the request line, before `Host` picks a
+    // server; a path it cannot normalise is a 400.
+    let raw = request::path(req);
+    let normalized = match raw {
+        // `OPTIONS *` (asterisk-form) names no path to normalise.
+        b"*" => Ok(Cow::Borrowed(raw)),
+        _ => uri::normalize_path(raw, runtime.merge_slashes(local)),
+    };
+    let path = match normalized {
+        Ok(path) => path,
+        Err(e) => {
+            log::info!("client sent invalid request: {e}");
+            routing.virtual_server = runtime.find_virtual_server(local, || None);
+            routing.answer = Some(text(400, "400 Bad Request"));
+            return routing;
+        }
     };
     let Some(vs) = runtime.find_virtual_server(local, || request::host(req)) else {
         routing.answer = Some(text(404, "404 Not Found: no server for this address"));
         return routing;
     };
     routing.virtual_server = Some(vs);
-    let Some(at) = runtime.find_route(vs, req.uri.path()) else {
+    if let Cow::Owned(_) = path {
+        routing.uri = Some(path.to_vec());
+    } else if path.len() != raw.len() {
+        // A raw (non-UTF-8) target whose query follows the path.
+        routing.uri = Some(path.to_vec());
+    }
+    let Some(at) = runtime.find_route(vs, &path) else {
         routing.answer = Some(text(404, "404 Not Found: no route for this path"));
         return routing;
     };
@@ -68,13 +108,35 @@ pub fn decide(runtime: &Runtime, local: Option<SocketAddr>, req: &RequestHeader)
         match &route.action {
             RouteAction::Return { .. } => routing.answer = Some(Answer::Return),
             RouteAction::Proxy(proxy) => {
-                let action =
-                    pin_action(&proxy.pins, &proxy.pool, proxy.on_unhealthy, req, |p, g| {
-                        p.group_usable(g)
-                    });
+                let action = match proxy.pins.is_empty() {
+                    true => PinAction::Absent,
+                    false => {
+                        let info = RequestInfo {
+                            req,
+                            uri: Some(&path),
+                            client_ip: client,
+                            tls: false,
+                            server_port: local.map(|l| l.port()),
+                            server_name: &runtime.virtual_servers[vs].server_name,
+                            proxy_host: &proxy.proxy_host,
+                            maps: &runtime.maps,
+                        };
+                        let guard = proxy.pin_guard.as_deref();
+                        pin_action(
+                            &proxy.pins,
+                            &proxy.pool,
+                            proxy.on_unhealthy,
+                            guard,
+                            &info,
+                            |p, g| p.group_usable(g),
+                        )
+                    }
+                };
                 let (pool, mut pin, outcome) = match action {
                     PinAction::Absent => (&proxy.pool, None, None),
                     PinAction::Unknown => (&proxy.pool, None, Some(PinOutcome::Unknown)),
+                    PinAction::Unsigned => (&proxy.pool, None, Some(PinOutcome::BadSignature)),
+                    PinAction::NotAllowed => (&proxy.pool, None, Some(PinOutcome::NotAllowed)),
                     PinAction::Pool(pool) => (pool, None, Some(PinOutcome::Pinned)),
                     PinAction::Server {
                         pool,
@@ -99,7 +161,7 @@ pub fn decide(runtime: &Runtime, local: Option<SocketAddr>, req: &RequestHeader)
                             name_of(pool, server),
                             pool.name
                         );
-                        routing.answer = Some(text(503, &body));
+                        routing.answer = Some(Answer::Refused(format!("{body}\n")));
                         (&proxy.pool, None, Some(PinOutcome::Refused))
                     }
                 };
@@ -193,7 +255,7 @@ mod tests {
     #[test]
     fn a_pin_names_the_server_and_counts_as_pinned() {
         let rt = runtime(PINNED);
-        let routing = decide(&rt, None, &get("/", &[("app", "app2")]));
+        let routing = decide(&rt, None, None, &get("/", &[("app", "app2")]));
         assert_eq!(routing.answer, None);
         let routed = routing.routed.unwrap();
         assert_eq!(
@@ -210,10 +272,10 @@ mod tests {
     #[test]
     fn without_a_pin_the_route_pool_balances() {
         let rt = runtime(PINNED);
-        let routing = decide(&rt, None, &get("/x", &[]));
+        let routing = decide(&rt, None, None, &get("/x", &[]));
         assert!(routing.pin.is_none());
         assert!(routing.routed.unwrap().pin.is_none());
-        let unknown = decide(&rt, None, &get("/", &[("app", "nope")]));
+        let unknown = decide(&rt, None, None, &get("/", &[("app", "nope")]));
         assert!(matches!(unknown.pin, Some(PinOutcome::Unknown)));
     }
 
@@ -222,7 +284,7 @@ mod tests {
         let rt = runtime(
             r#"{ "path": "/api", "upstream": "web", "proxy": { "client_max_body_size": 10 } }"#,
         );
-        let none = decide(&rt, None, &get("/other", &[]));
+        let none = decide(&rt, None, None, &get("/other", &[]));
         assert_eq!(
             none.answer,
             Some(Answer::Text(
@@ -231,17 +293,49 @@ mod tests {
             ))
         );
         assert!(none.routed.is_none() && none.virtual_server == Some(0));
-        let big = decide(&rt, None, &get("/api", &[("Content-Length", "11")]));
+        let big = decide(&rt, None, None, &get("/api", &[("Content-Length", "11")]));
         assert!(matches!(big.answer, Some(Answer::Text(413, _))));
-        let small = decide(&rt, None, &get("/api", &[("Content-Length", "10")]));
+        let small = decide(&rt, None, None, &get("/api", &[("Content-Length", "10")]));
         assert_eq!(small.answer, None);
     }
 
     #[test]
     fn return_routes_are_answered_by_their_route() {
         let rt = runtime(r#"{ "path": "/", "return": { "status": 204 } }"#);
-        let routing = decide(&rt, None, &get("/", &[]));
+        let routing = decide(&rt, None, None, &get("/", &[]));
         assert_eq!(routing.answer, Some(Answer::Return));
         assert_eq!(routing.routed.unwrap().at, (0, 0));
+    }
+
+    #[test]
+    fn locations_match_the_normalised_path() {
+        let rt = runtime(
+            r#"{ "path": "/", "upstream": "web" },
+               { "path": "/admin", "return": { "status": 403 } }"#,
+        );
+        for attack in [
+            "/admin",
+            "//admin",
+            "/./admin",
+            "/x/../admin",
+            "/%61dmin",
+            "/%2e/admin",
+        ] {
+            let routing = decide(&rt, None, None, &get(attack, &[]));
+            assert_eq!(routing.answer, Some(Answer::Return), "{attack}");
+            assert_eq!(routing.routed.unwrap().at, (0, 1), "{attack}");
+        }
+        let plain = decide(&rt, None, None, &get("/admin/x?y=1", &[]));
+        assert!(plain.uri.is_none(), "an unchanged path is not copied");
+        let changed = decide(&rt, None, None, &get("//admin", &[]));
+        assert_eq!(changed.uri.as_deref(), Some(&b"/admin"[..]));
+        for bad in ["/../x", "/a/../../x", "/%2e%2e/x", "/a%00", "/a%zz"] {
+            let routing = decide(&rt, None, None, &get(bad, &[]));
+            assert_eq!(
+                routing.answer,
+                Some(Answer::Text(400, "400 Bad Request\n".into())),
+                "{bad}"
+            );
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! nginx's choice of `location`: an exact match, else the longest prefix unless a regex
-//! matches first (`^~` prefixes skip the regexes).
+//! matches first (`^~` prefixes skip the regexes). Paths are matched as bytes, after
+//! normalisation ([`super::uri`]): a decoded path need not be UTF-8.
 
 use crate::config::PathMatch;
-use regex::{Regex, RegexBuilder};
+use regex::bytes::{Regex, RegexBuilder};
 
 /// The locations of one virtual server, prepared for matching.
 #[derive(Debug, Default)]
@@ -40,15 +41,15 @@ impl Locations {
         Ok(l)
     }
 
-    /// The route for `path`, by nginx's rules.
-    pub fn find(&self, path: &str) -> Option<usize> {
-        if let Some((_, i)) = self.exact.iter().find(|(p, _)| p == path) {
+    /// The route for the normalised `path`, by nginx's rules.
+    pub fn find(&self, path: &[u8]) -> Option<usize> {
+        if let Some((_, i)) = self.exact.iter().find(|(p, _)| p.as_bytes() == path) {
             return Some(*i);
         }
         let longest = self
             .prefixes
             .iter()
-            .find(|(p, _, _)| path.starts_with(p.as_str()));
+            .find(|(p, _, _)| path.starts_with(p.as_bytes()));
         if let Some((_, true, i)) = longest {
             return Some(*i);
         }
@@ -89,25 +90,25 @@ mod tests {
             PathMatch::PrefixNoRegex("/images/".into()), // D
             regex(r"\.(gif|jpg|jpeg)$", true),           // E
         ]);
-        assert_eq!(l.find("/"), Some(0));
-        assert_eq!(l.find("/index.html"), Some(1));
-        assert_eq!(l.find("/documents/document.html"), Some(2));
-        assert_eq!(l.find("/images/1.gif"), Some(3));
-        assert_eq!(l.find("/documents/1.jpg"), Some(4));
-        assert_eq!(l.find("/documents/1.JPG"), Some(4));
+        assert_eq!(l.find(b"/"), Some(0));
+        assert_eq!(l.find(b"/index.html"), Some(1));
+        assert_eq!(l.find(b"/documents/document.html"), Some(2));
+        assert_eq!(l.find(b"/images/1.gif"), Some(3));
+        assert_eq!(l.find(b"/documents/1.jpg"), Some(4));
+        assert_eq!(l.find(b"/documents/1.JPG"), Some(4));
     }
 
     #[test]
     fn first_regex_in_order_wins() {
         let l = locations(&[regex("^/a", false), regex("^/ab", false)]);
-        assert_eq!(l.find("/abc"), Some(0));
-        assert_eq!(l.find("/x"), None);
+        assert_eq!(l.find(b"/abc"), Some(0));
+        assert_eq!(l.find(b"/x"), None);
     }
 
     #[test]
     fn case_sensitive_regex_needs_the_case() {
         let l = locations(&[prefix("/"), regex(r"\.php$", false)]);
-        assert_eq!(l.find("/x.php"), Some(1));
-        assert_eq!(l.find("/x.PHP"), Some(0));
+        assert_eq!(l.find(b"/x.php"), Some(1));
+        assert_eq!(l.find(b"/x.PHP"), Some(0));
     }
 }

@@ -4,3 +4,5 @@
 pub mod locations;
 pub mod pin;
 pub mod server_names;
+pub mod signed_pin;
+pub mod uri;

@@ -3,6 +3,7 @@
 //! points at the element it is about (a file line for nginx syntax, a JSON path for JSON).
 
 use super::Runtime;
+use super::limits::Zones;
 use super::routes::{Logs, compile_virtual_server};
 use crate::config::{Config, ConfigError, Origin};
 use crate::observe::access_log::Sinks;
@@ -10,7 +11,6 @@ use crate::observe::metrics::METRICS;
 use crate::upstream::discovery::Discovery;
 use crate::upstream::resolve::Resolve;
 use crate::upstream::{Pool, PoolEnv};
-use crate::variables::CompiledMap;
 use bytes::Bytes;
 use http::HeaderName;
 use std::collections::{BTreeMap, HashSet};
@@ -39,9 +39,7 @@ impl Runtime {
     pub fn compile(config: &Config, env: &CompileEnv<'_>) -> Result<Runtime, ConfigError> {
         let file = config.source.as_path();
         check_process(file, config)?;
-        let map_names: Vec<String> = config.maps.iter().map(|m| m.variable.clone()).collect();
-        let maps = CompiledMap::compile_all(&config.maps)
-            .map_err(|(i, msg)| ConfigError::invalid(file, &config.maps[i].origin, msg))?;
+        let (map_names, maps) = super::variables::compile(file, config)?;
         let pool_env = PoolEnv {
             file,
             dns: env.dns,
@@ -60,10 +58,11 @@ impl Runtime {
         let mut logs = Logs::new(config, env.sinks, &map_names, || {
             METRICS.access_log_dropped.inc()
         });
+        let zones = Zones::compile(file, config, &map_names, env.previous.map(|p| &p.zones))?;
         let virtual_servers = config
             .virtual_servers
             .iter()
-            .map(|vs| compile_virtual_server(file, vs, &pools, &map_names, &mut logs))
+            .map(|vs| compile_virtual_server(file, vs, &pools, &zones, &map_names, &mut logs))
             .collect::<Result<_, _>>()?;
         let served_by = match &config.served_by_header {
             Some(name) => {
@@ -73,11 +72,26 @@ impl Runtime {
             }
             None => None,
         };
+        if config.served_by_reason && served_by.is_none() {
+            let at = Origin::Json("served_by_reason".into());
+            let msg = "needs \"served_by_header\", the header it adds to";
+            return Err(ConfigError::invalid(file, &at, msg));
+        }
+        let merges = |on: bool| {
+            config
+                .virtual_servers
+                .iter()
+                .all(|vs| vs.merge_slashes == on)
+        };
+        let merge_slashes = [true, false].into_iter().find(|&on| merges(on));
         Ok(Runtime {
             pools,
             virtual_servers,
             maps,
             served_by,
+            served_by_reason: config.served_by_reason,
+            zones,
+            merge_slashes,
             keepalive_timeout: config.keepalive_timeout,
             any_server_names: config
                 .virtual_servers
@@ -137,6 +151,7 @@ mod tests {
     use super::*;
     use crate::config::json;
     use crate::upstream::resolve::Offline;
+    use std::sync::Arc;
 
     fn compile(text: &str) -> Result<Runtime, String> {
         let config = json::parse(Path::new("t.json"), text).map_err(|e| e.to_string())?;
@@ -219,5 +234,96 @@ mod tests {
         assert!(refused(&with_route(route)).starts_with("routes[0].return.text: header value"));
         let body = r#"{ "path": "/", "return": { "status": 200, "text": "line one\nline two" } }"#;
         assert!(compile(&with_route(body)).is_ok());
+    }
+
+    #[test]
+    fn limits_name_known_zones_of_a_usable_size() {
+        let zone = r#""limit_req_zones": { "one": { "key": "$binary_remote_addr", "size": "16k", "rate": "1r/s" } },"#;
+        let route =
+            r#"{ "path": "/", "upstream": "web", "limits": { "req": [{ "zone": "one" }] } }"#;
+        let text = with_route(route).replacen("{", &format!("{{ {zone}"), 1);
+        assert_eq!(
+            refused(&text),
+            "limit_req_zones.one.size: a zone needs at least 32768 bytes (32k) in t.json"
+        );
+        let unknown = r#"{ "path": "/", "upstream": "web", "limits": { "conn": [{ "zone": "addr", "limit": 2 }] } }"#;
+        assert_eq!(
+            refused(&with_route(unknown)),
+            "routes[0].limits.conn[0].zone: unknown limit_conn_zone \"addr\" in t.json"
+        );
+        let status = r#"{ "path": "/", "upstream": "web", "limits": { "req_status": 200 } }"#;
+        // Without a limit the status means nothing, and is not checked...
+        assert!(compile(&with_route(status)).is_ok());
+        let zone =
+            r#""limit_conn_zones": { "a": { "key": "$binary_remote_addr", "size": "1m" } },"#;
+        let route = r#"{ "path": "/", "upstream": "web", "limits": { "conn": [{ "zone": "a", "limit": 1 }], "conn_status": 200 } }"#;
+        let text = with_route(route).replacen("{", &format!("{{ {zone}"), 1);
+        // ... with one, it is.
+        assert_eq!(
+            refused(&text),
+            "routes[0].limits.conn_status: must be between 400 and 599 in t.json"
+        );
+    }
+
+    #[test]
+    fn an_unchanged_zone_keeps_its_buckets_across_compiles() {
+        let zone = r#""limit_req_zones": { "one": { "key": "$binary_remote_addr", "size": "1m", "rate": "1r/s" } },"#;
+        let text = with_route(r#"{ "path": "/", "upstream": "web" }"#).replacen(
+            "{",
+            &format!("{{ {zone}"),
+            1,
+        );
+        let first = compile(&text).unwrap();
+        let config = json::parse(Path::new("t.json"), &text).unwrap();
+        let (sinks, dns) = (Sinks::offline(), Offline::default());
+        let env = |previous| CompileEnv {
+            dns: &dns,
+            discovered: None,
+            sinks: &sinks,
+            previous,
+        };
+        let again = Runtime::compile(&config, &env(Some(&first))).unwrap();
+        assert!(Arc::ptr_eq(
+            &first.zones.req["one"].buckets,
+            &again.zones.req["one"].buckets
+        ));
+        let changed = json::parse(Path::new("t.json"), &text.replace("1r/s", "2r/s")).unwrap();
+        let other = Runtime::compile(&changed, &env(Some(&again))).unwrap();
+        assert!(!Arc::ptr_eq(
+            &again.zones.req["one"].buckets,
+            &other.zones.req["one"].buckets
+        ));
+    }
+
+    #[test]
+    fn pin_guards_are_checked() {
+        let pin = |p: &str| {
+            with_route(&format!(
+                r#"{{ "path": "/", "upstream": "web", "pin": {{ "header": "app", {p} }} }}"#
+            ))
+        };
+        assert_eq!(
+            refused(&pin(r#""secret": "short""#)),
+            "routes[0].pin.secret: a pin secret needs at least 16 bytes (32 random ones are best) in t.json"
+        );
+        assert_eq!(
+            refused(&pin(r#""allow_from": ["10.0.0.0/33"]"#)),
+            "routes[0].pin.allow_from: invalid network \"10.0.0.0/33\" in t.json"
+        );
+        assert!(
+            compile(&pin(
+                r#""allow_from": ["10.0.0.0/8", "::1"], "secret": "0123456789abcdef""#
+            ))
+            .is_ok()
+        );
+        let reason = with_route(r#"{ "path": "/", "upstream": "web" }"#).replacen(
+            "{",
+            r#"{ "served_by_reason": true,"#,
+            1,
+        );
+        assert_eq!(
+            refused(&reason),
+            "served_by_reason: needs \"served_by_header\", the header it adds to in t.json"
+        );
     }
 }

@@ -4,14 +4,17 @@
 //! shared by every request that starts while it is current.
 
 mod compile;
+mod limits;
 mod routes;
+mod variables;
 
 pub use compile::CompileEnv;
+pub use limits::{ConnLimitZone, ConnRule, RateLimitZone, ReqRule, RouteLimits, Zones};
 
 use crate::config::{OnUnhealthy, ProxySettings};
 use crate::observe::LogTarget;
 use crate::routing::locations::Locations;
-use crate::routing::pin::Pin;
+use crate::routing::pin::{Pin, PinGuard};
 use crate::routing::server_names::{self, Names, Quality};
 use crate::upstream::Pool;
 use crate::variables::{CompiledMap, Template};
@@ -29,6 +32,12 @@ pub struct Runtime {
     /// Response header naming the server that answered: the name, and its case as
     /// configured (the case it is sent with).
     pub served_by: Option<(HeaderName, Bytes)>,
+    /// Whether that header also says why the server was chosen.
+    pub served_by_reason: bool,
+    /// The `limit_req_zone`s and `limit_conn_zone`s.
+    pub zones: Zones,
+    /// Which `merge_slashes` applies, when every server agrees (the usual case).
+    merge_slashes: Option<bool>,
     /// Idle time allowed on client keep-alive connections; zero disables keep-alive.
     pub keepalive_timeout: Duration,
     /// Whether any virtual server has names (otherwise the Host header is not consulted).
@@ -39,6 +48,7 @@ pub struct VirtualServer {
     listen: Vec<SocketAddr>,
     default_for: Vec<SocketAddr>,
     names: Names,
+    merge_slashes: bool,
     /// The first `server_name`, for `$server_name`.
     pub server_name: String,
     locations: Locations,
@@ -49,6 +59,8 @@ pub struct VirtualServer {
 
 pub struct Route {
     pub action: RouteAction,
+    /// `None` when the route has no `limit_req` or `limit_conn`.
+    pub limits: Option<Box<RouteLimits>>,
     pub settings: ProxySettings,
     pub set_headers: Vec<HeaderRule>,
     pub add_headers: Vec<AddHeaderRule>,
@@ -64,6 +76,8 @@ pub struct ProxyRoute {
     pub pool: Arc<Pool>,
     pub pins: Vec<Pin>,
     pub on_unhealthy: OnUnhealthy,
+    /// Who may pin, and whether pins must be signed; `None`: anyone, bare names.
+    pub pin_guard: Option<Box<PinGuard>>,
     /// `proxy_pass http://name/uri` in `location /prefix`: `/prefix` becomes `/uri`.
     pub rewrite: Option<(String, String)>,
     /// `$proxy_host`: the upstream name.
@@ -89,9 +103,22 @@ pub struct AddHeaderRule {
 }
 
 impl Runtime {
-    /// The route for `path` in virtual server `vs`, as indexes for [`Runtime::route_at`].
-    pub fn find_route(&self, vs: usize, path: &str) -> Option<(usize, usize)> {
+    /// The route for the normalised `path` in virtual server `vs`, as indexes for
+    /// [`Runtime::route_at`].
+    pub fn find_route(&self, vs: usize, path: &[u8]) -> Option<(usize, usize)> {
         Some((vs, self.virtual_servers.get(vs)?.locations.find(path)?))
+    }
+
+    /// Whether runs of `/` are merged in the paths of requests arriving on `local`: the
+    /// `merge_slashes` of that address's default server, since nginx normalises the path
+    /// before it reads `Host`.
+    pub fn merge_slashes(&self, local: Option<SocketAddr>) -> bool {
+        if let Some(all) = self.merge_slashes {
+            return all;
+        }
+        self.find_virtual_server(local, || None)
+            .and_then(|vs| self.virtual_servers.get(vs))
+            .is_none_or(|vs| vs.merge_slashes)
     }
 
     /// The virtual server for a connection to `local` asking for `host`, by nginx's rules.

@@ -2,18 +2,21 @@
 //! pins, the header rules and access logs of each route, checked as they are built.
 
 use super::compile::header_name;
+use super::limits::Zones;
 use super::{AddHeaderRule, HeaderRule, ProxyRoute, Route, RouteAction, VirtualServer};
 use crate::config::{
     AccessLogTarget, Action, AddHeader, Config, ConfigError, Origin, PathMatch, PinMatch,
-    PinSource, PinTarget, ProxySettings, Route as RouteConf, ServerName, SetHeader,
+    PinSource, PinTarget, ProxyPass, ProxySettings, Route as RouteConf, ServerName, SetHeader,
     VirtualServer as VirtualServerConf,
 };
+use crate::net::geo::AllowList;
 use crate::observe::LogTarget;
 use crate::observe::access_log::{DropCounter, Sinks};
 use crate::observe::log_format::Format;
 use crate::routing::locations::Locations;
-use crate::routing::pin::{Pin, PinBinding, PinKey};
+use crate::routing::pin::{Pin, PinBinding, PinFrom, PinGuard};
 use crate::routing::server_names::Names;
+use crate::routing::signed_pin::PinKey;
 use crate::upstream::{Group, Pool};
 use crate::variables::Template;
 use bytes::Bytes;
@@ -89,6 +92,7 @@ pub(super) fn compile_virtual_server(
     file: &Path,
     vs: &VirtualServerConf,
     pools: &Pools,
+    zones: &Zones,
     maps: &[String],
     logs: &mut Logs<'_>,
 ) -> Result<VirtualServer, ConfigError> {
@@ -100,7 +104,7 @@ pub(super) fn compile_virtual_server(
             let at = r.origin.field("path");
             return Err(ConfigError::invalid(file, &at, "duplicate location"));
         }
-        routes.push(compile_route(file, r, pools, maps, logs)?);
+        routes.push(compile_route(file, r, pools, zones, maps, logs)?);
     }
     let paths: Vec<&PathMatch> = vs.routes.iter().map(|r| &r.path).collect();
     let first_name = vs.server_names.first().map(|n| match n {
@@ -112,6 +116,7 @@ pub(super) fn compile_virtual_server(
         listen: vs.listen.clone(),
         default_for: vs.default_for.clone(),
         names: Names::new(&vs.server_names).map_err(at)?,
+        merge_slashes: vs.merge_slashes,
         server_name: first_name.unwrap_or_default(),
         locations: Locations::new(&paths).map_err(|(i, msg)| {
             ConfigError::invalid(file, &vs.routes[i].origin.field("path"), msg)
@@ -125,6 +130,7 @@ fn compile_route(
     file: &Path,
     r: &RouteConf,
     pools: &Pools,
+    zones: &Zones,
     maps: &[String],
     logs: &mut Logs<'_>,
 ) -> Result<Route, ConfigError> {
@@ -160,13 +166,14 @@ fn compile_route(
             let pins = pass
                 .pins
                 .iter()
-                .map(|pin| bind_pin(pools, &pin.source, &pin.matches))
+                .map(|pin| bind_pin(pools, maps, &pin.source, &pin.matches))
                 .collect::<Result<_, _>>()
                 .map_err(|(field, m)| invalid(&at.field(field), m))?;
             RouteAction::Proxy(ProxyRoute {
                 pool,
                 pins,
                 on_unhealthy: pass.on_unhealthy,
+                pin_guard: pin_guard(file, &at, pass)?,
                 rewrite,
                 proxy_host: pass.upstream.clone(),
             })
@@ -197,6 +204,7 @@ fn compile_route(
     };
     check_timeouts(file, &origin.field("proxy"), &r.proxy)?;
     Ok(Route {
+        limits: zones.bind(file, origin, &r.limits)?,
         action,
         settings: r.proxy.clone(),
         set_headers: header_rules(file, &r.proxy.set_headers, maps)?,
@@ -227,15 +235,53 @@ fn pool_named(pools: &Pools, name: &str) -> Result<Arc<Pool>, String> {
         .ok_or_else(|| format!("unknown upstream \"{name}\""))
 }
 
+/// Who may pin on a route and how (`allow_from`, `secret`); `None` when it says nothing.
+fn pin_guard(
+    file: &Path,
+    at: &Origin,
+    pass: &ProxyPass,
+) -> Result<Option<Box<PinGuard>>, ConfigError> {
+    if pass.pin_allow_from.is_none() && pass.pin_secret.is_none() {
+        return Ok(None);
+    }
+    let allow = match &pass.pin_allow_from {
+        Some(cidrs) => {
+            let at = at.field("allow_from");
+            let (list, warnings) = AllowList::from_cidrs(cidrs)
+                .map_err(|e| ConfigError::invalid(file, &at, e.to_string()))?;
+            for w in warnings {
+                log::warn!("{}", ConfigError::invalid(file, &at, w));
+            }
+            Some(list)
+        }
+        None => None,
+    };
+    let key = match &pass.pin_secret {
+        Some(secret) => Some(PinKey::new(secret.as_bytes()).map_err(|_| {
+            let msg = format!(
+                "a pin secret needs at least {} bytes (32 random ones are best)",
+                PinKey::MIN_SECRET
+            );
+            ConfigError::invalid(file, &at.field("secret"), msg)
+        })?),
+        None => None,
+    };
+    Ok(Some(Box::new(PinGuard { allow, key })))
+}
+
 /// Binds a pin to the pools; an error names the field of the pin it is about.
 fn bind_pin(
     pools: &Pools,
+    maps: &[String],
     source: &PinSource,
     matches: &PinMatch,
 ) -> Result<Pin, (&'static str, String)> {
     let source = match source {
-        PinSource::Header(name) => PinKey::Header(header_name(name).map_err(|m| ("header", m))?),
-        PinSource::Cookie(name) | PinSource::CookieVariable(name) => {
+        PinSource::Variable(text) => {
+            PinFrom::Variable(Template::parse(text, maps).map_err(|m| ("variable", m))?)
+        }
+        PinSource::Header(name) => PinFrom::Header(header_name(name).map_err(|m| ("header", m))?),
+        PinSource::Cookie(name) => {
             let bad = name.is_empty()
                 || name
                     .bytes()
@@ -243,10 +289,7 @@ fn bind_pin(
             if bad {
                 return Err(("cookie", format!("\"{name}\" is not a valid cookie name")));
             }
-            match source {
-                PinSource::CookieVariable(_) => PinKey::CookieVariable(name.clone()),
-                _ => PinKey::Cookie(name.clone()),
-            }
+            PinFrom::Cookie(name.clone())
         }
     };
     let target = match matches {

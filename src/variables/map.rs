@@ -1,33 +1,53 @@
-//! nginx `map`: a variable computed from another by exact keys, then regexes.
+//! Variables computed from others: nginx `map` (exact keys, then regexes) and `geo` (the
+//! longest network holding an address). Both are numbered in one list, maps first, so that
+//! a template refers to either as [`super::Var::Map`].
 
-use super::Template;
+use super::{RequestInfo, Template};
 use crate::config::{MapKey, MapVar};
+use crate::net::forwarded::ClientAddr;
+use crate::net::geo::Geo;
 use regex::bytes::{Regex, RegexBuilder};
 use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
 
-/// A `map` ready to evaluate: exact keys by hash, then regexes in order, else the default.
+/// A `map` or a `geo`, ready to evaluate.
 pub struct CompiledMap {
-    pub(super) source: Template,
-    pub(super) exact: HashMap<Vec<u8>, Template>,
-    pub(super) regexes: Vec<(Regex, Template)>,
-    pub(super) default: Template,
+    kind: Kind,
+}
+
+enum Kind {
+    Map {
+        source: Template,
+        exact: HashMap<Vec<u8>, Template>,
+        regexes: Vec<(Regex, Template)>,
+        default: Template,
+    },
+    Geo {
+        /// `geo $source $var`: the address is the source's value; `None`: the client's.
+        source: Option<Template>,
+        geo: Geo,
+    },
 }
 
 impl CompiledMap {
-    /// Compiles every map of a config; `Err` names the map variable and the problem.
-    pub fn compile_all(maps: &[MapVar]) -> Result<Vec<CompiledMap>, (usize, String)> {
-        let names: Vec<String> = maps.iter().map(|m| m.variable.clone()).collect();
-        let compiled = maps
-            .iter()
+    /// Compiles the `map`s of a config; `names` are every map and geo variable, in the
+    /// order they are numbered. `Err` names the map and the problem.
+    pub fn compile_maps(
+        maps: &[MapVar],
+        names: &[String],
+    ) -> Result<Vec<CompiledMap>, (usize, String)> {
+        maps.iter()
             .enumerate()
-            .map(|(i, m)| CompiledMap::compile(m, &names).map_err(|e| (i, e)))
-            .collect::<Result<Vec<_>, _>>()?;
-        for i in 0..compiled.len() {
-            if compiled[i].reaches(i, &compiled, 0) {
-                return Err((i, format!("\"${}\" refers to itself", maps[i].variable)));
-            }
+            .map(|(i, m)| CompiledMap::compile(m, names).map_err(|e| (i, e)))
+            .collect()
+    }
+
+    /// A `geo` table whose address comes from `source` (a template such as `$arg_ip`), or
+    /// from the client when `None`.
+    pub fn geo(source: Option<Template>, geo: Geo) -> CompiledMap {
+        CompiledMap {
+            kind: Kind::Geo { source, geo },
         }
-        Ok(compiled)
     }
 
     fn compile(m: &MapVar, names: &[String]) -> Result<CompiledMap, String> {
@@ -52,23 +72,91 @@ impl CompiledMap {
             }
         }
         Ok(CompiledMap {
-            source: Template::parse(&m.source, names)?,
-            exact,
-            regexes,
-            default: Template::parse(&m.default, names)?,
+            kind: Kind::Map {
+                source: Template::parse(&m.source, names)?,
+                exact,
+                regexes,
+                default: Template::parse(&m.default, names)?,
+            },
         })
     }
 
-    /// Whether evaluating this map can lead back to map `target`.
+    /// The first variable of `all` whose value depends on itself, if any.
+    pub fn find_cycle(all: &[CompiledMap]) -> Option<usize> {
+        (0..all.len()).find(|&i| all[i].reaches(i, all, 0))
+    }
+
+    /// Appends this variable's value for `req`.
+    pub(super) fn expand(&self, req: &RequestInfo<'_>, out: &mut Vec<u8>, depth: usize) {
+        match &self.kind {
+            Kind::Map {
+                source,
+                exact,
+                regexes,
+                default,
+            } => {
+                let mut key = Vec::new();
+                source.expand_at(req, &mut key, depth + 1);
+                let value = exact
+                    .get(&key)
+                    .or_else(|| {
+                        regexes
+                            .iter()
+                            .find(|(re, _)| re.is_match(&key))
+                            .map(|(_, v)| v)
+                    })
+                    .unwrap_or(default);
+                value.expand_at(req, out, depth + 1);
+            }
+            Kind::Geo { source, geo } => {
+                // `proxy` entries walk X-Forwarded-For; without them nothing is collected.
+                let xff: Vec<&[u8]> = match geo.proxies().is_empty() {
+                    true => Vec::new(),
+                    false => req
+                        .req
+                        .headers
+                        .get_all("x-forwarded-for")
+                        .iter()
+                        .map(|v| v.as_bytes())
+                        .collect(),
+                };
+                let value = match source {
+                    Some(source) => {
+                        let mut addr = Vec::new();
+                        source.expand_at(req, &mut addr, depth + 1);
+                        geo.lookup_source(Some(&addr), &xff)
+                    }
+                    // nginx looks up 255.255.255.255 for a client without an IP address.
+                    None => match req.client_ip {
+                        Some(ip) => geo.lookup_client(ClientAddr::ip(ip, 0), &xff),
+                        None => geo.lookup(IpAddr::V4(Ipv4Addr::BROADCAST)),
+                    },
+                };
+                out.extend_from_slice(value.as_bytes());
+            }
+        }
+    }
+
+    /// Whether evaluating this variable can lead back to variable `target`.
     fn reaches(&self, target: usize, all: &[CompiledMap], depth: usize) -> bool {
         if depth > all.len() {
             return false;
         }
-        let templates = std::iter::once(&self.source)
-            .chain(self.exact.values())
-            .chain(self.regexes.iter().map(|(_, t)| t))
-            .chain(std::iter::once(&self.default));
+        let templates: Vec<&Template> = match &self.kind {
+            Kind::Map {
+                source,
+                exact,
+                regexes,
+                default,
+            } => std::iter::once(source)
+                .chain(exact.values())
+                .chain(regexes.iter().map(|(_, t)| t))
+                .chain(std::iter::once(default))
+                .collect(),
+            Kind::Geo { source, .. } => source.iter().collect(),
+        };
         templates
+            .into_iter()
             .flat_map(Template::maps_used)
             .collect::<Vec<_>>()
             .into_iter()

@@ -17,6 +17,9 @@ use http::HeaderName;
 pub enum Var {
     /// `$remote_addr`: the client's IP address.
     RemoteAddr,
+    /// `$binary_remote_addr`: the client's address as 4 (IPv4) or 16 (IPv6) bytes, the
+    /// usual key of limit zones.
+    BinaryRemoteAddr,
     /// `$proxy_add_x_forwarded_for`: the client's `X-Forwarded-For` with `$remote_addr` appended.
     ProxyAddXForwardedFor,
     /// `$scheme`: `http` or `https`.
@@ -33,7 +36,8 @@ pub enum Var {
     ServerPort,
     /// `$request_uri`: the original path and query.
     RequestUri,
-    /// `$uri`: the path, without query.
+    /// `$uri`: the normalised path (percent-decoded, `.` and `..` resolved, slashes
+    /// merged), without query.
     Uri,
     /// `$args`: the query string.
     Args,
@@ -41,7 +45,7 @@ pub enum Var {
     ProxyHost,
     /// `$request_method`
     RequestMethod,
-    /// A variable defined by the `map` with this index.
+    /// A variable defined by the `map` (or `geo`) with this index.
     Map(usize),
 }
 
@@ -53,6 +57,7 @@ impl Var {
         }
         Some(match name {
             "remote_addr" => Var::RemoteAddr,
+            "binary_remote_addr" => Var::BinaryRemoteAddr,
             "proxy_add_x_forwarded_for" => Var::ProxyAddXForwardedFor,
             "scheme" => Var::Scheme,
             "host" => Var::Host,

@@ -14,6 +14,9 @@ const MAX_MAP_DEPTH: usize = 8;
 /// Everything a variable may need to know about one request.
 pub struct RequestInfo<'a> {
     pub req: &'a RequestHeader,
+    /// The normalised request path (`$uri`, see [`crate::routing::uri`]) when it is not
+    /// the request's own path; `None`: it is ([`request::path`]), found when asked for.
+    pub uri: Option<&'a [u8]>,
     pub client_ip: Option<IpAddr>,
     pub tls: bool,
     pub server_port: Option<u16>,
@@ -27,19 +30,7 @@ impl RequestInfo<'_> {
         let Some(map) = self.maps.get(i).filter(|_| depth < MAX_MAP_DEPTH) else {
             return;
         };
-        let mut key = Vec::new();
-        map.source.expand_at(self, &mut key, depth + 1);
-        let value = map
-            .exact
-            .get(&key)
-            .or_else(|| {
-                map.regexes
-                    .iter()
-                    .find(|(re, _)| re.is_match(&key))
-                    .map(|(_, v)| v)
-            })
-            .unwrap_or(&map.default);
-        value.expand_at(self, out, depth + 1);
+        map.expand(self, out, depth);
     }
 
     /// Appends the value of one variable.
@@ -50,6 +41,11 @@ impl RequestInfo<'_> {
                     write_ip(ip, out);
                 }
             }
+            Var::BinaryRemoteAddr => match self.client_ip {
+                Some(IpAddr::V4(v4)) => out.extend_from_slice(&v4.octets()),
+                Some(IpAddr::V6(v6)) => out.extend_from_slice(&v6.octets()),
+                None => {}
+            },
             Var::ProxyAddXForwardedFor => {
                 if let Some(prev) =
                     request::header(self.req, &X_FORWARDED_FOR).filter(|v| !v.is_empty())
@@ -84,7 +80,10 @@ impl RequestInfo<'_> {
                 let pq = self.req.uri.path_and_query().map_or("/", |pq| pq.as_str());
                 out.extend_from_slice(pq.as_bytes());
             }
-            Var::Uri => out.extend_from_slice(self.req.uri.path().as_bytes()),
+            Var::Uri => {
+                let uri = self.uri.unwrap_or_else(|| request::path(self.req));
+                out.extend_from_slice(uri);
+            }
             Var::Args => out.extend_from_slice(self.req.uri.query().unwrap_or("").as_bytes()),
             Var::ProxyHost => out.extend_from_slice(self.proxy_host.as_bytes()),
             Var::RequestMethod => out.extend_from_slice(self.req.method.as_str().as_bytes()),

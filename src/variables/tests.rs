@@ -8,6 +8,7 @@ use request_info::write_decimal;
 fn info(req: &RequestHeader) -> RequestInfo<'_> {
     RequestInfo {
         req,
+        uri: None,
         client_ip: Some("10.0.0.7".parse().unwrap()),
         tls: false,
         server_port: Some(8080),
@@ -137,9 +138,19 @@ fn map(source: &str, variable: &str, entries: &[(&str, &str)], default: &str) ->
     }
 }
 
+/// Compiles `maps` as a config does: every variable numbered, cycles refused.
+fn compile_all(maps: &[MapVar]) -> Result<Vec<CompiledMap>, usize> {
+    let names: Vec<String> = maps.iter().map(|m| m.variable.clone()).collect();
+    let compiled = CompiledMap::compile_maps(maps, &names).map_err(|(i, _)| i)?;
+    match CompiledMap::find_cycle(&compiled) {
+        Some(i) => Err(i),
+        None => Ok(compiled),
+    }
+}
+
 fn expand_with_maps(template: &str, maps: &[MapVar], req: &RequestHeader) -> String {
     let names: Vec<String> = maps.iter().map(|m| m.variable.clone()).collect();
-    let compiled = CompiledMap::compile_all(maps).unwrap();
+    let compiled = compile_all(maps).unwrap();
     let mut info = info(req);
     info.maps = &compiled;
     let mut out = Vec::new();
@@ -198,5 +209,63 @@ fn maps_may_use_maps_but_not_themselves() {
         "[one]"
     );
     let cycle = [map("$b", "a", &[], ""), map("$a", "b", &[], "")];
-    assert_eq!(CompiledMap::compile_all(&cycle).err().map(|e| e.0), Some(0));
+    assert_eq!(compile_all(&cycle).err(), Some(0));
+}
+
+#[test]
+fn binary_remote_addr_is_the_address_bytes() {
+    let req = get(b"/", &[]);
+    let mut i = info(&req);
+    let t = Template::parse("$binary_remote_addr", &[]).unwrap();
+    let mut out = Vec::new();
+    t.expand(&i, &mut out);
+    assert_eq!(out, [10, 0, 0, 7]);
+    i.client_ip = Some("2001:db8::1".parse().unwrap());
+    out.clear();
+    t.expand(&i, &mut out);
+    assert_eq!(out.len(), 16);
+}
+
+#[test]
+fn uri_is_the_normalised_path_and_request_uri_the_raw_one() {
+    let req = get(b"/a//b/../c?x=1", &[]);
+    let mut i = info(&req);
+    i.uri = Some(b"/a/c");
+    let t = Template::parse("$uri $request_uri $args", &[]).unwrap();
+    let mut out = Vec::new();
+    t.expand(&i, &mut out);
+    assert_eq!(String::from_utf8(out).unwrap(), "/a/c /a//b/../c?x=1 x=1");
+}
+
+#[test]
+fn geo_variables_look_up_the_client_or_a_source() {
+    use crate::net::geo::Geo;
+    let lines = |text: &str| -> Vec<Vec<String>> {
+        text.split(';')
+            .map(|l| l.split_whitespace().map(String::from).collect::<Vec<_>>())
+            .filter(|l| !l.is_empty())
+            .collect()
+    };
+    let (client, _) = Geo::from_lines(&lines("default 0; 10.0.0.0/8 1")).unwrap();
+    let (by_header, _) =
+        Geo::from_lines(&lines("default far; proxy 10.0.0.0/8; 192.0.2.0/24 near")).unwrap();
+    let names = ["inside".to_string(), "where".to_string()];
+    let compiled = [
+        CompiledMap::geo(None, client),
+        CompiledMap::geo(
+            Some(Template::parse("$http_x_addr", &[]).unwrap()),
+            by_header,
+        ),
+    ];
+    let req = get(b"/", &[("X-Addr", "192.0.2.9")]);
+    let mut i = info(&req);
+    i.maps = &compiled;
+    let expand = |i: &RequestInfo<'_>, t: &str| {
+        let mut out = Vec::new();
+        Template::parse(t, &names).unwrap().expand(i, &mut out);
+        String::from_utf8(out).unwrap()
+    };
+    assert_eq!(expand(&i, "$inside $where"), "1 near");
+    i.client_ip = Some("192.0.2.1".parse().unwrap());
+    assert_eq!(expand(&i, "$inside"), "0");
 }

@@ -3,16 +3,18 @@
 //!
 //! Paths: `/health` answers 200 or 503 as [`Backend::set_healthy`] says; `/headers`
 //! (or any path ending in it) echoes the request headers, one `name: value` per line; `/slow/MS` waits MS
-//! milliseconds first (`/slow/NAME/MS` only on the backend called NAME); `/status/CODE` answers with that status (`/status/NAME/CODE` only on NAME); a websocket upgrade on any path echoes every message. Anything
-//! else answers `NAME\n` with an `X-Backend: NAME` header.
+//! milliseconds first (`/slow/NAME/MS` only on the backend called NAME); `/status/CODE` answers with that status (`/status/NAME/CODE` only on NAME); `/hold` waits until
+//! [`Backend::release`] (or 30 s); a websocket upgrade on any path echoes every message. Anything
+//! else answers `NAME\n` with an `X-Backend: NAME` header. Every request target is recorded
+//! as received ([`Backend::targets`]).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A running backend; dropping it (or [`Backend::stop`]) closes the listener and every
 /// open connection, as a killed process would.
@@ -29,6 +31,11 @@ struct State {
     requests: AtomicUsize,
     health_checks: AtomicUsize,
     conns: Mutex<Vec<TcpStream>>,
+    /// Request targets as received, health checks excluded.
+    targets: Mutex<Vec<String>>,
+    /// `/hold` requests waiting, and whether they may go.
+    held: Mutex<(usize, bool)>,
+    released: Condvar,
 }
 
 impl Backend {
@@ -48,6 +55,9 @@ impl Backend {
             requests: AtomicUsize::new(0),
             health_checks: AtomicUsize::new(0),
             conns: Mutex::new(Vec::new()),
+            targets: Mutex::new(Vec::new()),
+            held: Mutex::new((0, false)),
+            released: Condvar::new(),
         });
         let accept_state = Arc::clone(&state);
         thread::spawn(move || accept_loop(listener, accept_state));
@@ -73,6 +83,22 @@ impl Backend {
         self.state.health_checks.load(Ordering::SeqCst)
     }
 
+    /// The request targets received so far (path and query, as sent on the wire).
+    pub fn targets(&self) -> Vec<String> {
+        self.state.targets.lock().unwrap().clone()
+    }
+
+    /// `/hold` requests waiting now.
+    pub fn held(&self) -> usize {
+        self.state.held.lock().unwrap().0
+    }
+
+    /// Lets every `/hold` request (now and later) answer.
+    pub fn release(&self) {
+        self.state.held.lock().unwrap().1 = true;
+        self.state.released.notify_all();
+    }
+
     /// Closes the listener and resets every open connection.
     pub fn stop(&self) {
         if self.state.stopped.swap(true, Ordering::SeqCst) {
@@ -83,6 +109,7 @@ impl Backend {
         for c in self.state.conns.lock().unwrap().drain(..) {
             let _ = c.shutdown(Shutdown::Both);
         }
+        self.release();
     }
 }
 
@@ -208,6 +235,10 @@ fn respond_to(req: &Request, state: &State) -> (String, String) {
         };
     }
     state.requests.fetch_add(1, Ordering::SeqCst);
+    state.targets.lock().unwrap().push(req.path.clone());
+    if req.path == "/hold" {
+        hold(state);
+    }
     if req.path.ends_with("/headers") {
         let body: String = req
             .raw_head
@@ -234,6 +265,21 @@ fn respond_to(req: &Request, state: &State) -> (String, String) {
         }
     }
     ("200 OK".into(), format!("{}\n", state.name))
+}
+
+/// Waits until the test releases held requests, 30 s at most.
+fn hold(state: &State) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut held = state.held.lock().unwrap();
+    held.0 += 1;
+    while !held.1 && Instant::now() < deadline {
+        held = state
+            .released
+            .wait_timeout(held, Duration::from_millis(100))
+            .unwrap()
+            .0;
+    }
+    held.0 -= 1;
 }
 
 fn echo_websocket(

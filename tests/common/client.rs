@@ -70,6 +70,42 @@ impl Client {
         self.request("GET", path, headers)
     }
 
+    /// Connects to `addr` from the local address `source` (any of 127.0.0.0/8), so that a
+    /// test can be a client from another address.
+    pub fn connect_from(addr: SocketAddr, source: std::net::IpAddr) -> std::io::Result<Client> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let stream = rt.block_on(async {
+            let socket = tokio::net::TcpSocket::new_v4()?;
+            socket.bind(SocketAddr::new(source, 0))?;
+            socket.connect(addr).await?.into_std()
+        })?;
+        stream.set_nonblocking(false)?;
+        stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+        stream.set_nodelay(true)?;
+        Ok(Client {
+            writer: stream.try_clone()?,
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// Sends `head` exactly as given (a request line with any bytes in its target, say)
+    /// and reads the answer.
+    pub fn send_raw(&mut self, head: &[u8]) -> std::io::Result<Response> {
+        self.writer.write_all(head)?;
+        self.read_response(false)
+    }
+
+    /// Whether the server closed the connection (reads EOF within a second).
+    pub fn is_closed(&mut self) -> bool {
+        let _ = self
+            .reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_secs(1)));
+        matches!(self.reader.read(&mut [0u8; 1]), Ok(0))
+    }
+
     fn read_response(&mut self, head_only: bool) -> std::io::Result<Response> {
         let bad =
             |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());

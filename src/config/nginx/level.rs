@@ -1,10 +1,13 @@
 //! Settings that nginx inherits from `http` to `server` to `location`: the `proxy_*`
-//! directives, `add_header`, `access_log` and `client_max_body_size`.
+//! directives, `add_header`, `access_log`, `client_max_body_size`, the request limits and
+//! pinlb's `pinlb_pin_secret`.
 
+use super::limits::LimitLevel;
 use super::translate::{Nginx, arg_count, at};
 use super::values;
 use crate::config::{
-    AccessLogTarget, AddHeader, ConfigError, NextUpstream, Origin, ProxySettings, SetHeader,
+    AccessLogTarget, AddHeader, ConfigError, NextUpstream, Origin, ProxySettings, RouteLimits,
+    SetHeader,
 };
 use std::time::Duration;
 
@@ -24,6 +27,9 @@ pub struct Level {
     add_headers: Option<Vec<AddHeader>>,
     access_log: Option<Vec<AccessLogTarget>>,
     client_max_body_size: Option<u64>,
+    limits: LimitLevel,
+    /// `pinlb_pin_secret SECRET | off`: pins must be signed with SECRET.
+    pin_secret: Option<Option<String>>,
 }
 
 impl Level {
@@ -51,7 +57,22 @@ impl Level {
                 .clone()
                 .or_else(|| parent.access_log.clone()),
             client_max_body_size: self.client_max_body_size.or(parent.client_max_body_size),
+            limits: self.limits.inherit(&parent.limits),
+            pin_secret: self
+                .pin_secret
+                .clone()
+                .or_else(|| parent.pin_secret.clone()),
         }
+    }
+
+    /// The request limits of a location.
+    pub fn limits(&self) -> RouteLimits {
+        self.limits.limits()
+    }
+
+    /// The secret pins of a location must be signed with, if any.
+    pub fn pin_secret(&self) -> Option<String> {
+        self.pin_secret.clone().flatten()
     }
 
     /// The effective settings of a location, with nginx's defaults where nothing is set.
@@ -111,8 +132,16 @@ impl Level {
 
     /// Applies `d` if it is one of the inherited directives; `Ok(false)` if it is not.
     pub fn apply(&mut self, d: &Nginx, log_formats: &[String]) -> Result<bool, ConfigError> {
+        if self.limits.apply(d)? {
+            return Ok(true);
+        }
         let args = d.args();
         match d.name() {
+            "pinlb_pin_secret" => {
+                arg_count(d, 1..=1)?;
+                let secret = &args[0];
+                self.pin_secret = Some((secret != "off").then(|| secret.clone()));
+            }
             "proxy_connect_timeout" => self.connect_timeout = Some(time_arg(d)?),
             "proxy_read_timeout" => self.read_timeout = Some(time_arg(d)?),
             "proxy_send_timeout" => self.send_timeout = Some(time_arg(d)?),

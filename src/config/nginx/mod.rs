@@ -3,11 +3,13 @@
 
 mod level;
 pub mod lexer;
+mod limits;
 pub mod parser;
 mod server;
 mod translate;
 mod upstream;
 pub mod values;
+mod variables;
 
 use crate::config::{Config, ConfigError};
 use std::path::Path;

@@ -2,7 +2,9 @@
 //! `proxy_pass`, `return`, `health_check`, and `if` blocks that become pins.
 
 use super::level::Level;
-use super::translate::{Nginx, Translator, accepted, arg_count, at, unsupported};
+use super::translate::{
+    HTTP_ONLY, Nginx, Translator, accepted, arg_count, at, flag, not_allowed, unsupported,
+};
 use super::{upstream, values};
 use crate::config::{
     Action, CheckKind, ConfigError, HealthCheck, OnUnhealthy, PathMatch, PinMatch, PinRule,
@@ -22,6 +24,7 @@ pub fn translate(
         default_for: Vec::new(),
         server_names: Vec::new(),
         routes: Vec::new(),
+        merge_slashes: t.merge_slashes,
         access_log: Vec::new(),
         origin: d.origin(),
     };
@@ -34,6 +37,8 @@ pub fn translate(
             "server_name" => server_names(&e, &mut vs.server_names)?,
             "location" => locations.push(e),
             "return" => server_return = Some((answer(&e)?, e.origin())),
+            "merge_slashes" => vs.merge_slashes = flag(&e)?,
+            name if HTTP_ONLY.contains(&name) => return Err(not_allowed(&e)),
             "if" => {
                 return Err(at(
                     &e,
@@ -60,6 +65,7 @@ pub fn translate(
             proxy: level.settings(),
             add_headers: level.add_headers(),
             access_log: level.access_log(),
+            limits: level.limits(),
             origin,
         });
     } else {
@@ -162,6 +168,9 @@ fn location(
                 }
             }
             "location" => return Err(at(&e, "nested locations are not supported")),
+            name if HTTP_ONLY.contains(&name) || name == "merge_slashes" => {
+                return Err(not_allowed(&e));
+            }
             _ if level.apply(&e, log_formats)? => {}
             _ if accepted(&e, "location") => {}
             _ => return Err(unsupported(&e)),
@@ -186,6 +195,9 @@ fn location(
                 uri,
                 pins,
                 on_unhealthy: OnUnhealthy::Fallback,
+                // Who may pin is said with `geo`/`map` variables in nginx syntax.
+                pin_allow_from: None,
+                pin_secret: level.pin_secret(),
             })
         }
         (None, None) => {
@@ -201,6 +213,7 @@ fn location(
         proxy: level.settings(),
         add_headers: level.add_headers(),
         access_log: level.access_log(),
+        limits: level.limits(),
         origin: d.origin(),
     })
 }
@@ -276,12 +289,13 @@ fn proxy_target(t: &mut Translator, d: &Nginx) -> Result<(String, Option<String>
     Ok((upstream::implicit(t, &name, &url.host_port(), d), url.uri))
 }
 
-/// `if ($http_NAME = "value") { proxy_pass http://target; }` (or `$cookie_NAME`).
+/// `if ($http_NAME = "value") { proxy_pass http://target; }`, or with `$cookie_NAME` or
+/// any other variable (a `map` or `geo` one, say).
 fn pin(t: &mut Translator, d: &Nginx, location_upstream: &str) -> Result<PinRule, ConfigError> {
     let unsupported_if = || {
         at(
             d,
-            "only `if ($http_NAME = \"value\") { proxy_pass ...; }` (or $cookie_NAME) is supported",
+            "only `if ($VARIABLE = \"value\") { proxy_pass ...; }` is supported",
         )
     };
     // nginx's lexer splits `($http_app = "app1")` into `($http_app`, `=`, `app1`, `)`.
@@ -297,10 +311,12 @@ fn pin(t: &mut Translator, d: &Nginx, location_upstream: &str) -> Result<PinRule
     let [variable, "=", value] = words.as_slice() else {
         return Err(unsupported_if());
     };
+    // `$cookie_NAME` and other variables are read as nginx reads them (any case for a
+    // cookie's name, its value as sent); `$http_NAME` is a header lookup.
     let source = if let Some(name) = variable.strip_prefix("$http_") {
         PinSource::Header(name.replace('_', "-"))
-    } else if let Some(name) = variable.strip_prefix("$cookie_") {
-        PinSource::CookieVariable(name.to_string())
+    } else if variable.len() > 1 && variable.starts_with('$') {
+        PinSource::Variable(variable.to_string())
     } else {
         return Err(unsupported_if());
     };

@@ -106,3 +106,21 @@ fn settings_inherit_from_http_to_server_to_location() {
     assert_eq!(route(0, 0).proxy.send_timeout, Duration::from_secs(7));
     assert_eq!(route(1, 1).proxy.send_timeout, Duration::from_secs(9));
 }
+
+#[test]
+fn merge_slashes_is_read_at_http_and_server_level() {
+    let c = translate_str(&http(
+        "merge_slashes off;
+         server { listen 8080; return 200; }
+         server { listen 8081; merge_slashes on; return 200; }",
+    ))
+    .unwrap();
+    let merged: Vec<bool> = c
+        .virtual_servers
+        .iter()
+        .map(|vs| vs.merge_slashes)
+        .collect();
+    assert_eq!(merged, [false, true]);
+    let default = translate_str(&http("server { listen 8080; return 200; }")).unwrap();
+    assert!(default.virtual_servers[0].merge_slashes);
+}

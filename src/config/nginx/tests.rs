@@ -266,7 +266,7 @@ fn if_pins_translate_last_first_with_their_targets() {
                 PinTarget::Upstream("beta".into())
             ),
             (
-                PinSource::CookieVariable("app".into()),
+                PinSource::Variable("$cookie_app".into()),
                 "app2".into(),
                 server("app2:80")
             ),
@@ -414,8 +414,8 @@ fn mistakes_are_refused_with_their_line() {
             "invalid value \"1x\"",
         ),
         (
-            "http { server { location / { proxy_pass http://a; if ($request_method = POST) { return 405; } } } }",
-            "only `if ($http_NAME = \"value\")",
+            "http { server { location / { proxy_pass http://a; if ($request_method != POST) { return 405; } } } }",
+            "only `if ($VARIABLE = \"value\")",
         ),
         (
             "http { server { location / { proxy_pass http://a; if ($http_app = a) { return 200; } } } }",

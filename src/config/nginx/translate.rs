@@ -4,10 +4,10 @@
 
 use super::level::Level;
 use super::parser::{Directive, Pos};
-use super::{server, upstream};
+use super::{limits, server, upstream, variables};
 use crate::config::{
-    Config, ConfigError, ErrorLog, Lifecycle, Listener, LogEscape, LogFormat, LogLevel, MapEntry,
-    MapKey, MapVar, Origin, Upstream,
+    Config, ConfigError, ErrorLog, GeoVar, Lifecycle, LimitConnZone, LimitReqZone, Listener,
+    LogEscape, LogFormat, LogLevel, MapVar, Origin, Upstream,
 };
 use log::debug;
 use std::collections::BTreeMap;
@@ -154,6 +154,37 @@ pub fn unsupported(d: &Nginx) -> ConfigError {
     at(d, format!("unsupported directive \"{}\"", d.name()))
 }
 
+/// nginx's answer to a known directive in the wrong context.
+pub fn not_allowed(d: &Nginx) -> ConfigError {
+    at(d, format!("\"{}\" directive is not allowed here", d.name()))
+}
+
+/// Directives of the `http` context only, refused by name in `server` and `location`.
+pub const HTTP_ONLY: [&str; 6] = [
+    "limit_req_zone",
+    "limit_conn_zone",
+    "geo",
+    "map",
+    "upstream",
+    "log_format",
+];
+
+/// `NAME on|off`, as nginx's flag directives read it.
+pub fn flag(d: &Nginx) -> Result<bool, ConfigError> {
+    arg_count(d, 1..=1)?;
+    match d.args()[0].to_ascii_lowercase().as_str() {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(at(
+            d,
+            format!(
+                "invalid value \"{other}\" in \"{}\" directive, it must be \"on\" or \"off\"",
+                d.name()
+            ),
+        )),
+    }
+}
+
 /// The state of one translation.
 pub struct Translator {
     pub main_file: PathBuf,
@@ -168,6 +199,11 @@ pub struct Translator {
     /// Where each upstream block was written, for messages.
     pub upstream_pos: BTreeMap<String, Pos>,
     pub maps: Vec<MapVar>,
+    pub geos: Vec<GeoVar>,
+    pub limit_req_zones: BTreeMap<String, LimitReqZone>,
+    pub limit_conn_zones: BTreeMap<String, LimitConnZone>,
+    /// `merge_slashes` at the http level: the default of every server.
+    pub merge_slashes: bool,
     pub log_formats: BTreeMap<String, LogFormat>,
     pub virtual_servers: Vec<crate::config::VirtualServer>,
     pub listeners: Vec<Listener>,
@@ -192,6 +228,10 @@ pub fn translate(main_file: &Path, directives: &[Directive]) -> Result<Config, C
         upstreams: BTreeMap::new(),
         upstream_pos: BTreeMap::new(),
         maps: Vec::new(),
+        geos: Vec::new(),
+        limit_req_zones: BTreeMap::new(),
+        limit_conn_zones: BTreeMap::new(),
+        merge_slashes: true,
         log_formats: BTreeMap::new(),
         virtual_servers: Vec::new(),
         listeners: Vec::new(),
@@ -278,11 +318,15 @@ pub fn translate(main_file: &Path, directives: &[Directive]) -> Result<Config, C
 
 impl Translator {
     fn http(&mut self, block: &[Directive]) -> Result<(), ConfigError> {
-        // Upstreams, maps and log formats first: servers may refer to them before they are written.
+        // Upstreams, variables, zones and log formats first: servers may refer to them
+        // before they are written.
         for d in block.iter().map(Nginx::new) {
             match d.name() {
                 "upstream" => upstream::translate(self, &d)?,
-                "map" => self.map(&d)?,
+                "map" => variables::map(self, &d)?,
+                "geo" => variables::geo(self, &d)?,
+                "limit_req_zone" => limits::req_zone(self, &d)?,
+                "limit_conn_zone" => limits::conn_zone(self, &d)?,
                 "log_format" => self.log_format(&d)?,
                 _ => {}
             }
@@ -292,8 +336,10 @@ impl Translator {
         let mut servers = Vec::new();
         for d in block.iter().map(Nginx::new) {
             match d.name() {
-                "upstream" | "map" | "log_format" => {}
+                "upstream" | "map" | "geo" | "limit_req_zone" | "limit_conn_zone"
+                | "log_format" => {}
                 "server" => servers.push(d),
+                "merge_slashes" => self.merge_slashes = flag(&d)?,
                 "keepalive_timeout" => {
                     arg_count(&d, 1..=2)?;
                     self.keepalive_timeout = super::values::time(&d.args()[0])
@@ -312,59 +358,6 @@ impl Translator {
         for d in servers {
             server::translate(self, &d, &level, &log_formats)?;
         }
-        Ok(())
-    }
-
-    /// `map SOURCE $variable { key value; ... }`.
-    fn map(&mut self, d: &Nginx) -> Result<(), ConfigError> {
-        if d.args().len() != 2 {
-            return Err(at(d, "invalid number of arguments in \"map\" directive"));
-        }
-        let variable = d.args()[1]
-            .strip_prefix('$')
-            .filter(|v| !v.is_empty())
-            .ok_or_else(|| at(d, format!("invalid variable name \"{}\"", d.args()[1])))?
-            .to_string();
-        if self.maps.iter().any(|m| m.variable == variable) {
-            return Err(at(d, format!("duplicate \"{variable}\" variable")));
-        }
-        let mut map = MapVar {
-            source: d.args()[0].clone(),
-            variable,
-            entries: Vec::new(),
-            default: String::new(),
-            origin: d.origin(),
-        };
-        for e in d.block()?.iter().map(Nginx::new) {
-            let key = e.name();
-            match (key, e.args()) {
-                ("hostnames" | "volatile", []) => {
-                    return Err(at(&e, format!("\"{key}\" in \"map\" is not supported")));
-                }
-                ("default", [value]) => map.default = value.clone(),
-                (_, [value]) => {
-                    let key = match key.strip_prefix("~*") {
-                        Some(re) => MapKey::Regex {
-                            pattern: re.into(),
-                            case_insensitive: true,
-                        },
-                        None => match key.strip_prefix('~') {
-                            Some(re) => MapKey::Regex {
-                                pattern: re.into(),
-                                case_insensitive: false,
-                            },
-                            None => MapKey::Exact(key.strip_prefix('\\').unwrap_or(key).into()),
-                        },
-                    };
-                    map.entries.push(MapEntry {
-                        key,
-                        value: value.clone(),
-                    });
-                }
-                _ => return Err(at(&e, "invalid number of the map parameters")),
-            }
-        }
-        self.maps.push(map);
         Ok(())
     }
 
@@ -446,7 +439,11 @@ impl Translator {
             virtual_servers: self.virtual_servers,
             upstreams: self.upstreams,
             maps: self.maps,
+            geos: self.geos,
+            limit_req_zones: self.limit_req_zones,
+            limit_conn_zones: self.limit_conn_zones,
             served_by_header: None,
+            served_by_reason: false,
             keepalive_timeout: self.keepalive_timeout,
             pid_file: self.pid_file,
             admin: self.admin,
