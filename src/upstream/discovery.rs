@@ -396,10 +396,20 @@ pub async fn lookup(resolver: &TokioResolver, host: &str, port: u16, timeout: Du
 }
 
 fn failure(e: &ResolveError) -> Answer {
+    use hickory_resolver::proto::ProtoErrorKind;
+    use hickory_resolver::proto::op::ResponseCode;
+    // hickory reports SERVFAIL and REFUSED as "no records" too: only NOERROR without
+    // records is an empty answer, the others are failures.
+    let code = match e.proto().map(|p| p.kind()) {
+        Some(ProtoErrorKind::NoRecordsFound { response_code, .. }) => Some(*response_code),
+        _ => None,
+    };
     if e.is_nx_domain() {
         Answer::NxDomain
-    } else if e.is_no_records_found() {
+    } else if e.is_no_records_found() && matches!(code, None | Some(ResponseCode::NoError)) {
         Answer::Empty("no address records".to_string())
+    } else if let Some(code) = code {
+        Answer::Failed(format!("the name server answered {code}"))
     } else {
         Answer::Failed(e.to_string())
     }
