@@ -75,6 +75,13 @@ proxy.client_max_body_size              errors.rs::a_body_over_client_max_body_s
 served_by_header                        headers.rs::responses_name_the_server_that_answered headers.rs::no_served_by_header_unless_configured
 served_by_reason                        pin_guard.rs::served_by_says_why_when_configured
 keepalive_timeout_ms                    process.rs::an_idle_client_connection_is_closed_after_keepalive_timeout
+keepalive_requests                      http1_limits.rs::keepalive_requests_closes_the_connection_after_that_many
+client_header_timeout_ms                http1_limits.rs::the_whole_head_must_arrive_within_client_header_timeout
+client_body_timeout_ms                  http1_limits.rs::a_stalled_body_is_closed_after_client_body_timeout
+client_send_timeout_ms                  http1_limits.rs::a_client_that_stops_reading_is_closed_after_send_timeout
+client_header_buffer_size               http1_limits.rs::configured_header_buffers_set_the_limits
+large_client_header_buffers.number      http1_limits.rs::configured_header_buffers_set_the_limits http1_limits.rs::heads_over_nginxs_default_buffers_are_refused_as_nginx_refuses_them
+large_client_header_buffers.size        http1_limits.rs::configured_header_buffers_set_the_limits http1_limits.rs::heads_over_nginxs_default_buffers_are_refused_as_nginx_refuses_them
 access_log.path                         observe.rs::access_log_lines_parse_into_the_request_facts
 access_log.format                       observe.rs::access_log_lines_parse_into_the_request_facts observe.rs::access_log_lines_follow_a_named_log_format
 log_formats.NAME                        observe.rs::access_log_lines_follow_a_named_log_format
@@ -108,6 +115,12 @@ http/limit_req_zone                     limits.rs::burst_with_nodelay_passes_at_
 http/limit_conn_zone                    limits.rs::limit_conn_refuses_requests_over_the_number_in_progress src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
 http/limit_*                            limits.rs::burst_with_nodelay_passes_at_once_then_refuses_with_503_until_the_bucket_leaks src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
 http/pinlb_pin_secret                   pin_guard.rs::nginx_pinlb_pin_secret_needs_signed_values src/config/nginx/variables.rs::geo_map_and_variable_pins_translate
+http/client_header_timeout                src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::the_whole_head_must_arrive_within_client_header_timeout
+http/client_body_timeout                  src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::a_stalled_body_is_closed_after_client_body_timeout
+http/send_timeout                         src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::a_client_that_stops_reading_is_closed_after_send_timeout
+http/client_header_buffer_size            src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::configured_header_buffers_set_the_limits
+http/large_client_header_buffers          src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::configured_header_buffers_set_the_limits
+http/keepalive_requests                   src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::keepalive_requests_closes_the_connection_after_that_many
 upstream/server                         src/config/nginx/tests.rs::upstream_parameters_translate nginx_tutorial.rs::weighted_ports_interleave_3_1_1_like_nginx nginx_least_conn.rs::backup_serves_only_when_every_primary_is_gone_and_down_never nginx_least_conn.rs::max_fails_takes_a_server_out_for_fail_timeout balancing.rs::max_conns_sends_requests_past_a_full_server
 upstream/least_conn                     nginx_least_conn.rs::least_conn_sends_new_requests_away_from_a_busy_server
 upstream/ip_hash                        nginx_websocket.rs::one_client_address_always_reaches_the_same_server
@@ -126,6 +139,12 @@ server/client_max_body_size             src/config/nginx/setting_tests.rs::setti
 server/limit_*                          limits.rs::limit_conn_refuses_requests_over_the_number_in_progress src/config/nginx/limits.rs::zones_and_limits_translate_with_nginx_inheritance
 server/pinlb_pin_secret                 pin_guard.rs::nginx_pinlb_pin_secret_needs_signed_values src/config/nginx/variables.rs::geo_map_and_variable_pins_translate
 server/merge_slashes                    uri_normalization.rs::merge_slashes_off_keeps_runs_of_slashes_as_nginx_does src/config/nginx/setting_tests.rs::merge_slashes_is_read_at_http_and_server_level
+server/client_header_timeout                src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::the_whole_head_must_arrive_within_client_header_timeout
+server/client_body_timeout                  src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::a_stalled_body_is_closed_after_client_body_timeout
+server/send_timeout                         src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::a_client_that_stops_reading_is_closed_after_send_timeout
+server/client_header_buffer_size            src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::configured_header_buffers_set_the_limits
+server/large_client_header_buffers          src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::configured_header_buffers_set_the_limits
+server/keepalive_requests                   src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::keepalive_requests_closes_the_connection_after_that_many
 location/proxy_pass                     nginx_tutorial.rs::tutorial_balances_round_robin src/config/nginx/tests.rs::location_kinds_and_proxy_pass_uri src/proxy/headers.rs::proxy_pass_uri_replaces_the_location_prefix
 location/proxy_set_header               nginx_tutorial.rs::tutorial_sends_its_forwarding_headers nginx_tutorial.rs::without_proxy_set_header_host_is_the_upstream_name
 location/proxy_connect_timeout          src/config/nginx/tests.rs::proxy_settings_inherit_from_http_to_location errors.rs::a_connect_that_hangs_gives_up_after_the_connect_timeout

@@ -4,10 +4,10 @@
 mod limits;
 
 use super::{
-    AccessLogTarget, Action, Balance, CheckKind, Config, ConfigError, HealthCheck, Keepalive,
-    Listener, LogEscape, LogFormat, NextUpstream, OnUnhealthy, Origin, PathMatch, PinMatch,
-    PinRule, PinSource, ProxyPass, ProxySettings, Resolver, ReturnAction, Route, RouteLimits,
-    Server, SetHeader, StickyConf, Upstream, VirtualServer,
+    AccessLogTarget, Action, Balance, CheckKind, ClientLimits, Config, ConfigError, HeaderBuffers,
+    HealthCheck, Keepalive, Listener, LogEscape, LogFormat, NextUpstream, OnUnhealthy, Origin,
+    PathMatch, PinMatch, PinRule, PinSource, ProxyPass, ProxySettings, Resolver, ReturnAction,
+    Route, RouteLimits, Server, SetHeader, StickyConf, Upstream, VirtualServer,
 };
 use limits::{ConnZoneConf, LimitsConf, ReqZoneConf};
 use serde::Deserialize;
@@ -76,8 +76,70 @@ struct ConfigConf {
     access_log: Option<AccessLogConf>,
     #[serde(default, deserialize_with = "unique_keys")]
     log_formats: BTreeMap<String, String>,
+    // The client limits: nginx's names, times in milliseconds, sizes in bytes.
+    #[serde(default)]
+    client_header_timeout_ms: Option<u64>,
+    #[serde(default)]
+    client_body_timeout_ms: Option<u64>,
+    #[serde(default)]
+    client_send_timeout_ms: Option<u64>,
+    #[serde(default)]
+    client_header_buffer_size: Option<u64>,
+    #[serde(default)]
+    large_client_header_buffers: Option<HeaderBuffers>,
+    #[serde(default)]
+    keepalive_requests: Option<u32>,
     #[serde(default)]
     resolver: Option<ResolverConf>,
+}
+
+impl ConfigConf {
+    fn limits(&self, root: &Origin) -> ClientLimits {
+        let d = ClientLimits::default();
+        let ms = |v: Option<u64>, default| v.map_or(default, Duration::from_millis);
+        let mut limits = ClientLimits {
+            header_timeout: ms(self.client_header_timeout_ms, d.header_timeout),
+            body_timeout: ms(self.client_body_timeout_ms, d.body_timeout),
+            send_timeout: ms(self.client_send_timeout_ms, d.send_timeout),
+            header_buffer_size: self
+                .client_header_buffer_size
+                .unwrap_or(d.header_buffer_size),
+            large_header_buffers: self
+                .large_client_header_buffers
+                .unwrap_or(d.large_header_buffers),
+            keepalive_requests: self.keepalive_requests.unwrap_or(d.keepalive_requests),
+            origins: Vec::new(),
+        };
+        let set = [
+            (
+                "client_header_timeout_ms",
+                self.client_header_timeout_ms.is_some(),
+            ),
+            (
+                "client_body_timeout_ms",
+                self.client_body_timeout_ms.is_some(),
+            ),
+            (
+                "client_send_timeout_ms",
+                self.client_send_timeout_ms.is_some(),
+            ),
+            (
+                "client_header_buffer_size",
+                self.client_header_buffer_size.is_some(),
+            ),
+            (
+                "large_client_header_buffers",
+                self.large_client_header_buffers.is_some(),
+            ),
+            ("keepalive_requests", self.keepalive_requests.is_some()),
+        ];
+        limits.origins = set
+            .into_iter()
+            .filter(|(_, written)| *written)
+            .map(|(name, _)| (name, root.field(name)))
+            .collect();
+        limits
+    }
 }
 
 /// `{ "servers": ["10.0.0.2", "10.0.0.3:5353"], "valid_ms": 5000, "ipv4": true,
@@ -500,6 +562,7 @@ impl ConfigConf {
             None => std::thread::available_parallelism().map_or(1, usize::from),
         };
         let root = Origin::Json(String::new());
+        let client_limits = self.limits(&root);
         let mut listeners = Vec::with_capacity(self.listeners.len());
         for (i, l) in self.listeners.iter().enumerate() {
             let origin = root.field("listeners").field(&format!("[{i}]"));
@@ -614,6 +677,7 @@ impl ConfigConf {
                 routes,
                 merge_slashes: self.merge_slashes,
                 access_log: default_log,
+                client: client_limits,
                 origin: root.clone(),
             }],
             listeners,
@@ -850,6 +914,41 @@ mod tests {
         assert_eq!(
             c.virtual_servers[0].listen,
             vec!["127.0.0.1:8080".parse().unwrap()]
+        );
+    }
+
+    #[test]
+    fn client_limits_are_top_level_keys_with_nginx_defaults() {
+        let c = parse_str(MINIMAL).unwrap();
+        assert_eq!(c.virtual_servers[0].client, ClientLimits::default());
+        let text = MINIMAL.replace(
+            r#""routes""#,
+            r#""client_header_timeout_ms": 5000, "client_body_timeout_ms": 6000,
+               "client_send_timeout_ms": 7000, "client_header_buffer_size": 2048,
+               "large_client_header_buffers": { "number": 2, "size": 4096 },
+               "keepalive_requests": 50, "routes""#,
+        );
+        let client = parse_str(&text).unwrap().virtual_servers[0].client.clone();
+        assert_eq!(client.header_timeout, Duration::from_millis(5000));
+        assert_eq!(client.body_timeout, Duration::from_millis(6000));
+        assert_eq!(client.send_timeout, Duration::from_millis(7000));
+        assert_eq!(client.header_buffer_size, 2048);
+        assert_eq!(
+            client.large_header_buffers,
+            HeaderBuffers {
+                number: 2,
+                size: 4096
+            }
+        );
+        assert_eq!(client.keepalive_requests, 50);
+        let bad = MINIMAL.replace(
+            r#""routes""#,
+            r#""large_client_header_buffers": { "number": 2 }, "routes""#,
+        );
+        let e = parse_str(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("large_client_header_buffers: missing field `size`"),
+            "{e}"
         );
     }
 

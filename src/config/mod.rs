@@ -1,6 +1,7 @@
 //! The one internal configuration model. Both front-ends (native JSON and nginx.conf)
 //! produce a [`Config`]; nothing downstream knows which file it came from.
 
+mod client;
 mod error;
 pub mod file;
 pub mod json;
@@ -14,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use client::{ClientLimits, HeaderBuffers};
 pub use error::{ConfigError, Origin};
 pub use limits::{
     LimitConn, LimitConnZone, LimitDelay, LimitLogLevel, LimitReq, LimitReqZone, RouteLimits,
@@ -287,6 +289,9 @@ pub struct VirtualServer {
     pub merge_slashes: bool,
     /// Where requests that match no route are logged.
     pub access_log: Vec<AccessLogTarget>,
+    /// Limits and timeouts for its clients.
+    #[serde(flatten)]
+    pub client: ClientLimits,
     #[serde(skip)]
     pub origin: Origin,
 }

@@ -182,9 +182,11 @@ fn log_value(var: LogVar, req: &RequestInfo<'_>, o: &Outcome<'_>, out: &mut Vec<
             );
         }
         LogVar::Request => {
+            // The target as the client sent it (nginx logs the request line as read).
             let r = req.req;
-            let target = r.uri.path_and_query().map_or("/", |pq| pq.as_str());
-            let _ = write!(out, "{} {} {:?}", r.method, target, r.version);
+            let _ = write!(out, "{} ", r.method);
+            out.extend_from_slice(r.raw_path());
+            let _ = write!(out, " {:?}", r.version);
         }
         LogVar::Status => {
             let _ = write!(out, "{}", o.status);

@@ -10,6 +10,8 @@ pub fn status_for(e: &Error) -> u16 {
         HTTPStatus(code) => *code,
         ConnectTimedout => 504,
         ReadTimedout | WriteTimedout if *e.esource() == ErrorSource::Upstream => 504,
+        // nginx's 408: the client was too slow sending its request head or body.
+        ReadTimedout if *e.esource() == ErrorSource::Downstream => 408,
         _ => match e.esource() {
             ErrorSource::Upstream => 502,
             ErrorSource::Downstream => match e.etype() {
@@ -69,7 +71,8 @@ mod tests {
         assert_eq!(status_for(&Error::new_up(ReadTimedout)), 504);
         assert_eq!(status_for(&Error::new_up(ConnectionClosed)), 502);
         assert_eq!(status_for(&Error::new_down(ConnectionClosed)), 0);
-        assert_eq!(status_for(&Error::new_down(ReadTimedout)), 400);
+        assert_eq!(status_for(&Error::new_down(ReadTimedout)), 408);
+        assert_eq!(status_for(&Error::new_down(InvalidHTTPHeader)), 400);
         assert_eq!(status_for(&Error::new_in(InternalError)), 500);
     }
 

@@ -5,7 +5,7 @@ use crate::routing::uri;
 use crate::runtime::HeaderRule;
 use crate::variables::RequestInfo;
 use http::HeaderValue;
-use pingora::http::RequestHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 
 /// Applies `rules` to the request going upstream. Values are computed from `info`, which
@@ -76,6 +76,14 @@ pub fn rewrite_uri(
 pub fn served_by_with_reason(server: &str, reason: &str) -> Result<HeaderValue> {
     HeaderValue::from_str(&format!("{server}; {reason}"))
         .or_err(InvalidHTTPHeader, "served-by header value")
+}
+
+/// An HTTP/1.0 client cannot read a chunked body: the response goes without
+/// `Transfer-Encoding`, its end marked by closing the connection (as nginx sends it).
+/// Whether it was chunked.
+pub fn unchunk_for_http10(resp: &mut ResponseHeader) -> bool {
+    resp.remove_header(&http::header::TRANSFER_ENCODING)
+        .is_some()
 }
 
 #[cfg(test)]

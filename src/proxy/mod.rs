@@ -4,9 +4,11 @@
 //! (`answer`, `errors`) and the end of a request (`finish`).
 
 mod answer;
+mod body;
 mod ctx;
 mod errors;
 mod finish;
+mod head;
 pub mod headers;
 mod limits;
 mod retry;
@@ -28,6 +30,7 @@ use log::debug;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::modules::http::HttpModules;
 use pingora::prelude::*;
+use pingora::protocols::http::ServerSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use route::Answer;
 use std::net::IpAddr;
@@ -104,58 +107,45 @@ impl ProxyHttp for Proxy {
     /// request.
     fn init_downstream_modules(&self, _modules: &mut HttpModules) {}
 
+    /// What a connection keeps for all its requests. nginx takes these from the default
+    /// server of the address the connection arrived on, since the server of its first
+    /// request is not known before that request's head is read; so does pinlb.
+    fn init_downstream_connection(&self, session: &mut ServerSession) {
+        let generation = self.shared.current.load();
+        let runtime = &generation.runtime;
+        let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+        let Some(vs) = runtime.find_virtual_server(local, || None) else {
+            return;
+        };
+        let client = &runtime.virtual_servers[vs].client;
+        session.set_head_limits(client.head);
+        // Pingora counts the reuses after this request; nginx counts requests.
+        session.set_keepalive_reuses_remaining(Some(client.keepalive_requests.saturating_sub(1)));
+        session.set_pipelining_enabled(true);
+    }
+
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         session.set_keepalive(self.client_keepalive(ctx));
-        let local = session.server_addr().and_then(|a| a.as_inet()).copied();
-        let runtime = &ctx.generation.runtime;
-        let routing = route::decide(runtime, local, client_ip(session), session.req_header());
-        if let Some(outcome) = routing.pin {
-            METRICS.pin(outcome);
-        }
-        ctx.virtual_server = routing.virtual_server;
-        ctx.routed = routing.routed;
-        ctx.normalized = routing.uri.map(Vec::into_boxed_slice);
-        ctx.pin_outcome = routing.pin;
-        let refused = match routing.answer {
+        let refused = match route_request(session, ctx)? {
             None => None,
             Some(Answer::Refused(body)) => Some(body),
-            Some(Answer::Text(status, body)) => {
-                // nginx closes the connection after a malformed request or a refused body.
-                if status == 400 || status == 413 {
-                    session.set_keepalive(None);
-                }
-                answer::respond_text(session, status, body).await?;
-                return Ok(true);
-            }
-            Some(Answer::Return) => {
-                answer_return(session, ctx).await?;
+            Some(early) => {
+                answer_early(session, ctx, early).await?;
                 return Ok(true);
             }
         };
         // nginx's preaccess phase: after `return`, before the request goes anywhere.
-        if let Some(limits) = ctx.route().and_then(|r| r.limits.as_deref()) {
-            let proxy_host = ctx.proxy_route().map_or("", |p| p.proxy_host.as_str());
-            let info = request_info(session, ctx, proxy_host);
-            let verdict = match limits::wait(limits, &info) {
-                Err(status) => limits::Verdict::Reject(status),
-                Ok(delay) => {
-                    if !delay.is_zero() {
-                        // Boxed: only a delayed request pays for a timer in its future.
-                        Box::pin(tokio::time::sleep(delay)).await;
-                    }
-                    limits::acquire(limits, &info)
-                }
-            };
-            match verdict {
-                limits::Verdict::Pass(slots) => ctx.conn_slots = slots,
-                limits::Verdict::Reject(status) => {
-                    answer::respond_text(session, status, answer::default_text(status)).await?;
-                    return Ok(true);
-                }
-            }
+        if let Some(status) = preaccess(session, ctx).await {
+            answer::respond_text(session, status, answer::default_text(status)).await?;
+            return Ok(true);
         }
         if let Some(body) = refused {
             answer::respond_text(session, 503, body).await?;
+            return Ok(true);
+        }
+        if body::buffer_chunked(session, ctx).await? {
+            session.set_keepalive(None);
+            answer::respond_text(session, 413, answer::default_text(413)).await?;
             return Ok(true);
         }
         if let Some(route) = ctx.route().filter(|_| session.is_upgrade_req()) {
@@ -172,23 +162,11 @@ impl ProxyHttp for Proxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // An upgraded connection's bytes are a stream, not a request body.
-        let Some(max) = ctx
-            .route()
-            .and_then(|r| r.settings.client_max_body_size)
-            .filter(|_| !session.was_upgraded())
-        else {
-            return Ok(());
-        };
-        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
-        if ctx.body_bytes > max {
+        let counted = body::count(session, ctx, body);
+        if counted.is_err() {
             session.set_keepalive(None);
-            return Error::e_explain(
-                HTTPStatus(413),
-                "request body larger than client_max_body_size",
-            );
         }
-        Ok(())
+        counted
     }
 
     async fn upstream_peer(
@@ -296,6 +274,12 @@ impl ProxyHttp for Proxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
+        if session.req_header().version == http::Version::HTTP_10
+            && headers::unchunk_for_http10(upstream_response)
+        {
+            // The body ends when the connection does.
+            session.set_keepalive(None);
+        }
         let (Some(route), Some(proxy)) = (ctx.route(), ctx.proxy_route()) else {
             return Ok(());
         };
@@ -368,7 +352,8 @@ impl ProxyHttp for Proxy {
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
         let code = errors::status_for(e);
-        if code > 0 && session.response_written().is_none() {
+        // A client too slow to send its body gets no answer (nginx's 408: logged only).
+        if code > 0 && code != 408 && session.response_written().is_none() {
             let upstream = ctx.pool().map(|p| p.name.as_str());
             let body = errors::body_for(code, e, upstream);
             if let Err(write_err) = answer::respond_text(session, code, body).await {
@@ -382,12 +367,87 @@ impl ProxyHttp for Proxy {
     }
 
     async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        if ctx.virtual_server.is_none() && ctx.routed.is_none() {
+            // A request refused before `request_filter` (its head was refused while read):
+            // logged where its server would have logged it.
+            let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+            let req = session.req_header();
+            ctx.virtual_server = ctx
+                .generation
+                .runtime
+                .find_virtual_server(local, || crate::request::host(req));
+        }
         let status = session
             .response_written()
             .map_or_else(|| e.map_or(0, errors::status_for), |r| r.status.as_u16());
         let elapsed = ctx.started.elapsed();
         finish::count(ctx, status, e.is_none(), elapsed);
         finish::log_access(session, ctx, status, elapsed);
+    }
+}
+
+/// Routes the request (see [`route::decide`]) and records the decision in `ctx`; the
+/// answer, if pinlb answers it itself.
+fn route_request(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<Answer>> {
+    if head::is_absolute(session.req_header()) {
+        head::absolute_to_origin(session.req_header_mut())?;
+    }
+    let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+    let runtime = &ctx.generation.runtime;
+    let routing = route::decide(runtime, local, client_ip(session), session.req_header());
+    if let Some(outcome) = routing.pin {
+        METRICS.pin(outcome);
+    }
+    if let Some(vs) = routing.virtual_server {
+        let client = &runtime.virtual_servers[vs].client;
+        session.set_read_timeout(Some(client.body_timeout));
+        session.set_write_timeout(Some(client.send_timeout));
+    }
+    ctx.virtual_server = routing.virtual_server;
+    ctx.routed = routing.routed;
+    ctx.normalized = routing.uri.map(Vec::into_boxed_slice);
+    ctx.pin_outcome = routing.pin;
+    Ok(routing.answer)
+}
+
+/// Writes an answer given before the limits: a text of pinlb's own or the route's `return`.
+async fn answer_early(session: &mut Session, ctx: &RequestCtx, early: Answer) -> Result<()> {
+    match early {
+        Answer::Text(status, body) => {
+            // nginx closes the connection after a malformed request or a refused body.
+            if status == 400 || status == 413 {
+                session.set_keepalive(None);
+            }
+            answer::respond_text(session, status, body).await
+        }
+        Answer::Return => answer_return(session, ctx).await,
+        Answer::Refused(body) => answer::respond_text(session, 503, body).await,
+    }
+}
+
+/// nginx's preaccess phase: the route's `limit_req` (the request may wait its turn), then
+/// its `limit_conn`, whose slots `ctx` holds until the request ends. The status to answer
+/// with when a limit refuses the request.
+async fn preaccess(session: &Session, ctx: &mut RequestCtx) -> Option<u16> {
+    let limits = ctx.route().and_then(|r| r.limits.as_deref())?;
+    let proxy_host = ctx.proxy_route().map_or("", |p| p.proxy_host.as_str());
+    let info = request_info(session, ctx, proxy_host);
+    let verdict = match limits::wait(limits, &info) {
+        Err(status) => limits::Verdict::Reject(status),
+        Ok(delay) => {
+            if !delay.is_zero() {
+                // Boxed: only a delayed request pays for a timer in its future.
+                Box::pin(tokio::time::sleep(delay)).await;
+            }
+            limits::acquire(limits, &info)
+        }
+    };
+    match verdict {
+        limits::Verdict::Pass(slots) => {
+            ctx.conn_slots = slots;
+            None
+        }
+        limits::Verdict::Reject(status) => Some(status),
     }
 }
 

@@ -80,13 +80,22 @@ pub fn decide(
         return routing;
     };
     routing.virtual_server = Some(vs);
+    if let Some(reason) = super::head::refusal(req) {
+        routing.answer = Some(text(400, reason));
+        return routing;
+    }
     if let Cow::Owned(_) = path {
         routing.uri = Some(path.to_vec());
     } else if path.len() != raw.len() {
         // A raw (non-UTF-8) target whose query follows the path.
         routing.uri = Some(path.to_vec());
     }
-    let Some(at) = runtime.find_route(vs, &path) else {
+    // `OPTIONS *` asks about the server as a whole: it goes where `/` goes.
+    let path: &[u8] = match &*path {
+        b"*" => b"/",
+        path => path,
+    };
+    let Some(at) = runtime.find_route(vs, path) else {
         routing.answer = Some(text(404, "404 Not Found: no route for this path"));
         return routing;
     };
@@ -113,7 +122,7 @@ pub fn decide(
                     false => {
                         let info = RequestInfo {
                             req,
-                            uri: Some(&path),
+                            uri: Some(path),
                             client_ip: client,
                             tls: false,
                             server_port: local.map(|l| l.port()),
@@ -243,6 +252,7 @@ mod tests {
 
     fn get(path: &str, headers: &[(&str, &str)]) -> RequestHeader {
         let mut r = RequestHeader::build("GET", path.as_bytes(), None).unwrap();
+        r.insert_header("Host", "pinlb.test").unwrap();
         for (k, v) in headers {
             r.append_header(k.to_string(), *v).unwrap();
         }

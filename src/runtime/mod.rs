@@ -3,11 +3,13 @@
 //! parsed. Compiled once per config load (`compile`, which is also the validation) and
 //! shared by every request that starts while it is current.
 
+mod client;
 mod compile;
 mod limits;
 mod routes;
 mod variables;
 
+pub use client::ClientSettings;
 pub use compile::CompileEnv;
 pub use limits::{ConnLimitZone, ConnRule, RateLimitZone, ReqRule, RouteLimits, Zones};
 
@@ -55,6 +57,8 @@ pub struct VirtualServer {
     pub routes: Vec<Route>,
     /// Where requests that match no route are logged.
     pub access_log: Vec<LogTarget>,
+    /// What it allows its clients.
+    pub client: ClientSettings,
 }
 
 pub struct Route {

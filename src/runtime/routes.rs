@@ -123,6 +123,7 @@ pub(super) fn compile_virtual_server(
         })?,
         routes,
         access_log: logs.targets(file, &vs.access_log)?,
+        client: super::client::compile(file, &vs.client, &vs.origin)?,
     })
 }
 

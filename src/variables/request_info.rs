@@ -47,11 +47,13 @@ impl RequestInfo<'_> {
                 None => {}
             },
             Var::ProxyAddXForwardedFor => {
-                if let Some(prev) =
-                    request::header(self.req, &X_FORWARDED_FOR).filter(|v| !v.is_empty())
-                {
-                    out.extend_from_slice(prev);
-                    out.extend_from_slice(b", ");
+                // Every X-Forwarded-For line the client sent, joined as nginx joins them.
+                for prev in self.req.headers.get_all(&X_FORWARDED_FOR) {
+                    let prev = prev.as_bytes().trim_ascii();
+                    if !prev.is_empty() {
+                        out.extend_from_slice(prev);
+                        out.extend_from_slice(b", ");
+                    }
                 }
                 self.expand_var(&Var::RemoteAddr, out);
             }
@@ -61,8 +63,20 @@ impl RequestInfo<'_> {
                 None => out.extend_from_slice(self.server_name.as_bytes()),
             },
             Var::Http(name) => {
-                if let Some(v) = self.req.headers.get(name) {
-                    out.extend_from_slice(v.as_bytes());
+                // A header sent more than once: its values joined with ", " (cookies with
+                // "; "), as nginx 1.23 and later do.
+                let mut values = self.req.headers.get_all(name).iter();
+                if let Some(first) = values.next() {
+                    out.extend_from_slice(first.as_bytes());
+                    let sep: &[u8] = if name == http::header::COOKIE {
+                        b"; "
+                    } else {
+                        b", "
+                    };
+                    for v in values {
+                        out.extend_from_slice(sep);
+                        out.extend_from_slice(v.as_bytes());
+                    }
                 }
             }
             Var::Cookie(name) => {

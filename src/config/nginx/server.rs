@@ -1,6 +1,7 @@
 //! nginx `server { ... }` blocks and their `location`s: listen addresses, names, routes,
 //! `proxy_pass`, `return`, `health_check`, and `if` blocks that become pins.
 
+use super::client::{self, ClientLevel};
 use super::level::Level;
 use super::translate::{
     HTTP_ONLY, Nginx, Translator, accepted, arg_count, at, flag, not_allowed, unsupported,
@@ -17,6 +18,7 @@ pub fn translate(
     t: &mut Translator,
     d: &Nginx,
     http: &Level,
+    http_client: &ClientLevel,
     log_formats: &[String],
 ) -> Result<(), ConfigError> {
     let mut vs = VirtualServer {
@@ -26,9 +28,11 @@ pub fn translate(
         routes: Vec::new(),
         merge_slashes: t.merge_slashes,
         access_log: Vec::new(),
+        client: Default::default(),
         origin: d.origin(),
     };
     let mut level = Level::default();
+    let mut client = ClientLevel::default();
     let mut locations = Vec::new();
     let mut server_return = None;
     for e in d.block()?.iter().map(Nginx::new) {
@@ -47,9 +51,11 @@ pub fn translate(
             }
             _ if level.apply(&e, log_formats)? => {}
             _ if accepted(&e, "server") => {}
+            _ if client.apply(&e)? => {}
             _ => return Err(unsupported(&e)),
         }
     }
+    vs.client = client.inherit(http_client).limits();
     if vs.listen.is_empty() {
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80);
         t.listen(addr, d);
@@ -172,6 +178,12 @@ fn location(
                 return Err(not_allowed(&e));
             }
             _ if level.apply(&e, log_formats)? => {}
+            name if client::is_server_level_only(name) => {
+                return Err(at(
+                    &e,
+                    format!("\"{name}\" is supported in \"http\" and \"server\" only"),
+                ));
+            }
             _ if accepted(&e, "location") => {}
             _ => return Err(unsupported(&e)),
         }

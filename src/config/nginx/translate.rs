@@ -2,6 +2,7 @@
 //! the shared helpers of the translator. No directive is silently dropped: each is
 //! translated, accepted as having no effect here (logged at debug), or refused.
 
+use super::client::ClientLevel;
 use super::level::Level;
 use super::parser::{Directive, Pos};
 use super::{limits, server, upstream, variables};
@@ -333,6 +334,7 @@ impl Translator {
         }
         let log_formats: Vec<String> = self.log_formats.keys().cloned().collect();
         let mut level = Level::default();
+        let mut client = ClientLevel::default();
         let mut servers = Vec::new();
         for d in block.iter().map(Nginx::new) {
             match d.name() {
@@ -351,12 +353,13 @@ impl Translator {
                 "resolver" => self.resolver = Some(resolver(&d)?),
                 "resolver_timeout" => self.resolver_timeout = Some(time_value(&d)?),
                 _ if level.apply(&d, &log_formats)? => {}
+                _ if client.apply(&d)? => {}
                 _ if accepted(&d, "http") => {}
                 _ => return Err(unsupported(&d)),
             }
         }
         for d in servers {
-            server::translate(self, &d, &level, &log_formats)?;
+            server::translate(self, &d, &level, &client, &log_formats)?;
         }
         Ok(())
     }

@@ -40,7 +40,7 @@ use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::future::FutureExt;
 use http::{header, version::Version, Method};
-use log::{debug, error, trace, warn};
+use log::{debug, error, info, trace, warn};
 use once_cell::sync::Lazy;
 use pingora_http::{RequestHeader, ResponseHeader};
 use std::fmt::Debug;
@@ -348,25 +348,8 @@ where
             }
             Err(mut e) => {
                 e.as_down();
-                if matches!(e.etype, InvalidHTTPHeader) {
-                    debug!(
-                        "Fail to proxy: {e}, downstream session type: {}",
-                        downstream_session.session_type()
-                    );
-                    downstream_session
-                        .respond_error(400)
-                        .await
-                        .unwrap_or_else(|e| {
-                            error!("failed to send error response to downstream: {e}");
-                        });
-                } else {
-                    // otherwise the connection must be broken, no need to send anything
-                    error!(
-                        "Fail to proxy: {e}, downstream session type: {}",
-                        downstream_session.session_type()
-                    );
-                }
-                downstream_session.shutdown().await;
+                // Rare and large: kept out of the request's future (pinlb patch).
+                Box::pin(self.refuse_request(downstream_session, e)).await;
                 return None;
             }
         }
@@ -386,16 +369,66 @@ where
             .is_some_and(|opts| opts.allow_connect_method_proxying)
             && downstream_session.req_header().method == Method::CONNECT
         {
-            downstream_session
-                .respond_error(405)
-                .await
-                .unwrap_or_else(|e| {
-                    error!("failed to send error response to downstream: {e}");
-                });
-            downstream_session.shutdown().await;
+            let e = Error::explain(HTTPStatus(405), "CONNECT method is not allowed");
+            Box::pin(self.refuse_request(downstream_session, e)).await;
             return None;
         }
         Some(downstream_session)
+    }
+
+    /// Answers a request whose head was refused while it was read (nginx's wording), or
+    /// closes the connection when it timed out or broke, and writes the access log through
+    /// `logging` when at least the request line was read (pinlb patch: Pingora answered 400
+    /// for every refusal and logged none).
+    async fn refuse_request(&self, mut downstream_session: Box<HttpSession>, e: Box<Error>)
+    where
+        SV: ProxyHttp + Send + Sync,
+        SV::CTX: Send + Sync,
+    {
+        use pingora_core::protocols::http::v1::head_limits::HEADER_TOO_LARGE;
+        let answer: Option<(u16, &'static str)> = match e.etype {
+            InvalidHTTPHeader => Some((400, "400 Bad Request\n")),
+            HTTPStatus(HEADER_TOO_LARGE) => Some((400, "400 Request Header Or Cookie Too Large\n")),
+            HTTPStatus(414) => Some((414, "414 Request-URI Too Large\n")),
+            HTTPStatus(405) => Some((405, "405 Not Allowed\n")),
+            _ => None,
+        };
+        match answer {
+            Some((code, body)) => {
+                debug!(
+                    "Refused request: {e}, downstream session type: {}",
+                    downstream_session.session_type()
+                );
+                downstream_session.set_keepalive(None);
+                downstream_session
+                    .respond_error_with_body(code, Bytes::from_static(body.as_bytes()))
+                    .await
+                    .unwrap_or_else(|e| {
+                        debug!("failed to send error response to downstream: {e}");
+                    });
+            }
+            // nginx closes a connection whose head timed out without an answer (408 in the log).
+            None if matches!(e.etype, ReadTimedout) => info!("{e}"),
+            // otherwise the connection must be broken, no need to send anything
+            None => error!(
+                "Fail to proxy: {e}, downstream session type: {}",
+                downstream_session.session_type()
+            ),
+        }
+        if downstream_session.has_request_header() {
+            let mut session = Session::new(
+                downstream_session,
+                &self.downstream_modules,
+                #[cfg(feature = "upstream_modules")]
+                &self.upstream_modules,
+                self.shutdown_flag.clone(),
+            );
+            let mut ctx = self.inner.new_ctx();
+            self.inner.logging(&mut session, Some(&e), &mut ctx).await;
+            session.downstream_session.shutdown().await;
+        } else {
+            downstream_session.shutdown().await;
+        }
     }
 
     // return bool: server_session can be reused, and error if any
@@ -1642,6 +1675,10 @@ where
 
     fn server_options(&self) -> Option<&HttpServerOptions> {
         self.server_options.as_ref()
+    }
+
+    fn init_http1_connection(&self, session: &mut HttpSession) {
+        self.inner.init_downstream_connection(session);
     }
 
     fn h2_options(&self) -> Option<H2Options> {

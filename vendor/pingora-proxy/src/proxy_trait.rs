@@ -52,6 +52,11 @@ pub trait ProxyHttp {
     /// Define how the `ctx` should be created.
     fn new_ctx(&self) -> Self::CTX;
 
+    /// Called once for each new HTTP/1 connection, before its first request head is read:
+    /// set what the connection keeps for all its requests (head limits, keep-alive request
+    /// limit, pipelining). A pinlb patch.
+    fn init_downstream_connection(&self, _session: &mut HttpSession) {}
+
     /// Define where the proxy should send the request to.
     ///
     /// The returned [HttpPeer] contains the information regarding where and how this request should

@@ -21,9 +21,11 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use log::{debug, error};
 use std::any::Any;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::protocols::http::v1::head_limits::HeadLimits;
 use crate::protocols::http::v2::server;
 use crate::protocols::http::{ReusableHttpStream, ServerSession};
 use crate::protocols::Digest;
@@ -117,6 +119,8 @@ pub struct HttpPersistentSettings {
     /// across keepalive reuses without the adopter having to re-enable
     /// it on every request.
     pipelining_enabled: bool,
+    /// Limits on reading request heads (pinlb patch), kept for the connection's life.
+    head_limits: Option<HeadLimits>,
 }
 
 impl HttpPersistentSettings {
@@ -127,6 +131,7 @@ impl HttpPersistentSettings {
             user_context: None,
             pipelined_prefix: None,
             pipelining_enabled: session.pipelining_enabled(),
+            head_limits: session.as_http1().map(|s| s.head_limits()),
         }
     }
 
@@ -155,6 +160,7 @@ impl HttpPersistentSettings {
             user_context,
             pipelined_prefix,
             pipelining_enabled,
+            head_limits,
         } = self;
 
         // Reduce the number of times the connection for this session can be
@@ -171,6 +177,11 @@ impl HttpPersistentSettings {
 
         // Replay pipelining opt-in so it stays on across keepalive reuses.
         session.set_pipelining_enabled(pipelining_enabled);
+
+        if let (ServerSession::H1(s), Some(limits)) = (&mut *session, head_limits) {
+            s.set_head_limits(limits);
+            s.set_reused();
+        }
 
         // Feed any pipelined prefix bytes to the new session's request parser
         // so they are treated as the start of the next request.
@@ -244,6 +255,11 @@ pub trait HttpServerApp {
     fn server_options(&self) -> Option<&HttpServerOptions> {
         None
     }
+
+    /// Called once for each new HTTP/1 connection before its first request is read, to set
+    /// what the connection keeps for all its requests (head limits, keep-alive request
+    /// limit, pipelining). A pinlb patch: Pingora has only service-wide options.
+    fn init_http1_connection(&self, _session: &mut ServerSession) {}
 
     async fn http_cleanup(&self) {}
 
@@ -356,9 +372,27 @@ where
                 self.server_options()
                     .and_then(|opts| opts.keepalive_request_limit),
             );
+            self.init_http1_connection(&mut session);
 
             let mut result = self.process_new_http(session, shutdown).await;
-            while let Some((stream, persistent_settings)) = result.map(|r| r.consume()) {
+            let mut idle_shutdown = shutdown.clone();
+            while let Some((mut stream, mut persistent_settings)) = result.map(|r| r.consume()) {
+                // pinlb patch: an idle keep-alive connection waits for its next request
+                // holding only a small read buffer; the request's state (tens of KiB) is
+                // built once its first bytes have arrived.
+                if let Some(settings) = persistent_settings
+                    .as_mut()
+                    .filter(|s| s.pipelined_prefix.is_none())
+                {
+                    let initial = settings.head_limits.unwrap_or_default().initial_buffer;
+                    let keepalive = settings.keepalive_timeout;
+                    match wait_for_request(&mut stream, keepalive, initial, &mut idle_shutdown)
+                        .await
+                    {
+                        Some(first_bytes) => settings.set_pipelined_prefix(first_bytes),
+                        None => break,
+                    }
+                }
                 let mut session = ServerSession::new_http1(stream);
                 if let Some(persistent_settings) = persistent_settings {
                     persistent_settings.apply_to_session(&mut session);
@@ -373,6 +407,51 @@ where
     async fn cleanup(&self) {
         self.http_cleanup().await;
     }
+}
+
+/// Bytes read at once by an idle keep-alive connection waiting for its next request: most
+/// request heads arrive whole in one read of this size.
+const IDLE_READ_SIZE: usize = 1024;
+
+/// Waits for the first bytes of the next request on an idle keep-alive connection, for at
+/// most `keepalive` seconds (`Some(0)`: no limit) and until the service shuts down. Returns
+/// them in a buffer of at least `initial` bytes, or `None` when the connection should close.
+async fn wait_for_request(
+    stream: &mut Stream,
+    keepalive: Option<u64>,
+    initial: usize,
+    shutdown: &mut ShutdownWatch,
+) -> Option<BytesMut> {
+    use std::mem::MaybeUninit;
+    use tokio::io::{AsyncRead, ReadBuf};
+    if *shutdown.borrow() {
+        return None;
+    }
+    // Left uninitialized (zeroing it cost more than the rest of the wait): the read fills
+    // it and only the filled part is used.
+    let mut first = [MaybeUninit::<u8>::uninit(); IDLE_READ_SIZE];
+    let mut first = ReadBuf::uninit(&mut first);
+    let read = async {
+        let read = std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut first));
+        match keepalive? {
+            0 => read.await.ok(),
+            secs => pingora_timeout::timeout(Duration::from_secs(secs), read)
+                .await
+                .ok()?
+                .ok(),
+        }
+    };
+    tokio::select! {
+        read = read => read?,
+        _ = shutdown.changed() => return None,
+    };
+    let n = first.filled().len();
+    if n == 0 {
+        return None;
+    }
+    let mut buf = BytesMut::with_capacity(initial.max(n));
+    buf.extend_from_slice(first.filled());
+    Some(buf)
 }
 
 #[cfg(test)]

@@ -81,11 +81,13 @@ impl KVRef {
     }
 
     /// Like [BufRef::get_bytes] for the name.
+    #[inline] // pinlb patch: kept inline in read_request, once per header
     pub fn get_name_bytes(&self, buf: &Bytes) -> Bytes {
         self.name.get_bytes(buf)
     }
 
     /// Like [BufRef::get_bytes] for the value.
+    #[inline] // pinlb patch: kept inline in read_request, once per header
     pub fn get_value_bytes(&self, buf: &Bytes) -> Bytes {
         self.value.get_bytes(buf)
     }

@@ -676,6 +676,18 @@ impl Session {
         }
     }
 
+    /// Keep up to `limit` bytes of the request body as it is read (see
+    /// [`SessionV1::enable_retry_buffering_up_to`]). `false` for session kinds
+    /// that only have the fixed retry buffer. A pinlb patch.
+    pub fn enable_retry_buffering_up_to(&mut self, limit: usize) -> bool {
+        match self {
+            Self::H1(s) => s.enable_retry_buffering_up_to(limit),
+            Self::H2(s) => s.enable_retry_buffering_up_to(limit),
+            Self::Subrequest(_) | Self::Custom(_) => return false,
+        }
+        true
+    }
+
     pub fn get_retry_buffer(&self) -> Option<Bytes> {
         match self {
             Self::H1(s) => s.get_retry_buffer(),
@@ -940,6 +952,23 @@ impl Session {
     pub fn set_pipelining_enabled(&mut self, enabled: bool) {
         if let Self::H1(s) = self {
             s.set_pipelining_enabled(enabled);
+        }
+    }
+
+    /// Set the limits on reading HTTP/1 request heads on this connection (a pinlb patch).
+    /// No-op for non-H1 sessions.
+    pub fn set_head_limits(&mut self, limits: super::v1::head_limits::HeadLimits) {
+        if let Self::H1(s) = self {
+            s.set_head_limits(limits);
+        }
+    }
+
+    /// Whether the request header was read: false for an HTTP/1 head refused before even
+    /// its request line could be read (a pinlb patch).
+    pub fn has_request_header(&self) -> bool {
+        match self {
+            Self::H1(s) => s.has_request_header(),
+            _ => true,
         }
     }
 

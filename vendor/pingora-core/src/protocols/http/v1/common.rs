@@ -25,6 +25,9 @@ use super::body::BodyWriter;
 use crate::utils::KVRef;
 
 pub(super) const MAX_HEADERS: usize = 256;
+/// Headers a request may have when it has more than [`MAX_HEADERS`] (parsed on the heap,
+/// pinlb patch): as many as 32 KiB (nginx's default head limit) of the shortest lines hold.
+pub(super) const MAX_HEADERS_HEAP: usize = 8192;
 
 pub(super) const INIT_HEADER_BUF_SIZE: usize = 4096;
 pub(super) const MAX_HEADER_SIZE: usize = 1048575;

@@ -30,11 +30,12 @@ use regex::bytes::Regex;
 use std::any::Any;
 use std::collections::VecDeque;
 use std::mem::MaybeUninit;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::body::{BodyReader, BodyWriter};
 use super::common::*;
+use super::head_limits::{partial_request_line, HeadLimits};
 use super::header::HeaderWriter;
 use crate::protocols::http::{
     authority::validate_request_authority, body_buffer::FixedBuffer, date, HttpTask,
@@ -159,6 +160,11 @@ pub struct HttpSession {
     /// [`super::super::HttpPersistentSettings`] into the next session.
     /// Scoped narrowly so it cannot affect FIN / `abort_on_close` semantics.
     pipelined_idle_bytes_stashed: bool,
+    /// Limits on reading the request head (buffer sizes, whole-head timeout).
+    head_limits: HeadLimits,
+    /// Whether this is the first request of its connection: its whole wait, idle time
+    /// included, counts against the head timeout, as in nginx.
+    first_on_connection: bool,
 }
 
 impl HttpSession {
@@ -207,17 +213,57 @@ impl HttpSession {
             pipelining_enabled: false,
             pipelined_prefix: None,
             pipelined_idle_bytes_stashed: false,
+            head_limits: HeadLimits::default(),
+            first_on_connection: true,
         }
+    }
+
+    /// Set the limits on reading request heads on this connection; they are carried to
+    /// the next request of a keep-alive connection.
+    pub fn set_head_limits(&mut self, limits: HeadLimits) {
+        self.head_limits = limits;
+    }
+
+    /// The limits on reading request heads on this connection.
+    pub fn head_limits(&self) -> HeadLimits {
+        self.head_limits
+    }
+
+    /// Mark this session as a later request of a keep-alive connection.
+    pub fn set_reused(&mut self) {
+        self.first_on_connection = false;
+    }
+
+    /// Whether a request header, or for a refused head its request line, was read.
+    pub fn has_request_header(&self) -> bool {
+        self.request_header.is_some()
     }
 
     async fn read_request_buf(
         &mut self,
         buf: &mut BytesMut,
         already_read: usize,
+        deadline: Option<Instant>,
     ) -> Result<Option<usize>> {
         let read_result = {
             let read_event = self.underlying_stream.read_buf(buf);
-            match self.keepalive_timeout {
+            if let Some(deadline) = deadline {
+                let left = deadline.saturating_duration_since(Instant::now());
+                match timeout(left, read_event).await {
+                    Ok(res) => res,
+                    Err(_) if already_read == 0 => {
+                        debug!("client timed out while waiting for request");
+                        return Ok(None);
+                    }
+                    Err(_) => {
+                        return Error::e_explain(
+                            ReadTimedout,
+                            "client timed out while reading the request head",
+                        );
+                    }
+                }
+            } else {
+                match self.keepalive_timeout {
                 KeepaliveStatus::Timeout(d) => match timeout(d, read_event).await {
                     Ok(res) => res,
                     Err(e) => {
@@ -239,6 +285,7 @@ impl HttpSession {
                     },
                     None => read_event.await,
                 },
+            }
             }
         };
 
@@ -301,19 +348,28 @@ impl HttpSession {
             .pipelined_prefix
             .take()
             .filter(|prefix| !prefix.is_empty())
-            .unwrap_or_else(|| BytesMut::with_capacity(INIT_HEADER_BUF_SIZE));
+            .unwrap_or_else(|| BytesMut::with_capacity(self.head_limits.initial_buffer));
         let mut already_read = buf.len();
         let mut skip_next_read = already_read != 0;
         let mut detached_suffix = None;
+        let limits = self.head_limits;
+        // The whole head must arrive in time; the first request's wait counts too. The clock
+        // is read only when a head takes more than one read (or on a connection's start).
+        let mut deadline = limits
+            .timeout
+            .filter(|_| self.first_on_connection)
+            .map(|t| Instant::now() + t);
+        let mut many_headers = false;
         loop {
-            if already_read > MAX_HEADER_SIZE {
-                /* NOTE: this check only blocks second read. The first large read is allowed
-                since the buf is already allocated. The goal is to avoid slowly bloating
-                this buffer */
-                return Error::e_explain(
-                    InvalidHTTPHeader,
-                    format!("Request header larger than {MAX_HEADER_SIZE}"),
-                );
+            if !skip_next_read && already_read > 0 {
+                if let Err(e) = limits.check_partial(&buf[..already_read]) {
+                    self.request_header = partial_request_line(&buf);
+                    return Err(e);
+                }
+                if deadline.is_none() {
+                    deadline = limits.timeout.map(|t| Instant::now() + t);
+                }
+                limits.make_room(&mut buf);
             }
 
             // On the first iteration after a pipelined prefix was injected,
@@ -324,21 +380,38 @@ impl HttpSession {
             // this request and is waiting for our response).
             if skip_next_read {
                 skip_next_read = false;
-            } else if let Some(n) = self.read_request_buf(&mut buf, already_read).await? {
-                already_read += n;
             } else {
-                return Ok(None);
+                match self.read_request_buf(&mut buf, already_read, deadline).await {
+                    Ok(Some(n)) => already_read += n,
+                    Ok(None) => return Ok(None),
+                    Err(e) => {
+                        self.request_header = partial_request_line(&buf);
+                        return Err(e);
+                    }
+                }
             }
 
             // Use loop as GOTO to retry escaped request buffer, not a real loop
             loop {
                 // Uninitialized: initializing 256 headers (8 KiB) cost more than parsing a
                 // typical request. The parser initializes the ones it fills.
-                let mut headers = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+                let mut stack = [const { MaybeUninit::uninit() }; MAX_HEADERS];
+                let mut heap = Vec::new();
+                let headers: &mut [MaybeUninit<httparse::Header>] = if many_headers {
+                    // As many as the head could hold (nginx counts bytes, not headers).
+                    heap.resize_with((buf.len() / 3 + 1).min(MAX_HEADERS_HEAP), MaybeUninit::uninit);
+                    &mut heap
+                } else {
+                    &mut stack
+                };
                 let mut req = httparse::Request::new(&mut []);
-                let parsed = parse_req_buffer(&mut req, &buf, &mut headers);
+                let parsed = parse_req_buffer(&mut req, &buf, headers);
                 match parsed {
                     HeaderParseState::Complete(s) => {
+                        if let Err(e) = limits.check_complete(&buf[..s]) {
+                            self.request_header = partial_request_line(&buf);
+                            return Err(e);
+                        }
                         self.raw_header = Some(BufRef(0, s));
 
                         // We have the header name and values we parsed to be just 0 copy Bytes
@@ -430,6 +503,9 @@ impl HttpSession {
                             self.set_keepalive(None);
                         }
                         self.validate_request()?;
+                        if contains_content_length && !has_both_te_and_cl {
+                            self.fold_content_length()?;
+                        }
 
                         return Ok(Some(s));
                     }
@@ -437,6 +513,10 @@ impl HttpSession {
                         break; /* continue the read loop */
                     }
                     HeaderParseState::Invalid(e) => match e {
+                        // More than 256 headers: parse again with room for them (pinlb patch).
+                        httparse::Error::TooManyHeaders if !many_headers => {
+                            many_headers = true;
+                        }
                         httparse::Error::Token | httparse::Error::Version => {
                             // URI escaping rebuilds the current header. Detach any request body or
                             // pipelined suffix first so normalization never copies queued requests.
@@ -457,6 +537,7 @@ impl HttpSession {
                                 already_read = buf.len();
                             } else {
                                 debug!("Invalid request header from {:?}", self.underlying_stream);
+                                self.request_header = partial_request_line(&buf);
                                 buf.truncate(MAX_ERR_BUF_LEN);
                                 return Error::e_because(
                                     InvalidHTTPHeader,
@@ -467,6 +548,7 @@ impl HttpSession {
                         }
                         _ => {
                             debug!("Invalid request header from {:?}", self.underlying_stream);
+                            self.request_header = partial_request_line(&buf);
                             buf.truncate(MAX_ERR_BUF_LEN);
                             return Error::e_because(
                                 InvalidHTTPHeader,
@@ -478,6 +560,20 @@ impl HttpSession {
                 }
             }
         }
+    }
+
+    /// Identical `Content-Length` values (repeated lines or a list), accepted by
+    /// [`Self::validate_request`], go on as one line (pinlb patch: they were forwarded as
+    /// sent, leaving the next hop to reconcile them again).
+    fn fold_content_length(&mut self) -> Result<()> {
+        let headers = &self.req_header().headers;
+        if super::common::content_length_is_single_token(headers) {
+            return Ok(());
+        }
+        if let Some(len) = super::common::content_length_for_framing(headers)? {
+            self.req_header_mut().insert_header(CONTENT_LENGTH, len)?;
+        }
+        Ok(())
     }
 
     /// Validate the request header read. This function must be called after the request header
@@ -1167,6 +1263,13 @@ impl HttpSession {
         }
     }
 
+    /// Keep up to `limit` bytes of the request body as it is read, so that a body read
+    /// whole before the upstream is chosen (to refuse one that is too large) is then sent
+    /// from the buffer, as a retry sends it. A pinlb patch.
+    pub fn enable_retry_buffering_up_to(&mut self, limit: usize) {
+        self.retry_buffer = Some(FixedBuffer::new(limit))
+    }
+
     pub fn get_retry_buffer(&self) -> Option<Bytes> {
         self.retry_buffer.as_ref().and_then(|b| {
             if b.is_truncated() {
@@ -1323,8 +1426,17 @@ impl HttpSession {
     /// `Some(>0)`: reusing this session is allowed within the given timeout in seconds.
     /// If the client disallows connection reuse, then `keepalive` will be ignored.
     pub fn set_server_keepalive(&mut self, keepalive: Option<u64>) {
-        if let Some(false) = self.is_connection_keepalive() {
+        let client_keepalive = self.is_connection_keepalive();
+        if let Some(false) = client_keepalive {
             // connection: close is set
+            self.set_keepalive(None);
+        } else if client_keepalive.is_none()
+            && self
+                .request_header
+                .as_ref()
+                .is_some_and(|r| r.version == Version::HTTP_10)
+        {
+            // An HTTP/1.0 client is kept alive only when it asked to be (pinlb patch).
             self.set_keepalive(None);
         } else {
             self.set_keepalive(keepalive);
