@@ -290,45 +290,6 @@ fn a_pin_by_name_reaches_the_addresses_of_that_name() {
 }
 
 #[test]
-fn nginx_resolver_and_server_resolve_follow_the_name() {
-    let b = backends(2);
-    let dns = DnsServer::start();
-    dns.set(NAME, Records::A(vec![ip(2)], 300));
-    let dir = TempDir::new();
-    let listen = free_addr();
-    let port = b[0].addr.port();
-    let conf = dir.write(
-        "nginx.conf",
-        &format!(
-            "events {{}}
-http {{
-    resolver {dns} valid=1s ipv6=off;
-    resolver_timeout 2s;
-    upstream web {{
-        zone web 64k;
-        server {NAME}:{port} resolve;
-    }}
-    server {{
-        listen {listen};
-        location / {{ proxy_pass http://web; }}
-    }}
-}}
-",
-            dns = dns.addr
-        ),
-    );
-    let lb = Pinlb::start_file(&conf, dir, listen);
-    assert_eq!(answered_by(&lb, 3), set(&["b2"]));
-    // valid=1s: looked up again every second although the TTL says 300.
-    dns.set(NAME, Records::A(vec![ip(2), ip(3)], 300));
-    assert!(
-        poll_until(Duration::from_secs(4), || answered_by(&lb, 4).len() == 2),
-        "{}",
-        lb.log()
-    );
-}
-
-#[test]
 fn a_resolve_name_that_does_not_resolve_at_start_is_served_once_it_does() {
     let b = backends(1);
     let dns = DnsServer::start();
@@ -343,5 +304,51 @@ fn a_resolve_name_that_does_not_resolve_at_start_is_served_once_it_does() {
         }),
         "{}",
         lb.log()
+    );
+}
+
+#[test]
+fn valid_ms_looks_names_up_again_sooner_than_their_ttl() {
+    let b = backends(2);
+    let dns = DnsServer::start();
+    dns.set(NAME, Records::A(vec![ip(2)], 300));
+    let mut cfg = resolving(&dns, b[0].addr.port(), json!({}));
+    cfg["resolver"]["valid_ms"] = json!(1000);
+    let lb = Pinlb::start(&cfg);
+    assert_eq!(answered_by(&lb, 3), set(&["b2"]));
+    dns.set(NAME, Records::A(vec![ip(3)], 300));
+    assert!(
+        poll_until(Duration::from_secs(4), || answered_by(&lb, 1)
+            .contains("b3")),
+        "the TTL of 300 s was followed instead of valid_ms: {}",
+        name_state(&lb)
+    );
+}
+
+#[test]
+fn ipv4_and_ipv6_choose_the_records_asked_for() {
+    let b = backends(1);
+    let dns = DnsServer::start();
+    dns.set(NAME, Records::A(vec![ip(2)], 1));
+    // ipv6 off: only A queries.
+    let mut cfg = resolving(&dns, b[0].addr.port(), json!({}));
+    cfg["resolver"]["ipv6"] = json!(false);
+    let lb = Pinlb::start(&cfg);
+    assert_eq!(answered_by(&lb, 2), set(&["b2"]));
+    assert!(poll_until(Duration::from_secs(5), || dns.queries() >= 3));
+    assert_eq!(dns.aaaa_queries(), 0);
+    drop(lb);
+    // ipv4 off: only AAAA queries, so the name's A records give it no address.
+    let mut cfg = resolving(&dns, b[0].addr.port(), json!({}));
+    cfg["resolver"]["ipv4"] = json!(false);
+    let lb = Pinlb::start(&cfg);
+    assert!(dns.aaaa_queries() > 0);
+    let state = name_state(&lb);
+    assert_eq!(state["addresses"], json!([]), "{state}");
+    assert!(
+        state["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no address")),
+        "{state}"
     );
 }

@@ -37,6 +37,7 @@ pub struct DnsServer {
 struct State {
     names: Mutex<HashMap<String, Records>>,
     queries: AtomicUsize,
+    aaaa: AtomicUsize,
     stopped: AtomicBool,
 }
 
@@ -55,6 +56,7 @@ impl DnsServer {
             let state = Arc::new(State {
                 names: Mutex::new(HashMap::new()),
                 queries: AtomicUsize::new(0),
+                aaaa: AtomicUsize::new(0),
                 stopped: AtomicBool::new(false),
             });
             let serving = Arc::clone(&state);
@@ -77,6 +79,11 @@ impl DnsServer {
     /// Queries received so far (any name, any type).
     pub fn queries(&self) -> usize {
         self.state.queries.load(Ordering::SeqCst)
+    }
+
+    /// AAAA queries received so far.
+    pub fn aaaa_queries(&self) -> usize {
+        self.state.aaaa.load(Ordering::SeqCst)
     }
 }
 
@@ -104,6 +111,9 @@ fn serve(socket: &UdpSocket, state: &State) {
 
 fn answer(query: &Message, state: &State) -> Option<Vec<u8>> {
     let q = query.queries().first()?;
+    if q.query_type() == RecordType::AAAA {
+        state.aaaa.fetch_add(1, Ordering::SeqCst);
+    }
     let name = q
         .name()
         .to_ascii()
