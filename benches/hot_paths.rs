@@ -108,7 +108,7 @@ fn pins(c: &mut Criterion) {
                     OnUnhealthy::Fallback,
                     None,
                     black_box(&info),
-                    |p, i| p.is_usable(i),
+                    |p, g| p.group_usable(g),
                 )
             })
         });

@@ -176,16 +176,17 @@ pub fn decide(
                 };
                 routing.pin = outcome;
                 // An explicit pin beats the sticky cookie, which only the route's own
-                // pool reads.
-                let explicit = pin.is_some() || !Arc::ptr_eq(pool, &proxy.pool);
-                if let (Some(sticky), false) = (&pool.sticky, explicit) {
-                    routed.sticky = request::nginx_cookie(req, &sticky.cookie)
-                        .and_then(|v| sticky_server(pool, v));
-                    if let Some(i) = routed.sticky.filter(|&i| pool.is_usable(i)) {
-                        pin = Some(Pinned {
-                            server: Group::one(i),
-                            strict: false,
-                        });
+                // pool reads. Without `sticky` this is one test of a field.
+                if let Some(sticky) = &pool.sticky {
+                    if pin.is_none() && Arc::ptr_eq(pool, &proxy.pool) {
+                        routed.sticky = request::nginx_cookie(req, &sticky.cookie)
+                            .and_then(|v| sticky_server(pool, v));
+                        if let Some(i) = routed.sticky.filter(|&i| pool.is_usable(i)) {
+                            pin = Some(Pinned {
+                                server: Group::one(i),
+                                strict: false,
+                            });
+                        }
                     }
                 }
                 routed.pool = Some(Arc::clone(pool));
