@@ -109,6 +109,7 @@ pub fn decide(
             at,
             pool: None,
             pin: None,
+            sticky: None,
         });
         return routing;
     }
