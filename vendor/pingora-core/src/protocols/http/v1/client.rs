@@ -76,6 +76,10 @@ pub struct HttpSession {
     allow_h1_response_invalid_content_length: bool,
 }
 
+/// Headers that the proxy's server session inserts into each forwarded response head
+/// (`Date`, `Connection`): the parsed head has room for them (pinlb patch).
+const RESPONSE_HEADERS_ADDED: usize = 2;
+
 /// What the session needs of the request it wrote (pinlb patch: instead of the request).
 struct WrittenRequest {
     /// A `HEAD` request: its response has no body.
@@ -318,9 +322,12 @@ impl HttpSession {
 
                         // The wire case is kept, in a second header map only when a name
                         // is not in the case it would be written with anyway.
+                        // pinlb patch: with room for the headers the server session sets
+                        // (`Date`, `Connection`). A full map grows (rehashed, its entries
+                        // moved) on any insert, even one that replaces a header it has.
                         let mut response_header = match ResponseHeader::build_case_deferred(
                             resp.code.unwrap(),
-                            Some(resp.headers.len()),
+                            Some(resp.headers.len() + RESPONSE_HEADERS_ADDED),
                         ) {
                             Ok(header) => Box::new(header),
                             Err(e) => return self.fail_response_header_read(e),
