@@ -51,6 +51,7 @@ pub fn translate(
                 ));
             }
             _ if level.apply(&e, log_formats)? => {}
+            _ if accepted(&e, "server") => {}
             _ if client.apply(&e)? => {}
             _ => return Err(unsupported(&e)),
         }
