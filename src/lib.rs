@@ -19,6 +19,7 @@ pub mod request;
 pub mod routing;
 pub mod runtime;
 pub mod state;
+pub mod tls;
 pub mod upstream;
 pub mod variables;
 
@@ -26,6 +27,8 @@ pub mod variables;
 mod nginx_harness;
 
 use config::Config;
+use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{ListenerConfig, TcpSocketOptions};
 use pingora::prelude::*;
 use pingora::protocols::l4::stream::L4BufferSettings;
@@ -39,8 +42,9 @@ use std::sync::Arc;
 const MAX_ATTEMPTS: usize = 1024;
 
 /// Builds the Pingora server: the proxy service on every listener, the admin listener,
-/// the background health checks and the reload service, all sharing `shared`.
-pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Server {
+/// the background health checks and the reload service, all sharing `shared`. Fails
+/// when a TLS listener's settings cannot make a rustls config.
+pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Result<Server, String> {
     let config = shared.started_with.clone();
     let keepalive: usize = config
         .upstreams
@@ -89,7 +93,22 @@ pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Server {
     let mut proxy =
         http_proxy_service(&server.configuration, proxy::Proxy::new(Arc::clone(shared)));
     for listener in &config.listeners {
-        add_listener(&mut proxy, listener.addr);
+        match &listener.tls {
+            None => add_listener(&mut proxy, listener.addr, None),
+            Some(tls) => {
+                let settings = tls_settings(shared, listener, tls)?;
+                add_listener(&mut proxy, listener.addr, Some(settings));
+            }
+        }
+    }
+    if config.listeners.iter().any(|l| l.tls.is_none() && l.http2) {
+        // nginx's `http2 on` on a plain listener: a connection that opens with HTTP/2's
+        // preface speaks HTTP/2 (h2c with prior knowledge), any other HTTP/1.
+        let mut options = HttpServerOptions::default();
+        options.h2c = true;
+        if let Some(app) = proxy.app_logic_mut() {
+            app.server_options = Some(options);
+        }
     }
     server.add_service(proxy);
 
@@ -99,13 +118,37 @@ pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Server {
             admin::AdminApp::new(Arc::clone(shared)),
         );
         admin.threads = Some(1);
-        add_listener(&mut admin, addr);
+        add_listener(&mut admin, addr, None);
         server.add_service(admin);
     }
-    server
+    Ok(server)
 }
 
-fn add_listener<A>(service: &mut Service<A>, addr: std::net::SocketAddr) {
+/// A TLS listener: its rustls config (certificates from `shared.certs`, by SNI), the
+/// handshake details kept for variables, and the handshake timeout of its default
+/// server's `client_header_timeout`, as nginx bounds the handshake with it.
+fn tls_settings(
+    shared: &Arc<Shared>,
+    listener: &config::Listener,
+    tls: &config::ListenerTls,
+) -> Result<TlsSettings, String> {
+    let resolver = shared.certs.resolver(listener.addr);
+    let name = format!("listener {}", listener.addr);
+    let rustls = tls::listener::server_config(tls, listener.http2, resolver, &name)?;
+    let mut settings = TlsSettings::with_callbacks(Box::new(tls::listener::HandshakeInfo))
+        .map_err(|e| format!("{name}: {e}"))?;
+    settings.set_server_config(Arc::new(rustls));
+    let generation = shared.current.load();
+    let runtime = &generation.runtime;
+    let timeout = runtime
+        .find_virtual_server(Some(listener.addr), || None)
+        .and_then(|vs| runtime.virtual_servers[vs].client.head.timeout)
+        .unwrap_or(std::time::Duration::from_secs(60));
+    settings.set_handshake_timeout(timeout);
+    Ok(settings)
+}
+
+fn add_listener<A>(service: &mut Service<A>, addr: std::net::SocketAddr, tls: Option<TlsSettings>) {
     // No read buffer in front of the socket: Pingora reads request heads and bodies into
     // buffers of its own, so the 64 KiB it would allocate per connection (resident for
     // every idle keep-alive connection) saves no read.
@@ -116,6 +159,9 @@ fn add_listener<A>(service: &mut Service<A>, addr: std::net::SocketAddr) {
         let mut options = TcpSocketOptions::default();
         options.ipv6_only = Some(true);
         endpoint = endpoint.tcp_socket_options(options);
+    }
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls(tls);
     }
     service.add_listener(endpoint);
 }

@@ -2,6 +2,7 @@
 //! translation into the [`Config`] model with JSON paths as origins.
 
 mod limits;
+mod tls;
 
 use super::{
     AccessLogTarget, Action, Balance, CheckKind, ClientLimits, Config, ConfigError, HeaderBuffers,
@@ -230,6 +231,10 @@ impl<'de> Deserialize<'de> for Threads {
 #[serde(deny_unknown_fields)]
 struct ListenerConf {
     addr: String,
+    #[serde(default)]
+    tls: Option<tls::TlsConf>,
+    #[serde(default)]
+    http2: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -495,7 +500,16 @@ impl ConfigConf {
                     format!("\"{}\" is not an ip:port address", l.addr),
                 )
             })?;
-            listeners.push(Listener { addr, origin });
+            let tls = match &l.tls {
+                Some(t) => Some(t.listener(file, origin.field("tls"))?),
+                None => None,
+            };
+            listeners.push(Listener {
+                addr,
+                tls,
+                http2: l.http2,
+                origin,
+            });
         }
 
         let admin = match self.admin.as_ref().and_then(|a| a.addr.as_deref()) {
@@ -591,6 +605,7 @@ impl ConfigConf {
                 listen: listeners.iter().map(|l| l.addr).collect(),
                 default_for: Vec::new(),
                 server_names: Vec::new(),
+                certificates: Vec::new(),
                 routes,
                 merge_slashes: self.merge_slashes,
                 access_log: default_log,

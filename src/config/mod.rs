@@ -8,6 +8,7 @@ pub mod json;
 mod limits;
 pub mod nginx;
 mod serde_util;
+mod tls;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ pub use limits::{
     LimitConn, LimitConnZone, LimitDelay, LimitLogLevel, LimitReq, LimitReqZone, RouteLimits,
 };
 use serde_util::{as_millis, is_default, is_true};
+pub use tls::{CertPair, ListenerTls, TlsVersion};
 
 /// Reads the config file at `path` into the model. Files ending in `.json` are native
 /// configs; anything else is read as nginx syntax. What the values mean is checked when
@@ -204,8 +206,26 @@ impl LogLevel {
 #[derive(Debug, Clone, Serialize)]
 pub struct Listener {
     pub addr: SocketAddr,
+    /// TLS on this socket (nginx `listen ... ssl`); `None`: plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
+    /// HTTP/2: offered by ALPN beside HTTP/1.1 on a TLS listener; on a plain one, taken
+    /// when a connection starts with HTTP/2's preface (nginx `http2 on`). Default off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
     #[serde(skip)]
     pub origin: Origin,
+}
+
+impl Listener {
+    /// Whether this socket takes connections for a `listen` of `addr`: the same address,
+    /// or this one is the wildcard address of that port (nginx binds one socket for both).
+    pub fn serves(&self, addr: &SocketAddr) -> bool {
+        *addr == self.addr
+            || (self.addr.ip().is_unspecified()
+                && addr.port() == self.addr.port()
+                && addr.is_ipv4() == self.addr.is_ipv4())
+    }
 }
 
 /// A set of routes answering on some listeners, optionally only for some host names
@@ -220,6 +240,10 @@ pub struct VirtualServer {
     /// Host names this virtual server answers for; empty means any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub server_names: Vec<ServerName>,
+    /// Its certificates on TLS listeners, chosen by SNI with the `server_names` (nginx
+    /// `ssl_certificate`); several pairs for several key types (RSA and ECDSA).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertPair>,
     /// Routes (nginx `location`s), chosen by nginx's rules.
     pub routes: Vec<Route>,
     /// Whether runs of `/` in request paths are merged before matching (nginx

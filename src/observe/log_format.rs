@@ -269,7 +269,7 @@ mod tests {
             req,
             uri: None,
             client_ip: Some("192.0.2.9".parse().unwrap()),
-            tls: false,
+            tls: None,
             server_port: Some(80),
             server_name: "",
             proxy_host: "web",

@@ -135,7 +135,7 @@ mod tests {
             req: &req,
             uri: None,
             client_ip: None,
-            tls: false,
+            tls: None,
             server_port: None,
             server_name: "",
             proxy_host: "",

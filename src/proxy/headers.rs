@@ -99,7 +99,7 @@ mod tests {
             req: client,
             uri: None,
             client_ip: Some("192.0.2.1".parse().unwrap()),
-            tls: false,
+            tls: None,
             server_port: Some(80),
             server_name: "",
             proxy_host: "web",

@@ -19,10 +19,10 @@ pub use ctx::{Pinned, RequestCtx, Routed};
 use crate::observe::metrics::{METRICS, PinOutcome};
 use crate::request;
 use crate::routing::uri;
-use crate::runtime::RouteAction;
+use crate::runtime::{RouteAction, Runtime};
 use crate::state::Shared;
 use crate::upstream::InFlightGuard;
-use crate::variables::RequestInfo;
+use crate::variables::{RequestInfo, TlsConn};
 use async_trait::async_trait;
 use bytes::Bytes;
 use log::debug;
@@ -65,6 +65,15 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
+/// The connection's TLS, when the config has TLS listeners (plain configs ask nothing).
+fn tls_conn<'a>(session: &'a Session, runtime: &Runtime) -> Option<&'a TlsConn> {
+    if !runtime.any_tls {
+        return None;
+    }
+    let ssl = session.digest()?.ssl_digest.as_deref()?;
+    Some(ssl.extension.get::<TlsConn>().unwrap_or(&TlsConn::UNKNOWN))
+}
+
 /// What `$variables` see for this request.
 fn request_info<'a>(
     session: &'a Session,
@@ -76,7 +85,7 @@ fn request_info<'a>(
         req: session.req_header(),
         uri: ctx.normalized.as_deref(),
         client_ip: client_ip(session),
-        tls: false,
+        tls: tls_conn(session, runtime),
         server_port: session
             .server_addr()
             .and_then(|a| a.as_inet())
@@ -130,7 +139,14 @@ impl ProxyHttp for Proxy {
         }
         let local = session.server_addr().and_then(|a| a.as_inet()).copied();
         let runtime = &ctx.generation.runtime;
-        let routing = route::decide(runtime, local, client_ip(session), session.req_header());
+        let tls = tls_conn(session, runtime);
+        let routing = route::decide(
+            runtime,
+            local,
+            client_ip(session),
+            tls,
+            session.req_header(),
+        );
         if let Some(outcome) = routing.pin {
             METRICS.pin(outcome);
         }

@@ -8,7 +8,7 @@ use crate::request;
 use crate::routing::pin::{PinAction, pin_action};
 use crate::routing::uri;
 use crate::runtime::{RouteAction, Runtime};
-use crate::variables::RequestInfo;
+use crate::variables::{RequestInfo, TlsConn};
 use http::header::CONTENT_LENGTH;
 use pingora::http::RequestHeader;
 use std::borrow::Cow;
@@ -48,6 +48,7 @@ pub fn decide(
     runtime: &Runtime,
     local: Option<SocketAddr>,
     client: Option<IpAddr>,
+    tls: Option<&TlsConn>,
     req: &RequestHeader,
 ) -> Routing {
     let mut routing = Routing {
@@ -122,7 +123,7 @@ pub fn decide(
                             req,
                             uri: Some(path),
                             client_ip: client,
-                            tls: false,
+                            tls,
                             server_port: local.map(|l| l.port()),
                             server_name: &runtime.virtual_servers[vs].server_name,
                             proxy_host: &proxy.proxy_host,
@@ -225,7 +226,7 @@ mod tests {
     #[test]
     fn a_pin_names_the_server_and_counts_as_pinned() {
         let rt = runtime(PINNED);
-        let routing = decide(&rt, None, None, &get("/", &[("app", "app2")]));
+        let routing = decide(&rt, None, None, None, &get("/", &[("app", "app2")]));
         assert_eq!(routing.answer, None);
         let routed = routing.routed.unwrap();
         assert_eq!(
@@ -242,10 +243,10 @@ mod tests {
     #[test]
     fn without_a_pin_the_route_pool_balances() {
         let rt = runtime(PINNED);
-        let routing = decide(&rt, None, None, &get("/x", &[]));
+        let routing = decide(&rt, None, None, None, &get("/x", &[]));
         assert!(routing.pin.is_none());
         assert!(routing.routed.unwrap().pin.is_none());
-        let unknown = decide(&rt, None, None, &get("/", &[("app", "nope")]));
+        let unknown = decide(&rt, None, None, None, &get("/", &[("app", "nope")]));
         assert!(matches!(unknown.pin, Some(PinOutcome::Unknown)));
     }
 
@@ -254,7 +255,7 @@ mod tests {
         let rt = runtime(
             r#"{ "path": "/api", "upstream": "web", "proxy": { "client_max_body_size": 10 } }"#,
         );
-        let none = decide(&rt, None, None, &get("/other", &[]));
+        let none = decide(&rt, None, None, None, &get("/other", &[]));
         assert_eq!(
             none.answer,
             Some(Answer::Text(
@@ -263,16 +264,28 @@ mod tests {
             ))
         );
         assert!(none.routed.is_none() && none.virtual_server == Some(0));
-        let big = decide(&rt, None, None, &get("/api", &[("Content-Length", "11")]));
+        let big = decide(
+            &rt,
+            None,
+            None,
+            None,
+            &get("/api", &[("Content-Length", "11")]),
+        );
         assert!(matches!(big.answer, Some(Answer::Text(413, _))));
-        let small = decide(&rt, None, None, &get("/api", &[("Content-Length", "10")]));
+        let small = decide(
+            &rt,
+            None,
+            None,
+            None,
+            &get("/api", &[("Content-Length", "10")]),
+        );
         assert_eq!(small.answer, None);
     }
 
     #[test]
     fn return_routes_are_answered_by_their_route() {
         let rt = runtime(r#"{ "path": "/", "return": { "status": 204 } }"#);
-        let routing = decide(&rt, None, None, &get("/", &[]));
+        let routing = decide(&rt, None, None, None, &get("/", &[]));
         assert_eq!(routing.answer, Some(Answer::Return));
         assert_eq!(routing.routed.unwrap().at, (0, 0));
     }
@@ -291,16 +304,16 @@ mod tests {
             "/%61dmin",
             "/%2e/admin",
         ] {
-            let routing = decide(&rt, None, None, &get(attack, &[]));
+            let routing = decide(&rt, None, None, None, &get(attack, &[]));
             assert_eq!(routing.answer, Some(Answer::Return), "{attack}");
             assert_eq!(routing.routed.unwrap().at, (0, 1), "{attack}");
         }
-        let plain = decide(&rt, None, None, &get("/admin/x?y=1", &[]));
+        let plain = decide(&rt, None, None, None, &get("/admin/x?y=1", &[]));
         assert!(plain.uri.is_none(), "an unchanged path is not copied");
-        let changed = decide(&rt, None, None, &get("//admin", &[]));
+        let changed = decide(&rt, None, None, None, &get("//admin", &[]));
         assert_eq!(changed.uri.as_deref(), Some(&b"/admin"[..]));
         for bad in ["/../x", "/a/../../x", "/%2e%2e/x", "/a%00", "/a%zz"] {
-            let routing = decide(&rt, None, None, &get(bad, &[]));
+            let routing = decide(&rt, None, None, None, &get(bad, &[]));
             assert_eq!(
                 routing.answer,
                 Some(Answer::Text(400, "400 Bad Request\n".into())),

@@ -231,7 +231,7 @@ mod tests {
             req,
             uri: None,
             client_ip: Some("10.0.0.7".parse().unwrap()),
-            tls: false,
+            tls: None,
             server_port: None,
             server_name: "",
             proxy_host: "",

@@ -44,6 +44,11 @@ pub struct Runtime {
     pub keepalive_timeout: Duration,
     /// Whether any virtual server has names (otherwise the Host header is not consulted).
     any_server_names: bool,
+    /// Each TLS listener's certificates by SNI, read from the files of this config; the
+    /// listeners read them from [`crate::tls::CertStore`], which reloads update.
+    pub tls: crate::tls::SniTables,
+    /// Whether any listener speaks TLS (otherwise requests never look for TLS details).
+    pub any_tls: bool,
 }
 
 pub struct VirtualServer {

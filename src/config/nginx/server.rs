@@ -3,6 +3,7 @@
 
 use super::client::{self, ClientLevel};
 use super::level::Level;
+use super::tls::{self, TlsLevel};
 use super::translate::{
     HTTP_ONLY, Nginx, Translator, accepted, arg_count, at, flag, not_allowed, unsupported,
 };
@@ -19,12 +20,14 @@ pub fn translate(
     d: &Nginx,
     http: &Level,
     http_client: &ClientLevel,
+    http_tls: &TlsLevel,
     log_formats: &[String],
 ) -> Result<(), ConfigError> {
     let mut vs = VirtualServer {
         listen: Vec::new(),
         default_for: Vec::new(),
         server_names: Vec::new(),
+        certificates: Vec::new(),
         routes: Vec::new(),
         merge_slashes: t.merge_slashes,
         access_log: Vec::new(),
@@ -33,11 +36,14 @@ pub fn translate(
     };
     let mut level = Level::default();
     let mut client = ClientLevel::default();
+    let mut tls_level = TlsLevel::default();
+    let mut listens = Vec::new();
     let mut locations = Vec::new();
     let mut server_return = None;
+    let base = t.base_dir();
     for e in d.block()?.iter().map(Nginx::new) {
         match e.name() {
-            "listen" => listen(t, &e, &mut vs)?,
+            "listen" => listens.push(listen(t, &e, &mut vs)?),
             "server_name" => server_names(&e, &mut vs.server_names)?,
             "location" => locations.push(e),
             "return" => server_return = Some((answer(&e)?, e.origin())),
@@ -51,15 +57,23 @@ pub fn translate(
             }
             _ if level.apply(&e, log_formats)? => {}
             _ if client.apply(&e)? => {}
+            _ if tls_level.apply(&e, &base)? => {}
             _ => return Err(unsupported(&e)),
         }
     }
     vs.client = client.inherit(http_client).limits();
     if vs.listen.is_empty() {
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80);
-        t.listen(addr, d);
+        t.listen(addr, d, false, false);
         vs.listen.push(addr);
+        listens.push((addr, d.origin()));
     }
+    let tls_level = tls_level.inherit(http_tls);
+    vs.certificates = tls_level.pairs(d)?;
+    t.server_tls.push(super::translate::ServerTls {
+        level: tls_level,
+        listens,
+    });
     let level = level.inherit(http);
     vs.access_log = level.access_log();
     if let Some((answer, origin)) = server_return {
@@ -89,19 +103,28 @@ pub fn translate(
     Ok(())
 }
 
-/// `listen [ADDR:]PORT [default_server]`.
-fn listen(t: &mut Translator, d: &Nginx, vs: &mut VirtualServer) -> Result<(), ConfigError> {
+/// `listen [ADDR:]PORT [ssl] [http2] [default_server]`.
+fn listen(
+    t: &mut Translator,
+    d: &Nginx,
+    vs: &mut VirtualServer,
+) -> Result<(SocketAddr, crate::config::Origin), ConfigError> {
     arg_count(d, 1..=usize::MAX)?;
     let addr = values::listen_addr(&d.args()[0]).map_err(|msg| at(d, msg))?;
+    let (mut ssl, mut http2) = (false, false);
     for param in &d.args()[1..] {
         match param.as_str() {
             "default_server" | "default" => vs.default_for.push(addr),
-            "ssl" | "http2" | "quic" => {
-                return Err(at(
-                    d,
-                    format!("\"{param}\" listeners are not supported yet"),
-                ));
+            "ssl" => ssl = true,
+            "http2" => {
+                log::warn!(
+                    "the \"listen ... http2\" directive is deprecated, use the \"http2\" directive instead in {}:{}",
+                    d.pos().file.display(),
+                    d.pos().line
+                );
+                http2 = true;
             }
+            "quic" => return Err(at(d, "\"quic\" listeners are not supported")),
             other => {
                 return Err(at(
                     d,
@@ -110,9 +133,9 @@ fn listen(t: &mut Translator, d: &Nginx, vs: &mut VirtualServer) -> Result<(), C
             }
         }
     }
-    t.listen(addr, d);
+    t.listen(addr, d, ssl, http2);
     vs.listen.push(addr);
-    Ok(())
+    Ok((addr, d.origin()))
 }
 
 /// `server_name` entries in nginx's kinds; `_` and `""` never match a host.
@@ -173,7 +196,10 @@ fn location(
                 }
             }
             "location" => return Err(at(&e, "nested locations are not supported")),
-            name if HTTP_ONLY.contains(&name) || name == "merge_slashes" => {
+            name if HTTP_ONLY.contains(&name)
+                || name == "merge_slashes"
+                || tls::is_tls_directive(name) =>
+            {
                 return Err(not_allowed(&e));
             }
             _ if level.apply(&e, log_formats)? => {}

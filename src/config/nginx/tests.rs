@@ -387,7 +387,7 @@ fn mistakes_are_refused_with_their_line() {
         ),
         (
             "http { server { listen 443 ssl; } }",
-            "\"ssl\" listeners are not supported yet",
+            "no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive",
         ),
         (
             "http { server { location / { } } }",

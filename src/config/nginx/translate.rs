@@ -5,6 +5,7 @@
 use super::client::ClientLevel;
 use super::level::Level;
 use super::parser::{Directive, Pos};
+use super::tls::TlsLevel;
 use super::{limits, server, upstream, variables};
 use crate::config::{
     Config, ConfigError, ErrorLog, GeoVar, Lifecycle, LimitConnZone, LimitReqZone, Listener,
@@ -116,8 +117,6 @@ pub fn accepted(d: &Nginx, context: &str) -> bool {
             "types",
             "default_type",
             "server_tokens",
-            "ssl_session_cache",
-            "ssl_session_timeout",
             "types_hash_max_size",
             "server_names_hash_bucket_size",
         ],
@@ -205,6 +204,14 @@ pub struct Translator {
     pub listeners: Vec<Listener>,
     /// `health_check` directives found in locations, by upstream, with where they were.
     pub health_checks: BTreeMap<String, (crate::config::HealthCheck, Pos)>,
+    /// The TLS settings and `listen`s of each virtual server, in the same order.
+    pub server_tls: Vec<ServerTls>,
+}
+
+/// What [`Translator::finish`] needs to give TLS listeners their settings.
+pub struct ServerTls {
+    pub level: TlsLevel,
+    pub listens: Vec<(SocketAddr, Origin)>,
 }
 
 /// Translates a parsed nginx configuration.
@@ -229,6 +236,7 @@ pub fn translate(main_file: &Path, directives: &[Directive]) -> Result<Config, C
         virtual_servers: Vec::new(),
         listeners: Vec::new(),
         health_checks: BTreeMap::new(),
+        server_tls: Vec::new(),
     };
     let mut http_seen = false;
     for d in directives.iter().map(Nginx::new) {
@@ -325,6 +333,8 @@ impl Translator {
         let log_formats: Vec<String> = self.log_formats.keys().cloned().collect();
         let mut level = Level::default();
         let mut client = ClientLevel::default();
+        let mut tls = TlsLevel::default();
+        let base = self.base_dir();
         let mut servers = Vec::new();
         for d in block.iter().map(Nginx::new) {
             match d.name() {
@@ -339,12 +349,13 @@ impl Translator {
                 }
                 _ if level.apply(&d, &log_formats)? => {}
                 _ if client.apply(&d)? => {}
+                _ if tls.apply(&d, &base)? => {}
                 _ if accepted(&d, "http") => {}
                 _ => return Err(unsupported(&d)),
             }
         }
         for d in servers {
-            server::translate(self, &d, &level, &client, &log_formats)?;
+            server::translate(self, &d, &level, &client, &tls, &log_formats)?;
         }
         Ok(())
     }
@@ -380,27 +391,15 @@ impl Translator {
         Ok(())
     }
 
-    /// Adds a listener, keeping nginx's rule that a wildcard address on a port covers
-    /// the specific addresses of that port (one socket serves both).
-    pub fn listen(&mut self, addr: SocketAddr, d: &Nginx) {
-        let covered = |a: &SocketAddr| a.port() == addr.port() && a.is_ipv4() == addr.is_ipv4();
-        if self
-            .listeners
-            .iter()
-            .any(|l| l.addr == addr || (covered(&l.addr) && l.addr.ip().is_unspecified()))
-        {
-            return;
-        }
-        if addr.ip().is_unspecified() {
-            self.listeners.retain(|l| !covered(&l.addr));
-        }
-        self.listeners.push(Listener {
-            addr,
-            origin: d.origin(),
-        });
+    /// The folder relative file names are taken from: the main file's.
+    pub fn base_dir(&self) -> PathBuf {
+        self.main_file
+            .parent()
+            .map_or_else(PathBuf::new, Path::to_path_buf)
     }
 
     fn finish(mut self) -> Result<Config, ConfigError> {
+        self.finish_listeners()?;
         for (name, (check, _)) in std::mem::take(&mut self.health_checks) {
             if let Some(upstream) = self.upstreams.get_mut(&name) {
                 upstream.health_check = Some(check);
