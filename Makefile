@@ -20,6 +20,7 @@ run: build
 	@scripts/demo.sh
 
 test: deps
+	@scripts/install-build-deps.sh test
 	$(CARGO) test --locked -- --test-threads $(TEST_THREADS)
 	@# The vendored Pingora crates' own tests of the code pinlb patches (vendor/README.md).
 	$(CARGO) test --locked -p pingora-proxy --test task_pipe

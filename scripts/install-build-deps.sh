@@ -2,7 +2,8 @@
 # Installs what building pinlb needs beyond Rust (cmake, a C compiler; patch for
 # `make vendor-check`) when it is missing and this user can (root with apt-get); otherwise
 # says exactly what to install. `install-build-deps.sh callgrind` adds what `make callgrind`
-# needs (valgrind, nginx).
+# needs (valgrind, nginx); `install-build-deps.sh test` what `make test` runs besides
+# pinlb (openssl and curl for the HTTPS tests' certificates and clients, h2load).
 set -euo pipefail
 
 missing=()
@@ -12,6 +13,11 @@ command -v patch >/dev/null || missing+=(patch)
 if [ "${1:-}" = callgrind ]; then
     command -v valgrind >/dev/null || missing+=(valgrind)
     command -v nginx >/dev/null || missing+=(nginx)
+fi
+if [ "${1:-}" = test ]; then
+    command -v openssl >/dev/null || missing+=(openssl)
+    command -v curl >/dev/null || missing+=(curl)
+    command -v h2load >/dev/null || missing+=(nghttp2-client)
 fi
 command -v cargo >/dev/null || { echo "pinlb: cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 [ ${#missing[@]} -eq 0 ] && exit 0
