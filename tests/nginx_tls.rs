@@ -40,6 +40,7 @@ http {{
         location / {{
             proxy_pass http://pool_a;
             proxy_set_header X-Forwarded-Proto $scheme;
+            add_header Strict-Transport-Security "max-age=63072000" always;
             add_header X-Tls "$scheme|$https|$ssl_protocol|$ssl_server_name" always;
         }}
     }}
@@ -64,10 +65,14 @@ http {{
 fn sni_picks_the_certificate_by_server_name_and_no_sni_gets_the_default() {
     let (a, b) = (Backend::start("a"), Backend::start("b"));
     let dir = TempDir::new();
-    let listen = free_addr();
-    let conf = two_servers(&dir, listen, &a, &b, "");
+    let (listen, plain) = (free_addr(), free_addr());
+    let redirect = format!("server {{ listen {plain}; return 301 https://$host$request_uri; }}");
+    let conf = two_servers(&dir, listen, &a, &b, &redirect);
     let lb = Pinlb::start_file(&conf, dir, listen);
     let client = client_config(&[]);
+    let moved = get(plain, "/x?y=1", &[("Host", "a.test")]).unwrap();
+    assert_eq!(moved.status, 301);
+    assert_eq!(moved.header("location"), Some("https://a.test/x?y=1"));
     for (sni, cn, backend) in [
         (Some("a.test"), "a.test", "a"),
         (Some("A.Test"), "a.test", "a"),
@@ -86,6 +91,7 @@ fn sni_picks_the_certificate_by_server_name_and_no_sni_gets_the_default() {
     }
     let reply = tls_get(&client, lb.addr, Some("a.test"), "/headers", &[]).unwrap();
     assert_eq!(reply.header("x-tls"), Some("https|on|TLSv1.3|a.test"));
+    assert_eq!(reply.header("strict-transport-security"), Some("max-age=63072000"));
     assert!(
         reply.body().contains("X-Forwarded-Proto: https"),
         "{}",

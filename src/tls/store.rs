@@ -24,6 +24,11 @@ impl CertBundle {
         CertBundle { keys }
     }
 
+    /// The certificates, preferred first.
+    pub fn keys(&self) -> &[Arc<CertifiedKey>] {
+        &self.keys
+    }
+
     /// The first certificate whose key can sign with a scheme the client offers.
     fn choose(&self, hello: &ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let schemes = hello.signature_schemes();
@@ -122,20 +127,23 @@ impl CertStore {
         removed
     }
 
-    /// The certificate a client asking for `sni` on `listener` gets, with `hello`'s
-    /// signature schemes choosing among key types.
-    fn resolve(&self, listener: &SocketAddr, hello: &ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let sni = hello.server_name();
+    /// The certificates a client asking for `sni` on `listener` is offered: an
+    /// installed one for that exact name, else the listener's SNI map.
+    pub fn certificates_for(
+        &self,
+        listener: &SocketAddr,
+        sni: Option<&str>,
+    ) -> Option<Arc<CertBundle>> {
         if let Some(sni) = sni {
             let installed = self.installed.load();
             if !installed.is_empty() {
                 if let Some(bundle) = installed.get(normalize_host(sni).as_ref()) {
-                    return bundle.choose(hello);
+                    return Some(Arc::clone(bundle));
                 }
             }
         }
         let files = self.files.load();
-        files.get(listener)?.find(sni)?.choose(hello)
+        files.get(listener)?.find(sni).cloned()
     }
 
     /// The rustls resolver of the TLS listener at `listener`.
@@ -156,6 +164,113 @@ struct Resolver {
 
 impl ResolvesServerCert for Resolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.store.resolve(&self.listener, &hello)
+        self.store
+            .certificates_for(&self.listener, hello.server_name())?
+            .choose(&hello)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerName;
+    use rustls::pki_types::CertificateDer;
+
+    /// A bundle told apart by its (fake) certificate bytes; never used for a handshake.
+    fn bundle(tag: u8) -> Arc<CertBundle> {
+        #[derive(Debug)]
+        struct NoKey;
+        impl rustls::sign::SigningKey for NoKey {
+            fn choose_scheme(
+                &self,
+                _: &[rustls::SignatureScheme],
+            ) -> Option<Box<dyn rustls::sign::Signer>> {
+                None
+            }
+            fn algorithm(&self) -> rustls::SignatureAlgorithm {
+                rustls::SignatureAlgorithm::ECDSA
+            }
+        }
+        let cert = CertifiedKey::new(vec![CertificateDer::from(vec![tag])], Arc::new(NoKey));
+        Arc::new(CertBundle::new(vec![Arc::new(cert)]))
+    }
+
+    fn tag(b: Option<Arc<CertBundle>>) -> Option<u8> {
+        b.map(|b| b.keys()[0].cert[0].as_ref()[0])
+    }
+
+    fn names(list: &[ServerName]) -> Names {
+        Names::new(list).unwrap()
+    }
+
+    #[test]
+    fn sni_follows_server_name_rules_then_the_default() {
+        let map = SniMap::new(
+            vec![
+                (
+                    names(&[ServerName::Regex(r"^api\d+\.test$".into())]),
+                    bundle(1),
+                ),
+                (
+                    names(&[ServerName::Suffix(".example.test".into())]),
+                    bundle(2),
+                ),
+                (
+                    names(&[ServerName::Exact("www.example.test".into())]),
+                    bundle(3),
+                ),
+            ],
+            Some(bundle(9)),
+        );
+        let find = |sni| tag(map.find(sni).cloned());
+        assert_eq!(
+            find(Some("www.example.test")),
+            Some(3),
+            "exact beats a wildcard"
+        );
+        assert_eq!(find(Some("WWW.Example.Test.")), Some(3));
+        assert_eq!(find(Some("x.example.test")), Some(2));
+        assert_eq!(find(Some("api7.test")), Some(1));
+        assert_eq!(find(Some("elsewhere.test")), Some(9));
+        assert_eq!(find(None), Some(9));
+    }
+
+    #[test]
+    fn installed_certificates_win_for_their_name_until_removed_and_survive_reloads() {
+        let listener: SocketAddr = "127.0.0.1:443".parse().unwrap();
+        let files =
+            |t| SniTables::from([(listener, Arc::new(SniMap::new(Vec::new(), Some(bundle(t)))))]);
+        let store = CertStore::new(files(1));
+        let installed = bundle(5).keys().to_vec();
+        store.install("Site.Test", installed);
+        assert_eq!(
+            tag(store.certificates_for(&listener, Some("site.test"))),
+            Some(5)
+        );
+        assert_eq!(
+            tag(store.certificates_for(&listener, Some("other.test"))),
+            Some(1)
+        );
+        assert_eq!(tag(store.certificates_for(&listener, None)), Some(1));
+        store.replace_files(files(2));
+        assert_eq!(
+            tag(store.certificates_for(&listener, Some("site.test"))),
+            Some(5)
+        );
+        assert_eq!(tag(store.certificates_for(&listener, None)), Some(2));
+        assert!(store.remove("site.test"));
+        assert!(!store.remove("site.test"));
+        assert_eq!(
+            tag(store.certificates_for(&listener, Some("site.test"))),
+            Some(2)
+        );
+        // A listener the new config dropped keeps what it had.
+        let other: SocketAddr = "127.0.0.1:8443".parse().unwrap();
+        store.replace_files(SniTables::from([(
+            other,
+            Arc::new(SniMap::new(Vec::new(), Some(bundle(3)))),
+        )]));
+        assert_eq!(tag(store.certificates_for(&listener, None)), Some(2));
+        assert_eq!(tag(store.certificates_for(&other, None)), Some(3));
     }
 }
