@@ -80,6 +80,11 @@ proxy.next_upstream                     retry.rs::next_upstream_statuses_move_a_
 proxy.next_upstream_tries               retry.rs::next_upstream_tries_bounds_the_attempts
 proxy.set_headers.NAME                  headers.rs::configured_headers_replace_the_defaults_and_empty_values_remove
 proxy.client_max_body_size              errors.rs::a_body_over_client_max_body_size_gets_413_and_reaches_no_server
+proxy.tls                               nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+proxy.ssl_server_name                   nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+proxy.ssl_name                          nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+proxy.ssl_verify                        nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+proxy.ssl_trusted_certificate           nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
 served_by_header                        headers.rs::responses_name_the_server_that_answered headers.rs::no_served_by_header_unless_configured
 served_by_reason                        pin_guard.rs::served_by_says_why_when_configured
 keepalive_timeout_ms                    process.rs::an_idle_client_connection_is_closed_after_keepalive_timeout
@@ -172,6 +177,10 @@ server/client_header_buffer_size            src/config/nginx/client.rs::servers_
 server/large_client_header_buffers          src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::configured_header_buffers_set_the_limits
 server/keepalive_requests                   src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::keepalive_requests_closes_the_connection_after_that_many
 location/proxy_pass                     nginx_tutorial.rs::tutorial_balances_round_robin src/config/nginx/tests.rs::location_kinds_and_proxy_pass_uri src/proxy/headers.rs::proxy_pass_uri_replaces_the_location_prefix
+location/proxy_ssl_server_name          nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+location/proxy_ssl_name                 nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+location/proxy_ssl_verify               nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+location/proxy_ssl_trusted_certificate  nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
 location/proxy_set_header               nginx_tutorial.rs::tutorial_sends_its_forwarding_headers nginx_tutorial.rs::without_proxy_set_header_host_is_the_upstream_name
 location/proxy_connect_timeout          src/config/nginx/tests.rs::proxy_settings_inherit_from_http_to_location errors.rs::a_connect_that_hangs_gives_up_after_the_connect_timeout
 location/proxy_read_timeout             src/config/nginx/tests.rs::proxy_settings_inherit_from_http_to_location errors.rs::a_slow_server_gives_504_after_the_read_timeout websocket.rs::idle_websocket_is_closed_after_the_configured_idle_limit

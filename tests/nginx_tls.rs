@@ -91,7 +91,10 @@ fn sni_picks_the_certificate_by_server_name_and_no_sni_gets_the_default() {
     }
     let reply = tls_get(&client, lb.addr, Some("a.test"), "/headers", &[]).unwrap();
     assert_eq!(reply.header("x-tls"), Some("https|on|TLSv1.3|a.test"));
-    assert_eq!(reply.header("strict-transport-security"), Some("max-age=63072000"));
+    assert_eq!(
+        reply.header("strict-transport-security"),
+        Some("max-age=63072000")
+    );
     assert!(
         reply.body().contains("X-Forwarded-Proto: https"),
         "{}",
@@ -594,4 +597,91 @@ fn http2_on_a_plain_listener_takes_h2c_by_prior_knowledge_beside_http1() {
     );
     let reply = get(lb.addr, "/", &[]).unwrap();
     assert_eq!(reply.status, 200);
+}
+
+#[test]
+fn proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections() {
+    // The TLS server behind: another pinlb, answering with the SNI it was asked for.
+    let back_dir = TempDir::new();
+    let (back_cert, _) = make_cert(back_dir.path(), "back", &["back.test"], Key::Ecdsa, 30);
+    let (other_cert, _) = make_cert(back_dir.path(), "other", &["other.test"], Key::Ecdsa, 30);
+    let back_addr = free_addr();
+    let text = format!(
+        "pid {pid};\nhttp {{ access_log off; server {{ listen {back_addr} ssl;\n\
+         ssl_certificate back.pem; ssl_certificate_key back.key;\n\
+         location / {{ return 200 \"sni=$ssl_server_name\"; }} }} }}\n",
+        pid = back_dir.path().join("pinlb.pid").display(),
+    );
+    let back_conf = back_dir.write("nginx.conf", &text);
+    let _back = Pinlb::start_file(&back_conf, back_dir, back_addr);
+
+    let dir = TempDir::new();
+    let listen = free_addr();
+    let location = |path: &str, settings: &str| {
+        format!("location {path} {{ proxy_pass https://back; {settings} }}\n")
+    };
+    let text = format!(
+        "pid {pid};\nhttp {{ access_log off; upstream back {{ server {back_addr}; keepalive 4; }}\n\
+         server {{ listen {listen};\n{a}{b}{c}{d}{e} }} }}\n",
+        pid = dir.path().join("pinlb.pid").display(),
+        a = location("/none/", ""),
+        b = location(
+            "/sni/",
+            "proxy_ssl_server_name on; proxy_ssl_name back.test;"
+        ),
+        c = location(
+            "/verify/",
+            &format!(
+                "proxy_ssl_verify on; proxy_ssl_name back.test; proxy_ssl_trusted_certificate {};",
+                back_cert.display()
+            )
+        ),
+        d = location(
+            "/untrusted/",
+            &format!(
+                "proxy_ssl_verify on; proxy_ssl_name back.test; proxy_ssl_trusted_certificate {};",
+                other_cert.display()
+            )
+        ),
+        e = location(
+            "/wrong-name/",
+            &format!(
+                "proxy_ssl_verify on; proxy_ssl_name wrong.test; proxy_ssl_trusted_certificate {};",
+                back_cert.display()
+            )
+        ),
+    );
+    let conf = dir.write("nginx.conf", &text);
+    let lb = Pinlb::start_file(&conf, dir, listen);
+    let answer = |path: &str| {
+        let r = get(lb.addr, path, &[("Host", "front.test")]).unwrap();
+        (r.status, r.body)
+    };
+    assert_eq!(
+        answer("/none/"),
+        (200, "sni=".to_string()),
+        "no SNI by default, as nginx"
+    );
+    assert_eq!(answer("/sni/"), (200, "sni=back.test".to_string()));
+    assert_eq!(answer("/verify/"), (200, "sni=back.test".to_string()));
+    assert_eq!(answer("/untrusted/").0, 502, "a certificate not trusted");
+    assert_eq!(
+        answer("/wrong-name/").0,
+        502,
+        "a certificate for another name"
+    );
+    // Pooled: sequential requests share one upstream connection per settings.
+    for _ in 0..5 {
+        assert_eq!(answer("/sni/").0, 200);
+    }
+    let out = Command::new("ss")
+        .args(["-Htn", "state", "established"])
+        .arg(format!("( dport = :{} )", back_addr.port()))
+        .output()
+        .expect("ss (Debian package iproute2)");
+    let open = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert!(
+        (1..=3).contains(&open),
+        "connections to the TLS server: {open}"
+    );
 }

@@ -8,7 +8,7 @@ use super::{
     AccessLogTarget, Action, Balance, CheckKind, ClientLimits, Config, ConfigError, HeaderBuffers,
     HealthCheck, Keepalive, Listener, LogEscape, LogFormat, NextUpstream, OnUnhealthy, Origin,
     PathMatch, PinMatch, PinRule, PinSource, ProxyPass, ProxySettings, ReturnAction, Route,
-    RouteLimits, Server, SetHeader, Upstream, VirtualServer,
+    RouteLimits, Server, SetHeader, Upstream, UpstreamTls, VirtualServer,
 };
 use limits::{ConnZoneConf, LimitsConf, ReqZoneConf};
 use serde::Deserialize;
@@ -390,6 +390,12 @@ struct ProxyConf {
     #[serde(default, deserialize_with = "unique_keys_opt")]
     set_headers: Option<BTreeMap<String, String>>,
     client_max_body_size: Option<u64>,
+    /// TLS to the servers, with nginx's `proxy_ssl_*` meaning.
+    tls: Option<bool>,
+    ssl_server_name: Option<bool>,
+    ssl_name: Option<String>,
+    ssl_verify: Option<bool>,
+    ssl_trusted_certificate: Option<PathBuf>,
 }
 
 /// The `proxy_next_upstream` conditions pinlb understands, named as nginx names them.
@@ -464,6 +470,21 @@ impl ProxyConf {
             next_upstream,
             set_headers,
             client_max_body_size: self.client_max_body_size.or(base.client_max_body_size),
+            upstream_tls: UpstreamTls {
+                enabled: self.tls.unwrap_or(base.upstream_tls.enabled),
+                server_name: self
+                    .ssl_server_name
+                    .unwrap_or(base.upstream_tls.server_name),
+                name: self
+                    .ssl_name
+                    .clone()
+                    .or_else(|| base.upstream_tls.name.clone()),
+                verify: self.ssl_verify.unwrap_or(base.upstream_tls.verify),
+                trusted_certificate: self
+                    .ssl_trusted_certificate
+                    .clone()
+                    .or_else(|| base.upstream_tls.trusted_certificate.clone()),
+            },
         }
     }
 

@@ -22,7 +22,7 @@ pub use limits::{
     LimitConn, LimitConnZone, LimitDelay, LimitLogLevel, LimitReq, LimitReqZone, RouteLimits,
 };
 use serde_util::{as_millis, is_default, is_true};
-pub use tls::{CertPair, ListenerTls, TlsVersion};
+pub use tls::{CertPair, ListenerTls, TlsVersion, UpstreamTls};
 
 /// Reads the config file at `path` into the model. Files ending in `.json` are native
 /// configs; anything else is read as nginx syntax. What the values mean is checked when
@@ -454,6 +454,9 @@ pub struct ProxySettings {
     /// (nginx `client_max_body_size`). `None`: no limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_max_body_size: Option<u64>,
+    /// TLS to the servers; off by default.
+    #[serde(skip_serializing_if = "is_default")]
+    pub upstream_tls: UpstreamTls,
 }
 
 impl Default for ProxySettings {
@@ -479,6 +482,7 @@ impl Default for ProxySettings {
                 set("X-Forwarded-Host", "$host"),
             ],
             client_max_body_size: None,
+            upstream_tls: UpstreamTls::default(),
         }
     }
 }

@@ -85,3 +85,24 @@ impl Default for ListenerTls {
         }
     }
 }
+
+/// TLS to upstream servers (nginx `proxy_pass https://...` and `proxy_ssl_*`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UpstreamTls {
+    /// Speak TLS to the servers (`proxy_pass https://`). Default off.
+    pub enabled: bool,
+    /// Send the name as SNI (nginx `proxy_ssl_server_name`, default off).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub server_name: bool,
+    /// The name sent and verified (nginx `proxy_ssl_name`); `None`: the `proxy_pass`
+    /// host (`$proxy_host`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Verify the server's certificate and name (nginx `proxy_ssl_verify`, default off).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub verify: bool,
+    /// PEM certificates that verification trusts (nginx
+    /// `proxy_ssl_trusted_certificate`); `None`: the system's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_certificate: Option<PathBuf>,
+}

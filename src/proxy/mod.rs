@@ -259,7 +259,10 @@ impl ProxyHttp for Proxy {
                 format!("no usable server in upstream \"{}\"", pool.name),
             );
         };
-        let peer = upstream::peer(&pool, server, &route.settings, session.is_upgrade_req());
+        let mut peer = upstream::peer(&pool, server, &route.settings, session.is_upgrade_req());
+        if let Some(tls) = ctx.proxy_route().and_then(|p| p.tls.as_deref()) {
+            tls.apply(&mut peer, pool.servers[server].addr);
+        }
         ctx.start_attempt(&pool, server);
         Ok(Box::new(peer))
     }

@@ -91,6 +91,8 @@ pub struct ProxyRoute {
     pub rewrite: Option<(String, String)>,
     /// `$proxy_host`: the upstream name.
     pub proxy_host: String,
+    /// TLS to the servers (`proxy_pass https://`); `None`: plain HTTP.
+    pub tls: Option<Arc<crate::tls::upstream::PeerTls>>,
 }
 
 /// One request header to set (or, with no value, remove) before going upstream.

@@ -7,6 +7,7 @@ pub mod compile;
 pub mod listener;
 pub mod load;
 pub mod store;
+pub mod upstream;
 
 pub use compile::sni_tables;
 pub use load::{LoadedCert, load_pair};

@@ -46,6 +46,9 @@ pub fn make_cert(
         .arg(&key_file)
         .args(["-subj", &format!("/CN={}", names[0])]);
     cmd.args(["-addext", &format!("subjectAltName={san}")]);
+    // A server certificate, not a CA one (openssl's default), so that a verifier can
+    // take it as its own trust anchor.
+    cmd.args(["-addext", "basicConstraints=critical,CA:FALSE"]);
     if days > 0 {
         cmd.args(["-x509", "-days", &days.to_string()])
             .arg("-out")

@@ -30,6 +30,7 @@ pub struct Level {
     limits: LimitLevel,
     /// `pinlb_pin_secret SECRET | off`: pins must be signed with SECRET.
     pin_secret: Option<Option<String>>,
+    ssl: super::proxy_ssl::ProxySslLevel,
 }
 
 impl Level {
@@ -62,6 +63,7 @@ impl Level {
                 .pin_secret
                 .clone()
                 .or_else(|| parent.pin_secret.clone()),
+            ssl: self.ssl.inherit(&parent.ssl),
         }
     }
 
@@ -93,6 +95,7 @@ impl Level {
                 0 => None,
                 n => Some(n),
             },
+            upstream_tls: self.ssl.upstream_tls(),
         }
     }
 
@@ -142,6 +145,7 @@ impl Level {
                 let secret = &args[0];
                 self.pin_secret = Some((secret != "off").then(|| secret.clone()));
             }
+            name if name.starts_with("proxy_ssl_") && self.ssl.apply(d)? => {}
             "proxy_connect_timeout" => self.connect_timeout = Some(time_arg(d)?),
             "proxy_read_timeout" => self.read_timeout = Some(time_arg(d)?),
             "proxy_send_timeout" => self.send_timeout = Some(time_arg(d)?),

@@ -7,6 +7,7 @@ pub mod lexer;
 mod limits;
 mod listen;
 pub mod parser;
+mod proxy_ssl;
 mod server;
 mod tls;
 mod translate;

@@ -214,15 +214,17 @@ fn location(
         }
     }
     let level = level.inherit(server);
+    let mut upstream_tls = false;
     let action = match (answer_with, proxy_pass) {
         // nginx runs `return` before the content phase, so it wins over proxy_pass.
         (Some(answer), _) => Action::Return(answer),
         (None, Some(pass)) => {
-            let (upstream, uri) = proxy_target(t, &pass)?;
+            let (upstream, uri, tls) = proxy_target(t, &pass)?;
+            upstream_tls = tls;
             let mut pins = Vec::with_capacity(ifs.len());
             // Among matching `if`s the last one wins in nginx: try them last first.
             for e in ifs.iter().rev() {
-                pins.push(pin(t, e, &upstream)?);
+                pins.push(pin(t, e, &upstream, tls)?);
             }
             if let Some(e) = &health {
                 health_check(t, e, &upstream, &level)?;
@@ -244,10 +246,12 @@ fn location(
             ));
         }
     };
+    let mut proxy = level.settings();
+    proxy.upstream_tls.enabled = upstream_tls;
     Ok(Route {
         path,
         action,
-        proxy: level.settings(),
+        proxy,
         add_headers: level.add_headers(),
         access_log: level.access_log(),
         limits: level.limits(),
@@ -314,21 +318,31 @@ fn answer(d: &Nginx) -> Result<ReturnAction, ConfigError> {
 
 /// The upstream `proxy_pass` names: an `upstream` block, or an implicit one-server
 /// upstream for a host.
-fn proxy_target(t: &mut Translator, d: &Nginx) -> Result<(String, Option<String>), ConfigError> {
+/// Also whether it is `https://`.
+fn proxy_target(
+    t: &mut Translator,
+    d: &Nginx,
+) -> Result<(String, Option<String>, bool), ConfigError> {
     let url = values::ProxyUrl::parse(&d.args()[0]).map_err(|msg| at(d, msg))?;
     if url.port.is_none() && t.upstream_pos.contains_key(&url.host) {
-        return Ok((url.host, url.uri));
+        return Ok((url.host, url.uri, url.tls));
     }
     let name = match url.port {
         Some(port) => format!("{}:{port}", url.host),
         None => url.host.clone(),
     };
-    Ok((upstream::implicit(t, &name, &url.host_port(), d), url.uri))
+    let upstream = upstream::implicit(t, &name, &url.host_port(), d);
+    Ok((upstream, url.uri, url.tls))
 }
 
 /// `if ($http_NAME = "value") { proxy_pass http://target; }`, or with `$cookie_NAME` or
 /// any other variable (a `map` or `geo` one, say).
-fn pin(t: &mut Translator, d: &Nginx, location_upstream: &str) -> Result<PinRule, ConfigError> {
+fn pin(
+    t: &mut Translator,
+    d: &Nginx,
+    location_upstream: &str,
+    tls: bool,
+) -> Result<PinRule, ConfigError> {
     let unsupported_if = || {
         at(
             d,
@@ -375,7 +389,7 @@ fn pin(t: &mut Translator, d: &Nginx, location_upstream: &str) -> Result<PinRule
         ));
     }
     arg_count(&pass, 1..=1)?;
-    let target = pin_target(t, &pass, location_upstream)?;
+    let target = pin_target(t, &pass, location_upstream, tls)?;
     Ok(PinRule {
         source,
         matches: PinMatch::Value {
@@ -391,8 +405,15 @@ fn pin_target(
     t: &mut Translator,
     d: &Nginx,
     location_upstream: &str,
+    tls: bool,
 ) -> Result<PinTarget, ConfigError> {
     let url = values::ProxyUrl::parse(&d.args()[0]).map_err(|msg| at(d, msg))?;
+    if url.tls != tls {
+        return Err(at(
+            d,
+            "a pinned \"proxy_pass\" must use the scheme of the location's (http or https)",
+        ));
+    }
     if url.uri.as_deref().is_some_and(|u| u != "/") {
         return Err(at(d, "a URI in a pinned \"proxy_pass\" is not supported"));
     }
@@ -412,7 +433,7 @@ fn pin_target(
             server: server.name.clone(),
         });
     }
-    let (upstream, _) = proxy_target(t, d)?;
+    let (upstream, _, _) = proxy_target(t, d)?;
     Ok(PinTarget::Upstream(upstream))
 }
 

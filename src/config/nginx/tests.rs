@@ -402,8 +402,8 @@ fn mistakes_are_refused_with_their_line() {
             "named locations are not supported",
         ),
         (
-            "http { server { location / { proxy_pass https://a; } } }",
-            "https upstreams are not supported",
+            "http { server { location / { proxy_pass https://a; if ($http_x = \"1\") { proxy_pass http://b; } } } }",
+            "a pinned \"proxy_pass\" must use the scheme of the location's",
         ),
         (
             "http { server { location / { proxy_pass http://$b; } } }",
