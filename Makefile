@@ -5,7 +5,7 @@ CARGO ?= cargo
 # Integration tests mostly wait on sockets: run more of them at once than there are cores.
 TEST_THREADS ?= 8
 
-.PHONY: all deps build run test bench callgrind soak fmt lint check-configs clean
+.PHONY: all deps build run test bench callgrind soak fuzz fmt lint check-configs clean
 
 all: build
 
@@ -20,7 +20,6 @@ run: build
 	@scripts/demo.sh
 
 test: deps
-	@scripts/install-build-deps.sh test
 	$(CARGO) test --locked -- --test-threads $(TEST_THREADS)
 	@# The vendored Pingora crates' own tests of the code pinlb patches (vendor/README.md).
 	$(CARGO) test --locked -p pingora-proxy --test task_pipe
@@ -45,6 +44,16 @@ callgrind: deps
 SOAK_SECS ?= 600
 soak: build
 	python3 bench/soak.py --secs $(SOAK_SECS)
+
+# Property runs that are too long for `make test`: a million random nginx configs through
+# the lexer and parser, a million random paths through the normaliser, and FUZZ_HEADS
+# random request heads through Pingora's HTTP/1 reader under random limits; none may panic.
+FUZZ_CASES ?= 1000000
+FUZZ_HEADS ?= 100000
+fuzz: deps
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release --locked --lib -- never_panic
+	$(CARGO) test --release --locked --lib -- --ignored million_random_paths
+	PROPTEST_CASES=$(FUZZ_HEADS) $(CARGO) test --release --locked --test http1_head_props
 
 # Fails when instructions per proxied request exceed bench/callgrind-budget.
 .PHONY: callgrind-check

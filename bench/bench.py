@@ -17,9 +17,10 @@ Cases:
 import argparse, json, os, re, shutil, signal, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-PINLB = os.path.join(ROOT, "target/release/pinlb")
-DEMO = os.path.join(ROOT, "target/release/examples/demo_backend")
-WS_BENCH = os.path.join(ROOT, "target/release/examples/ws_bench")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+PINLB = os.path.join(TARGET, "release/pinlb")
+DEMO = os.path.join(TARGET, "release/examples/demo_backend")
+WS_BENCH = os.path.join(TARGET, "release/examples/ws_bench")
 APPS = [19101, 19102, 19103]
 WS_APPS = [19201, 19202, 19203]
 PORTS = {"pinlb": 18184, "nginx": 18181, "haproxy": 18182}

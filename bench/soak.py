@@ -204,8 +204,9 @@ def command(pinlb, conf, *args):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--secs", type=int, default=600)
-    ap.add_argument("--pinlb", default="target/release/pinlb")
-    ap.add_argument("--backend", default="target/release/examples/demo_backend")
+    release = os.path.join(os.environ.get("CARGO_TARGET_DIR", "target"), "release")
+    ap.add_argument("--pinlb", default=os.path.join(release, "pinlb"))
+    ap.add_argument("--backend", default=os.path.join(release, "examples/demo_backend"))
     a = ap.parse_args()
     pinlb, backend = os.path.abspath(a.pinlb), os.path.abspath(a.backend)
     tmp = tempfile.mkdtemp(prefix="pinlb-soak-")

@@ -2,8 +2,9 @@
 # `make run`: three demo backends on 127.0.0.1:9001-9003 and pinlb on conf/pinlb.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+release="${CARGO_TARGET_DIR:-target}/release"
 
-target/release/examples/demo_backend app1=127.0.0.1:9001 app2=127.0.0.1:9002 app3=127.0.0.1:9003 &
+"$release/examples/demo_backend" app1=127.0.0.1:9001 app2=127.0.0.1:9002 app3=127.0.0.1:9003 &
 backends=$!
 trap 'kill "$backends" 2>/dev/null || true' EXIT INT TERM
 
@@ -21,4 +22,4 @@ In another terminal:
 Ctrl-C stops everything.
 
 TEXT
-target/release/pinlb -c conf/pinlb.json
+"$release/pinlb" -c conf/pinlb.json

@@ -1,6 +1,6 @@
 //! Command-line flags, named as nginx and Pingora name them.
 
-use clap::{Parser, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 #[derive(Debug, Parser)]
@@ -47,6 +47,42 @@ pub struct Cli {
     /// Run in the background.
     #[arg(short = 'd', long = "daemon")]
     pub daemon: bool,
+
+    #[command(subcommand)]
+    pub command: Option<Sub>,
+}
+
+/// Tools beside running the proxy.
+#[derive(Debug, Subcommand)]
+pub enum Sub {
+    /// Run an nginx.conf through nginx and through pinlb against echo backends, replay
+    /// the same requests through both and print every difference. Exit 0: none that the
+    /// README does not document; 1: some; 2: nothing compared (nginx missing or failing).
+    Compare(CompareArgs),
+}
+
+/// `pinlb compare`'s flags.
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The nginx configuration (nginx syntax; a JSON config has nothing to compare with).
+    #[arg(short = 'c', long = "conf")]
+    pub conf: PathBuf,
+
+    /// The nginx binary. Default: `nginx` on PATH, else /usr/sbin/nginx.
+    #[arg(long = "nginx", value_name = "PATH")]
+    pub nginx: Option<PathBuf>,
+
+    /// The pinlb binary to compare (another build, say). Default: this one.
+    #[arg(long = "pinlb", value_name = "PATH")]
+    pub pinlb: Option<PathBuf>,
+
+    /// Also replay the first 1,000 requests of this access log (nginx `combined` format).
+    #[arg(long = "access-log", value_name = "FILE")]
+    pub access_log: Option<PathBuf>,
+
+    /// Print every documented difference, not one line per kind.
+    #[arg(long = "verbose")]
+    pub verbose: bool,
 }
 
 /// What `-s` asks of the running pinlb.

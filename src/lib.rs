@@ -7,6 +7,7 @@
 pub mod admin;
 pub mod allocator;
 pub mod cli;
+pub mod compare;
 pub mod config;
 pub mod health;
 pub mod lifecycle;
@@ -174,4 +175,14 @@ pub fn check_listeners_free(config: &Config) -> Result<(), String> {
         std::net::TcpListener::bind(addr).map_err(|e| format!("bind() to {addr} failed ({e})"))?;
     }
     Ok(())
+}
+
+/// `PROPTEST_CASES` when set, else `default`: the property tests run a few hundred cases in
+/// `make test` and a million in `make fuzz`.
+#[cfg(test)]
+pub(crate) fn prop_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }

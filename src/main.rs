@@ -4,7 +4,7 @@
 use clap::Parser;
 use nix::sys::signal::Signal;
 use pingora::server::RunArgs;
-use pinlb::cli::{Cli, Command};
+use pinlb::cli::{Cli, Command, Sub};
 use pinlb::config::{self, Config};
 use pinlb::lifecycle::{control, pidfile, shutdown};
 use pinlb::observe::access_log::Sinks;
@@ -20,6 +20,15 @@ static ALLOCATOR: pinlb::allocator::Mimalloc = pinlb::allocator::Mimalloc;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Some(Sub::Compare(args)) = &cli.command {
+        return ExitCode::from(pinlb::compare::run(&pinlb::compare::Options {
+            conf: args.conf.clone(),
+            nginx: args.nginx.clone(),
+            pinlb: args.pinlb.clone(),
+            access_log: args.access_log.clone(),
+            verbose: args.verbose,
+        }));
+    }
     let file = cli.conf.display();
     let config = match load(&cli) {
         Ok(config) => config,

@@ -249,4 +249,47 @@ fn a_body_over_client_max_body_size_gets_413_and_reaches_no_server() {
         status_of_upload(lb.addr, chunked, b"6\r\n012345\r\n6\r\n6789ab\r\n0\r\n\r\n"),
         413
     );
+    assert_eq!(
+        a.requests(),
+        2,
+        "the refused chunked body reached the server"
+    );
+}
+
+/// A chunked body is read whole before an upstream is chosen (nginx's request buffering):
+/// one over the limit reaches no server, and one under it, larger than Pingora's 64 KiB
+/// retry buffer, arrives whole.
+#[test]
+fn a_chunked_body_is_judged_before_it_reaches_a_server() {
+    let a = Backend::start("a");
+    let lb = Pinlb::start(&config(
+        servers(&[&a]),
+        json!({ "proxy": { "client_max_body_size": 300_000 } }),
+        json!({}),
+    ));
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+    let checksum = body.iter().fold(0u32, |sum, &b| {
+        sum.wrapping_mul(31).wrapping_add(u32::from(b))
+    });
+    let chunked = |body: &[u8]| {
+        let mut out = Vec::new();
+        for piece in body.chunks(7_000) {
+            out.extend_from_slice(format!("{:x}\r\n", piece.len()).as_bytes());
+            out.extend_from_slice(piece);
+            out.extend_from_slice(b"\r\n");
+        }
+        out.extend_from_slice(b"0\r\n\r\n");
+        out
+    };
+    let head = "POST /body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let mut client = lb.client();
+    let mut raw = head.as_bytes().to_vec();
+    raw.extend_from_slice(&chunked(&body));
+    let r = client.send_raw(&raw).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.text(), format!("200000 {checksum}"));
+
+    let large: Vec<u8> = vec![b'x'; 300_001];
+    assert_eq!(status_of_upload(lb.addr, head, &chunked(&large)), 413);
+    assert_eq!(a.heads(), 1, "the refused chunked body reached the server");
 }

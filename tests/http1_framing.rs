@@ -59,18 +59,26 @@ fn targets_in_no_known_form_are_400_and_options_asterisk_is_proxied() {
 
 #[test]
 fn absolute_form_goes_upstream_in_origin_form_with_the_targets_host() {
-    // nginx: `GET /p?q` upstream, Host from the target.
+    // nginx: `GET /p?q` upstream, Host from the target (HTTP/1.0 may leave `Host` out).
     let backend = RawBackend::start(OK);
     let lb = lb_for(&backend, json!({}));
     let r = exchange(
         lb.addr,
-        b"GET http://b.example:81/p?q=1 HTTP/1.1\r\nConnection: close\r\n\r\n",
+        b"GET http://b.example:81/p?q=1 HTTP/1.0\r\n\r\n",
         WAIT,
     );
     assert_eq!(r.status(), 200, "{}", r.text);
     let head = &backend.heads()[0];
     assert!(head.starts_with("GET /p?q=1 HTTP/1.1\r\n"), "{head}");
     assert!(head.contains("\r\nHost: b.example:81\r\n"), "{head}");
+    // HTTP/1.1 needs `Host` whatever the target, as RFC 9112 and nginx have it.
+    let r = exchange(
+        lb.addr,
+        b"GET http://b.example:81/p HTTP/1.1\r\nConnection: close\r\n\r\n",
+        WAIT,
+    );
+    assert_eq!(r.status(), 400, "{}", r.text);
+    assert_eq!(backend.heads().len(), 1);
 }
 
 #[test]

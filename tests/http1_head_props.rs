@@ -60,6 +60,14 @@ fn read_head(limits: HeadLimits, bytes: Vec<u8>, pieces: usize) -> Option<Result
     })
 }
 
+/// `PROPTEST_CASES` when set, else `default`: few cases in `make test`, many in `make fuzz`.
+fn prop_cases(default: u32) -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 fn limits() -> impl Strategy<Value = HeadLimits> {
     (1usize..2048, 16usize..4096, 1usize..6).prop_map(|(initial, line, number)| HeadLimits {
         initial_buffer: initial,
@@ -81,7 +89,8 @@ fn head(target: usize, values: &[usize]) -> Vec<u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, ..ProptestConfig::default() })]
+    // `make fuzz` sets PROPTEST_CASES for a long run.
+    #![proptest_config(ProptestConfig { cases: prop_cases(96), ..ProptestConfig::default() })]
 
     #[test]
     fn well_formed_heads_are_refused_exactly_when_they_break_a_limit(

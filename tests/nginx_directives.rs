@@ -1,6 +1,7 @@
 //! nginx directives whose effect only an nginx config shows, each in a small config of
 //! its own: `map` keys, `add_header` with and without `always`, a server-level `return`,
-//! `log_format` `escape=json`, and the level of `error_log`.
+//! `log_format` `escape=json`, the level of `error_log`, and the redirect of a proxying
+//! `location /prefix/` for `/prefix`.
 
 mod common;
 
@@ -80,6 +81,55 @@ fn add_header_marks_good_answers_and_always_every_answer() {
     assert_eq!(added("/answer"), (403, "X-Always".into()));
     // A location without add_header inherits the server's.
     assert_eq!(added("/inherit"), (200, "X-Server-Level".into()));
+}
+
+/// nginx 1.22 answers `GET /api?a=1` with `Host: Mixed.Test:8080` on port 28111, where
+/// `location /api/` proxies, with `301` and `Location: http://mixed.test:28111/api/?a=1`,
+/// even though a regex location matches `/api`; the relative `Location` of a `return`
+/// is made absolute the same way. The redirect names the location itself, whatever
+/// spelling of its path the request used.
+#[test]
+fn a_proxying_location_redirects_its_name_without_the_slash() {
+    let a = Backend::start("a");
+    let lb = nginx(&format!(
+        r#"http {{
+            server {{
+                listen LISTEN;
+                location /api/ {{ proxy_pass http://{}; }}
+                location ~ ^/api$ {{ return 200 "regex"; }}
+                location /old {{ return 302 /new; }}
+                location / {{ return 200 "root"; }}
+            }}
+        }}"#,
+        a.addr
+    ));
+    let r = get(lb.addr, "/api?a=1", &[("Host", "Mixed.Test:8080")]).unwrap();
+    let port = lb.addr.port();
+    assert_eq!(r.status, 301);
+    assert_eq!(
+        r.header("Location"),
+        Some(format!("http://mixed.test:{port}/api/?a=1").as_str())
+    );
+    // The Location is the location's own name: nginx answers `/%61pi` and `/x/../api?q=1`
+    // with `http://127.0.0.1:PORT/api/` and `.../api/?q=1`.
+    for (path, location) in [("/%61pi", "/api/"), ("/x/../api?q=1", "/api/?q=1")] {
+        let r = get(lb.addr, path, &[("Host", "127.0.0.1")]).unwrap();
+        let expected = format!("http://127.0.0.1:{port}{location}");
+        assert_eq!(
+            (r.status, r.header("Location")),
+            (301, Some(expected.as_str())),
+            "{path}"
+        );
+    }
+    assert_eq!(get(lb.addr, "/api/x", &[]).unwrap().body, "a\n");
+    assert_eq!(get(lb.addr, "/apx", &[]).unwrap().body, "root");
+    let r = get(lb.addr, "/old", &[("Host", "shop.test")]).unwrap();
+    assert_eq!(r.status, 302);
+    assert_eq!(
+        r.header("Location"),
+        Some(format!("http://shop.test:{port}/new").as_str())
+    );
+    assert_eq!(a.requests(), 1);
 }
 
 #[test]

@@ -670,6 +670,7 @@ impl RouteConf {
             (Some(upstream), None) => Ok(Action::Proxy(ProxyPass {
                 upstream: upstream.clone(),
                 uri: None,
+                auto_redirect: false,
                 pins: match &self.pin {
                     Some(pin) => pin.rules(file, &origin.field("pin"))?,
                     None => Vec::new(),

@@ -344,6 +344,11 @@ pub struct ProxyPass {
         serialize_with = "serde_util::redacted"
     )]
     pub pin_secret: Option<String>,
+    /// nginx's automatic redirect: a request for the location's path without its final
+    /// `/` (`/api` for `location /api/`) is answered `301` to the path with it. nginx
+    /// configs only: set for a `location` ending in `/` that `proxy_pass`es.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub auto_redirect: bool,
 }
 
 /// `return CODE [TEXT]` or `return CODE URL` (redirects) or `return URL` (302).

@@ -1,13 +1,15 @@
 //! Responses pinlb writes itself: `return` routes, error pages, and `add_header`.
 
+use crate::request;
 use crate::runtime::AddHeaderRule;
 use crate::variables::{RequestInfo, Template};
 use bytes::Bytes;
 use http::HeaderValue;
-use pingora::http::ResponseHeader;
+use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::prelude::*;
 use pingora::proxy::Session;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::pin::Pin;
 
 /// Statuses nginx adds `add_header` headers to unless `always` is given.
@@ -37,27 +39,51 @@ pub fn add_headers(
 }
 
 /// nginx's `return`: a redirect with `Location`, or a status with an optional body.
+/// `local` is the address the request came in on (for an absolute `Location`).
 pub fn build_return(
     status: u16,
     text: Option<&Template>,
     rules: &[AddHeaderRule],
     info: &RequestInfo<'_>,
+    local: Option<SocketAddr>,
 ) -> Result<(ResponseHeader, Vec<u8>)> {
     let mut expanded = Vec::new();
     if let Some(t) = text {
         t.expand(info, &mut expanded);
     }
     let redirect = matches!(status, 301 | 302 | 303 | 307 | 308);
-    let (location, body) = match (redirect, text.is_some()) {
-        (true, true) => (Some(expanded), default_body(status)),
-        (false, true) => (None, expanded),
-        (_, false) => (None, default_body(status)),
-    };
+    match (redirect, text.is_some()) {
+        (true, true) => build_redirect(status, expanded, rules, info, local),
+        (false, true) => build(status, None, expanded, rules, info),
+        (_, false) => build(status, None, default_body(status), rules, info),
+    }
+}
+
+/// A redirect to `location`, made absolute as nginx makes it.
+pub fn build_redirect(
+    status: u16,
+    location: Vec<u8>,
+    rules: &[AddHeaderRule],
+    info: &RequestInfo<'_>,
+    local: Option<SocketAddr>,
+) -> Result<(ResponseHeader, Vec<u8>)> {
+    let location = absolute_location(location, info.req, local);
+    build(status, Some(location), default_body(status), rules, info)
+}
+
+fn build(
+    status: u16,
+    location: Option<Vec<u8>>,
+    body: Vec<u8>,
+    rules: &[AddHeaderRule],
+    info: &RequestInfo<'_>,
+) -> Result<(ResponseHeader, Vec<u8>)> {
     let mut resp = ResponseHeader::build(status, Some(4))?;
     if let Some(location) = location {
         let location = HeaderValue::from_maybe_shared(Bytes::from(location))
             .or_err(InvalidHTTPHeader, "return URL")?;
-        resp.insert_header(http::header::LOCATION, location)?;
+        // Named as nginx writes it.
+        resp.insert_header("Location", location)?;
     }
     add_headers(&mut resp, rules, info)?;
     Ok((resp, body))
@@ -66,6 +92,27 @@ pub fn build_return(
 /// [`default_body`] as text, for answers such as a limit's `503` or `429`.
 pub fn default_text(status: u16) -> String {
     String::from_utf8_lossy(&default_body(status)).into_owned()
+}
+
+/// nginx's `absolute_redirect on` and `port_in_redirect on` (its defaults): a `Location`
+/// that starts with `/` gets `http://`, the request's host (else the local address) and
+/// the local port unless it is 80.
+fn absolute_location(location: Vec<u8>, req: &RequestHeader, local: Option<SocketAddr>) -> Vec<u8> {
+    if !location.starts_with(b"/") {
+        return location;
+    }
+    let host = match (request::host(req), local) {
+        (Some(host), _) => host.to_ascii_lowercase(),
+        (None, Some(SocketAddr::V6(a))) => format!("[{}]", a.ip()),
+        (None, Some(a)) => a.ip().to_string(),
+        (None, None) => String::new(),
+    };
+    let mut out = format!("http://{host}").into_bytes();
+    if let Some(port) = local.map(|a| a.port()).filter(|p| *p != 80) {
+        out.extend_from_slice(format!(":{port}").as_bytes());
+    }
+    out.extend_from_slice(&location);
+    out
 }
 
 /// The body nginx-like servers send with a bare status: its reason phrase for errors and
@@ -126,6 +173,41 @@ mod tests {
         assert_eq!(default_body(200), b"");
         assert_eq!(default_body(403), b"403 Forbidden\n");
         assert_eq!(default_body(301), b"301 Moved Permanently\n");
+    }
+
+    /// nginx 1.22 answers `return 301 /target` on 127.0.0.1:28111 with `Host:
+    /// Mixed.Test:8080` with `Location: http://mixed.test:28111/target`; port 80 is left out.
+    #[test]
+    fn relative_redirects_are_made_absolute_as_nginx_does() {
+        let req = |host: Option<&str>| {
+            let mut r = RequestHeader::build("GET", b"/r/", None).unwrap();
+            if let Some(h) = host {
+                r.insert_header("Host", h).unwrap();
+            }
+            r
+        };
+        let local: SocketAddr = "127.0.0.1:28111".parse().unwrap();
+        let abs = |req: &RequestHeader, loc: &str, local| {
+            String::from_utf8(absolute_location(loc.into(), req, local)).unwrap()
+        };
+        let named = req(Some("Mixed.Test:8080"));
+        assert_eq!(
+            abs(&named, "/target", Some(local)),
+            "http://mixed.test:28111/target"
+        );
+        assert_eq!(
+            abs(&req(None), "/target", Some(local)),
+            "http://127.0.0.1:28111/target"
+        );
+        let port80: SocketAddr = "10.0.0.1:80".parse().unwrap();
+        assert_eq!(
+            abs(&named, "/t?a=1", Some(port80)),
+            "http://mixed.test/t?a=1"
+        );
+        assert_eq!(
+            abs(&named, "https://x.test/", Some(local)),
+            "https://x.test/"
+        );
     }
 
     #[test]

@@ -29,7 +29,9 @@ pub fn refusal(req: &RequestHeader) -> Option<&'static str> {
         return Some("400 Bad Request: invalid request target");
     }
     let named = || req.headers.contains_key(HOST);
-    if req.version == Version::HTTP_11 && !absolute && !named() {
+    // Also with an absolute target: RFC 9112 3.2 and nginx want `Host` in every HTTP/1.1
+    // request.
+    if req.version == Version::HTTP_11 && !named() {
         return Some("400 Bad Request: HTTP/1.1 request without Host header");
     }
     // HTTP/2 names its host by `:authority` (kept in the URI) or `Host`, as nginx reads it.
@@ -40,8 +42,10 @@ pub fn refusal(req: &RequestHeader) -> Option<&'static str> {
 }
 
 /// An absolute-form target (`GET http://host:port/path?q`) becomes origin form, and its
-/// authority the `Host` header (RFC 9112 3.2.2: the target's host wins over `Host`).
-/// Nothing to do, and nothing spent, for origin-form targets.
+/// authority the `Host` header (RFC 9112 3.2.2: the target's host wins over `Host`;
+/// Pingora has refused a `Host` that differs). An HTTP/1.1 request without `Host` is left
+/// without it, for [`refusal`] to answer 400 as nginx does. Nothing to do, and nothing
+/// spent, for origin-form targets.
 pub fn absolute_to_origin(req: &mut RequestHeader) -> Result<()> {
     let RawTargetAuthority::Absolute { authority, .. } = raw_target_authority(req.raw_path())
     else {
@@ -60,6 +64,9 @@ pub fn absolute_to_origin(req: &mut RequestHeader) -> Result<()> {
             "origin form of an absolute request target",
         )?;
     req.set_uri(origin);
+    if req.version >= Version::HTTP_11 && !req.headers.contains_key(HOST) {
+        return Ok(());
+    }
     req.insert_header(HOST, host)
 }
 
@@ -96,7 +103,13 @@ mod tests {
                 .contains("without Host")
         );
         assert_eq!(refusal(&req("GET", "/", Version::HTTP_10, None)), None);
-        assert_eq!(refusal(&req("GET", "http://a/x", v11, None)), None);
+        // nginx: "client sent HTTP/1.1 request without "Host" header", whatever the target.
+        assert!(refusal(&req("GET", "http://a/x", v11, None)).is_some());
+        assert_eq!(refusal(&req("GET", "http://a/x", v11, Some("a"))), None);
+        assert_eq!(
+            refusal(&req("GET", "http://a/x", Version::HTTP_10, None)),
+            None
+        );
     }
 
     #[test]
@@ -111,11 +124,16 @@ mod tests {
 
     #[test]
     fn absolute_form_becomes_origin_form_with_its_host() {
-        let mut r = req("GET", "http://b.example:81/p?q=1", Version::HTTP_11, None);
+        let mut r = req("GET", "http://b.example:81/p?q=1", Version::HTTP_10, None);
         absolute_to_origin(&mut r).unwrap();
         assert_eq!(r.uri.to_string(), "/p?q=1");
         assert_eq!(r.raw_path(), b"/p?q=1");
         assert_eq!(r.headers.get(HOST).unwrap(), "b.example:81");
+        // HTTP/1.1 without Host stays without it, to be refused.
+        let mut r = req("GET", "http://b.example:81/p", Version::HTTP_11, None);
+        absolute_to_origin(&mut r).unwrap();
+        assert_eq!(r.raw_path(), b"/p");
+        assert!(refusal(&r).unwrap().contains("without Host"));
         let mut r = req(
             "GET",
             "http://b.example",

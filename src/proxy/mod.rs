@@ -4,6 +4,7 @@
 //! (`answer`, `errors`) and the end of a request (`finish`).
 
 mod answer;
+mod body;
 mod ctx;
 mod errors;
 mod finish;
@@ -32,7 +33,7 @@ use pingora::prelude::*;
 use pingora::protocols::http::ServerSession;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use route::Answer;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -134,71 +135,26 @@ impl ProxyHttp for Proxy {
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         session.set_keepalive(self.client_keepalive(ctx));
-        if head::is_absolute(session.req_header()) {
-            head::absolute_to_origin(session.req_header_mut())?;
-        }
-        let local = session.server_addr().and_then(|a| a.as_inet()).copied();
-        let runtime = &ctx.generation.runtime;
-        let tls = tls_conn(session, runtime);
-        let routing = route::decide(
-            runtime,
-            local,
-            client_ip(session),
-            tls,
-            session.req_header(),
-        );
-        if let Some(outcome) = routing.pin {
-            METRICS.pin(outcome);
-        }
-        if let Some(vs) = routing.virtual_server {
-            let client = &runtime.virtual_servers[vs].client;
-            session.set_read_timeout(Some(client.body_timeout));
-            session.set_write_timeout(Some(client.send_timeout));
-        }
-        ctx.virtual_server = routing.virtual_server;
-        ctx.routed = routing.routed;
-        ctx.normalized = routing.uri.map(Vec::into_boxed_slice);
-        ctx.pin_outcome = routing.pin;
-        let refused = match routing.answer {
+        let refused = match route_request(session, ctx)? {
             None => None,
             Some(Answer::Refused(body)) => Some(body),
-            Some(Answer::Text(status, body)) => {
-                // nginx closes the connection after a malformed request or a refused body.
-                if status == 400 || status == 413 {
-                    session.set_keepalive(None);
-                }
-                answer::respond_text(session, status, body).await?;
-                return Ok(true);
-            }
-            Some(Answer::Return) => {
-                answer_return(session, ctx).await?;
+            Some(early) => {
+                answer_early(session, ctx, early).await?;
                 return Ok(true);
             }
         };
         // nginx's preaccess phase: after `return`, before the request goes anywhere.
-        if let Some(limits) = ctx.route().and_then(|r| r.limits.as_deref()) {
-            let proxy_host = ctx.proxy_route().map_or("", |p| p.proxy_host.as_str());
-            let info = request_info(session, ctx, proxy_host);
-            let verdict = match limits::wait(limits, &info) {
-                Err(status) => limits::Verdict::Reject(status),
-                Ok(delay) => {
-                    if !delay.is_zero() {
-                        // Boxed: only a delayed request pays for a timer in its future.
-                        Box::pin(tokio::time::sleep(delay)).await;
-                    }
-                    limits::acquire(limits, &info)
-                }
-            };
-            match verdict {
-                limits::Verdict::Pass(slots) => ctx.conn_slots = slots,
-                limits::Verdict::Reject(status) => {
-                    answer::respond_text(session, status, answer::default_text(status)).await?;
-                    return Ok(true);
-                }
-            }
+        if let Some(status) = preaccess(session, ctx).await {
+            answer::respond_text(session, status, answer::default_text(status)).await?;
+            return Ok(true);
         }
         if let Some(body) = refused {
             answer::respond_text(session, 503, body).await?;
+            return Ok(true);
+        }
+        if body::buffer_chunked(session, ctx).await? {
+            session.set_keepalive(None);
+            answer::respond_text(session, 413, answer::default_text(413)).await?;
             return Ok(true);
         }
         if let Some(route) = ctx.route().filter(|_| session.is_upgrade_req()) {
@@ -215,23 +171,11 @@ impl ProxyHttp for Proxy {
         _end_of_stream: bool,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        // An upgraded connection's bytes are a stream, not a request body.
-        let Some(max) = ctx
-            .route()
-            .and_then(|r| r.settings.client_max_body_size)
-            .filter(|_| !session.was_upgraded())
-        else {
-            return Ok(());
-        };
-        ctx.body_bytes += body.as_ref().map_or(0, |b| b.len() as u64);
-        if ctx.body_bytes > max {
+        let counted = body::count(session, ctx, body);
+        if counted.is_err() {
             session.set_keepalive(None);
-            return Error::e_explain(
-                HTTPStatus(413),
-                "request body larger than client_max_body_size",
-            );
         }
-        Ok(())
+        counted
     }
 
     async fn upstream_peer(
@@ -424,14 +368,100 @@ impl ProxyHttp for Proxy {
     }
 }
 
+/// Routes the request (see [`route::decide`]) and records the decision in `ctx`; the
+/// answer, if pinlb answers it itself.
+fn route_request(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<Answer>> {
+    if head::is_absolute(session.req_header()) {
+        head::absolute_to_origin(session.req_header_mut())?;
+    }
+    let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+    let runtime = &ctx.generation.runtime;
+    let tls = tls_conn(session, runtime);
+    let routing = route::decide(
+        runtime,
+        local,
+        client_ip(session),
+        tls,
+        session.req_header(),
+    );
+    if let Some(outcome) = routing.pin {
+        METRICS.pin(outcome);
+    }
+    if let Some(vs) = routing.virtual_server {
+        let client = &runtime.virtual_servers[vs].client;
+        session.set_read_timeout(Some(client.body_timeout));
+        session.set_write_timeout(Some(client.send_timeout));
+    }
+    ctx.virtual_server = routing.virtual_server;
+    ctx.routed = routing.routed;
+    ctx.normalized = routing.uri.map(Vec::into_boxed_slice);
+    ctx.pin_outcome = routing.pin;
+    Ok(routing.answer)
+}
+
+/// Writes an answer given before the limits: a text of pinlb's own, the route's `return`
+/// or nginx's automatic redirect.
+async fn answer_early(session: &mut Session, ctx: &RequestCtx, early: Answer) -> Result<()> {
+    // The listen address, for the port of an absolute `Location`.
+    let local = session.server_addr().and_then(|a| a.as_inet()).copied();
+    match early {
+        Answer::Text(status, body) => {
+            // nginx closes the connection after a malformed request or a refused body.
+            if status == 400 || status == 413 {
+                session.set_keepalive(None);
+            }
+            answer::respond_text(session, status, body).await
+        }
+        Answer::Return => answer_return(session, ctx, local).await,
+        Answer::AddSlash(location) => {
+            let add_headers = ctx.route().map_or(&[][..], |r| &r.add_headers);
+            let info = request_info(session, ctx, "");
+            let (resp, body) =
+                answer::build_redirect(301, location.into_bytes(), add_headers, &info, local)?;
+            answer::write_text(session, resp, body).await
+        }
+        Answer::Refused(body) => answer::respond_text(session, 503, body).await,
+    }
+}
+
+/// nginx's preaccess phase: the route's `limit_req` (the request may wait its turn), then
+/// its `limit_conn`, whose slots `ctx` holds until the request ends. The status to answer
+/// with when a limit refuses the request.
+async fn preaccess(session: &Session, ctx: &mut RequestCtx) -> Option<u16> {
+    let limits = ctx.route().and_then(|r| r.limits.as_deref())?;
+    let proxy_host = ctx.proxy_route().map_or("", |p| p.proxy_host.as_str());
+    let info = request_info(session, ctx, proxy_host);
+    let verdict = match limits::wait(limits, &info) {
+        Err(status) => limits::Verdict::Reject(status),
+        Ok(delay) => {
+            if !delay.is_zero() {
+                // Boxed: only a delayed request pays for a timer in its future.
+                Box::pin(tokio::time::sleep(delay)).await;
+            }
+            limits::acquire(limits, &info)
+        }
+    };
+    match verdict {
+        limits::Verdict::Pass(slots) => {
+            ctx.conn_slots = slots;
+            None
+        }
+        limits::Verdict::Reject(status) => Some(status),
+    }
+}
+
 /// Writes the `return` of the request's route.
-async fn answer_return(session: &mut Session, ctx: &RequestCtx) -> Result<()> {
+async fn answer_return(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    local: Option<SocketAddr>,
+) -> Result<()> {
     let Some(RouteAction::Return { status, text }) = ctx.route().map(|r| &r.action) else {
         return Error::e_explain(InternalError, "return answer without its route");
     };
     let add_headers = ctx.route().map_or(&[][..], |r| &r.add_headers);
     let info = request_info(session, ctx, "");
-    let (resp, body) = answer::build_return(*status, text.as_ref(), add_headers, &info)?;
+    let (resp, body) = answer::build_return(*status, text.as_ref(), add_headers, &info, local)?;
     answer::write_text(session, resp, body).await
 }
 

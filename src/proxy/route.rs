@@ -41,6 +41,9 @@ pub enum Answer {
     /// A `503` for a pin to a server that is down, after the limits (nginx's content
     /// phase).
     Refused(String),
+    /// nginx's automatic redirect: `301` to this location (the location named by the
+    /// path and a final `/`, and the query).
+    AddSlash(String),
 }
 
 /// Routes a request that arrived on `local` from `client`.
@@ -95,6 +98,20 @@ pub fn decide(
         b"*" => b"/",
         path => path,
     };
+    // nginx's automatic redirect, found with the location and before the regexes.
+    if let Some((at, name)) = runtime.find_redirect(vs, path) {
+        let location = match req.uri.query() {
+            Some(query) => format!("{name}?{query}"),
+            None => name.to_string(),
+        };
+        routing.answer = Some(Answer::AddSlash(location));
+        routing.routed = Some(Routed {
+            at,
+            pool: None,
+            pin: None,
+        });
+        return routing;
+    }
     let Some(at) = runtime.find_route(vs, path) else {
         routing.answer = Some(text(404, "404 Not Found: no route for this path"));
         return routing;

@@ -132,6 +132,14 @@ impl Runtime {
             .is_none_or(|vs| vs.merge_slashes)
     }
 
+    /// The location in virtual server `vs` whose automatic redirect answers the
+    /// normalised `path` (`/api` for a proxying `location /api/`), as indexes for
+    /// [`Runtime::route_at`], with the location's name.
+    pub fn find_redirect(&self, vs: usize, path: &[u8]) -> Option<((usize, usize), &str)> {
+        let (i, name) = self.virtual_servers.get(vs)?.locations.redirect(path)?;
+        Some(((vs, i), name))
+    }
+
     /// The virtual server for a connection to `local` asking for `host`, by nginx's rules.
     /// `host` is asked only when names have to decide: most configs have one server.
     pub fn find_virtual_server<'h>(

@@ -113,15 +113,24 @@ pub(super) fn compile_virtual_server(
         ServerName::Suffix(s) => format!("*{s}"),
         ServerName::Prefix(s) => format!("{s}*"),
     });
+    let mut locations = Locations::new(&paths)
+        .map_err(|(i, msg)| ConfigError::invalid(file, &vs.routes[i].origin.field("path"), msg))?;
+    for (i, r) in vs.routes.iter().enumerate() {
+        let name = match &r.path {
+            PathMatch::Exact(p) | PathMatch::Prefix(p) | PathMatch::PrefixNoRegex(p) => p,
+            PathMatch::Regex { .. } => continue,
+        };
+        if matches!(&r.action, Action::Proxy(pass) if pass.auto_redirect) {
+            locations.auto_redirect(i, name);
+        }
+    }
     Ok(VirtualServer {
         listen: vs.listen.clone(),
         default_for: vs.default_for.clone(),
         names: Names::new(&vs.server_names).map_err(at)?,
         merge_slashes: vs.merge_slashes,
         server_name: first_name.unwrap_or_default(),
-        locations: Locations::new(&paths).map_err(|(i, msg)| {
-            ConfigError::invalid(file, &vs.routes[i].origin.field("path"), msg)
-        })?,
+        locations,
         routes,
         access_log: logs.targets(file, &vs.access_log)?,
         client: super::client::compile(file, &vs.client, &vs.origin)?,

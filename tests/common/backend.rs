@@ -3,7 +3,7 @@
 //!
 //! Paths: `/health` answers 200 or 503 as [`Backend::set_healthy`] says; `/headers`
 //! (or any path ending in it) echoes the request headers, one `name: value` per line; `/slow/MS` waits MS
-//! milliseconds first (`/slow/NAME/MS` only on the backend called NAME); `/status/CODE` answers with that status (`/status/NAME/CODE` only on NAME); `/hold` waits until
+//! milliseconds first; `/body` answers `LENGTH CHECKSUM` of the request body it received (`/slow/NAME/MS` only on the backend called NAME); `/status/CODE` answers with that status (`/status/NAME/CODE` only on NAME); `/hold` waits until
 //! [`Backend::release`] (or 30 s); a websocket upgrade on any path echoes every message. Anything
 //! else answers `NAME\n` with an `X-Backend: NAME` header. Every request target is recorded
 //! as received ([`Backend::targets`]).
@@ -29,6 +29,8 @@ struct State {
     healthy: AtomicBool,
     stopped: AtomicBool,
     requests: AtomicUsize,
+    /// Request heads received, counted before their bodies are read.
+    heads: AtomicUsize,
     health_checks: AtomicUsize,
     conns: Mutex<Vec<TcpStream>>,
     /// Request targets as received, health checks excluded.
@@ -53,6 +55,7 @@ impl Backend {
             healthy: AtomicBool::new(true),
             stopped: AtomicBool::new(false),
             requests: AtomicUsize::new(0),
+            heads: AtomicUsize::new(0),
             health_checks: AtomicUsize::new(0),
             conns: Mutex::new(Vec::new()),
             targets: Mutex::new(Vec::new()),
@@ -76,6 +79,12 @@ impl Backend {
     /// Requests served, health checks excluded.
     pub fn requests(&self) -> usize {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Request heads received, health checks included, whether or not their bodies
+    /// arrived.
+    pub fn heads(&self) -> usize {
+        self.state.heads.load(Ordering::SeqCst)
     }
 
     /// Health check requests (`GET /health`) seen.
@@ -140,6 +149,7 @@ struct Request {
     path: String,
     headers: Vec<(String, String)>,
     raw_head: String,
+    body: Vec<u8>,
 }
 
 impl Request {
@@ -151,7 +161,10 @@ impl Request {
     }
 }
 
-fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Request>> {
+fn read_request(
+    reader: &mut BufReader<TcpStream>,
+    state: &State,
+) -> std::io::Result<Option<Request>> {
     let mut raw_head = String::new();
     loop {
         let mut line = String::new();
@@ -172,26 +185,51 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<Option<Req
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
         .collect();
-    let req = Request {
+    let mut req = Request {
         method,
         path,
         headers,
         raw_head,
+        body: Vec::new(),
     };
-    if let Some(len) = req
+    state.heads.fetch_add(1, Ordering::SeqCst);
+    if req
+        .header("transfer-encoding")
+        .is_some_and(|v| v.eq_ignore_ascii_case("chunked"))
+    {
+        req.body = read_chunked(reader)?;
+    } else if let Some(len) = req
         .header("content-length")
         .and_then(|v| v.parse::<usize>().ok())
     {
-        let mut body = vec![0; len];
-        reader.read_exact(&mut body)?;
+        req.body = vec![0; len];
+        reader.read_exact(&mut req.body)?;
     }
     Ok(Some(req))
+}
+
+/// Reads a chunked body (no trailers expected) and returns it decoded.
+fn read_chunked(reader: &mut BufReader<TcpStream>) -> std::io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let mut size_line = String::new();
+        reader.read_line(&mut size_line)?;
+        let size_hex = size_line.trim().split(';').next().unwrap_or("");
+        let size = usize::from_str_radix(size_hex, 16)
+            .map_err(|_| std::io::Error::other(format!("bad chunk size {size_line:?}")))?;
+        let mut chunk = vec![0; size + 2];
+        reader.read_exact(&mut chunk)?;
+        if size == 0 {
+            return Ok(body);
+        }
+        body.extend_from_slice(&chunk[..size]);
+    }
 }
 
 fn serve(stream: TcpStream, state: &State) -> std::io::Result<()> {
     let mut writer = stream.try_clone()?;
     let mut reader = BufReader::new(stream);
-    while let Some(req) = read_request(&mut reader)? {
+    while let Some(req) = read_request(&mut reader, state)? {
         if state.stopped.load(Ordering::SeqCst) {
             return Ok(());
         }
@@ -247,6 +285,12 @@ fn respond_to(req: &Request, state: &State) -> (String, String) {
             .map(|l| format!("{l}\n"))
             .collect();
         return ("200 OK".into(), body);
+    }
+    if req.path == "/body" {
+        let checksum = req.body.iter().fold(0u32, |sum, &b| {
+            sum.wrapping_mul(31).wrapping_add(u32::from(b))
+        });
+        return ("200 OK".into(), format!("{} {checksum}\n", req.body.len()));
     }
     if let Some(spec) = req.path.strip_prefix("/status/") {
         let (only, code) = spec

@@ -38,12 +38,34 @@ pub struct Arg {
 
 /// Reads `path` and every file it includes.
 pub fn parse_file(path: &Path) -> Result<Vec<Directive>, SyntaxError> {
+    parse_file_traced(path).map(|parsed| parsed.directives)
+}
+
+/// A parsed configuration and the files it was read from, for tools that copy it.
+#[derive(Debug, Clone)]
+pub struct Parsed {
+    /// The directives, with every `include` expanded in place.
+    pub directives: Vec<Directive>,
+    /// Every file read, the main file first, in the order they were read.
+    pub files: Vec<PathBuf>,
+    /// The pattern argument of every `include` (expanded away in `directives`).
+    pub includes: Vec<Arg>,
+}
+
+/// Reads `path` and every file it includes, and says which files those were.
+pub fn parse_file_traced(path: &Path) -> Result<Parsed, SyntaxError> {
     let whole_file = Pos {
         file: Arc::new(path.to_path_buf()),
         line: 1,
         col: 1,
     };
-    Includes::default().read(path, &whole_file, 0)
+    let mut includes = Includes::default();
+    let directives = includes.read(path, &whole_file, 0)?;
+    Ok(Parsed {
+        directives,
+        files: includes.files,
+        includes: includes.patterns,
+    })
 }
 
 /// Parses `text` as if it were the file `path` (includes resolve relative to `path`'s folder).
@@ -62,12 +84,17 @@ struct Includes {
     /// The main file's folder: nginx resolves every relative include against it (its
     /// configuration prefix), not against the including file's folder.
     root: Option<PathBuf>,
+    /// Every file read, in order (see [`Parsed::files`]).
+    files: Vec<PathBuf>,
+    /// Every `include` argument (see [`Parsed::includes`]).
+    patterns: Vec<Arg>,
 }
 
 impl Includes {
     fn read(&mut self, path: &Path, at: &Pos, depth: usize) -> Result<Vec<Directive>, SyntaxError> {
         let bytes = crate::config::file::read(path).map_err(|e| open_failed(path, &e, at))?;
         self.bytes_read += bytes.len() as u64;
+        self.files.push(path.to_path_buf());
         if self.bytes_read > crate::config::file::MAX_CONFIG_BYTES {
             let too_large = crate::config::file::too_large();
             return Err(open_failed(path, &too_large, at));
@@ -261,6 +288,7 @@ impl<'a> Parser<'a> {
                 return Err(SyntaxError::new(name_tok.pos.clone(), msg));
             }
             let at = &name_tok.pos;
+            self.includes.patterns.push(pattern.clone());
             out.extend(self.includes.include(self.dir, &pattern.value, at, depth)?);
             return Ok(());
         }
@@ -943,7 +971,8 @@ mod tests {
     }
 
     proptest! {
-        #![proptest_config(ProptestConfig::with_cases(512))]
+        // `make fuzz` sets PROPTEST_CASES to a million.
+        #![proptest_config(ProptestConfig::with_cases(crate::prop_cases(512)))]
 
         #[test]
         fn random_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {

@@ -237,6 +237,12 @@ fn location(
                 // Who may pin is said with `geo`/`map` variables in nginx syntax.
                 pin_allow_from: None,
                 pin_secret: level.pin_secret(),
+                auto_redirect: match &path {
+                    PathMatch::Exact(p) | PathMatch::Prefix(p) | PathMatch::PrefixNoRegex(p) => {
+                        p.len() > 1 && p.ends_with('/')
+                    }
+                    PathMatch::Regex { .. } => false,
+                },
             })
         }
         (None, None) => {

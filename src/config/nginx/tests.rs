@@ -484,7 +484,7 @@ fn render_server(weight: u32, max_fails: u32, backup: bool, down: bool, i: usize
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(128))]
+    #![proptest_config(ProptestConfig::with_cases(crate::prop_cases(128)))]
 
     /// Generated upstreams and locations translate to exactly what they say.
     #[test]

@@ -676,6 +676,18 @@ impl Session {
         }
     }
 
+    /// Keep up to `limit` bytes of the request body as it is read (see
+    /// [`SessionV1::enable_retry_buffering_up_to`]). `false` for session kinds
+    /// that only have the fixed retry buffer. A pinlb patch.
+    pub fn enable_retry_buffering_up_to(&mut self, limit: usize) -> bool {
+        match self {
+            Self::H1(s) => s.enable_retry_buffering_up_to(limit),
+            Self::H2(s) => s.enable_retry_buffering_up_to(limit),
+            Self::Subrequest(_) | Self::Custom(_) => return false,
+        }
+        true
+    }
+
     pub fn get_retry_buffer(&self) -> Option<Bytes> {
         match self {
             Self::H1(s) => s.get_retry_buffer(),

@@ -1263,6 +1263,13 @@ impl HttpSession {
         }
     }
 
+    /// Keep up to `limit` bytes of the request body as it is read, so that a body read
+    /// whole before the upstream is chosen (to refuse one that is too large) is then sent
+    /// from the buffer, as a retry sends it. A pinlb patch.
+    pub fn enable_retry_buffering_up_to(&mut self, limit: usize) {
+        self.retry_buffer = Some(FixedBuffer::new(limit))
+    }
+
     pub fn get_retry_buffer(&self) -> Option<Bytes> {
         self.retry_buffer.as_ref().and_then(|b| {
             if b.is_truncated() {
