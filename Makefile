@@ -78,11 +78,11 @@ lint:
 	scripts/module-graph.py
 
 # Every shipped config must pass `pinlb -t` (names in contrib/docker only resolve inside
-# a compose network, so those are checked without resolution).
+# a compose network, so those are checked without resolution), and the Kubernetes and ECS
+# examples validate (scripts/check-configs.sh).
 check-configs: deps
 	$(CARGO) build --locked --bin pinlb
-	@for f in conf/*; do "$${CARGO_TARGET_DIR:-target}/debug/pinlb" -t -c "$$f" || exit 1; done
-	@for f in contrib/docker/*.json; do "$${CARGO_TARGET_DIR:-target}/debug/pinlb" --print-config -c "$$f" >/dev/null || exit 1; echo "pinlb: $$f parses"; done
+	scripts/check-configs.sh
 
 clean:
 	$(CARGO) clean

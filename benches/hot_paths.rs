@@ -31,6 +31,7 @@ fn runtime(balance: &str) -> Runtime {
     let config = json::parse(Path::new("bench.json"), &text).expect("bench config");
     let env = CompileEnv {
         dns: &SystemResolver,
+        discovered: None,
         sinks: &Sinks::default(),
         previous: None,
     };
@@ -107,7 +108,7 @@ fn pins(c: &mut Criterion) {
                     OnUnhealthy::Fallback,
                     None,
                     black_box(&info),
-                    |p, i| p.is_usable(i),
+                    |p, g| p.group_usable(g),
                 )
             })
         });

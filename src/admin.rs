@@ -26,10 +26,20 @@ impl AdminApp {
     }
 
     /// `/status`: the process, the config generation and reload outcome, every upstream
-    /// and server with its state and counters, and the pins.
+    /// and server with its state and counters, what is known of each `resolve` name, and
+    /// the pins.
     pub fn status(&self) -> Value {
         let shared = &self.shared;
         let current = shared.current.load();
+        let mut names: std::collections::BTreeMap<&str, Vec<Value>> = Default::default();
+        let known = shared.discovery.snapshot();
+        for (key, state) in &known {
+            let mut entry = serde_json::to_value(state).unwrap_or(Value::Null);
+            if let Value::Object(fields) = &mut entry {
+                fields.insert("name".into(), Value::from(key.host_port.as_str()));
+            }
+            names.entry(key.upstream.as_str()).or_default().push(entry);
+        }
         let upstreams: serde_json::Map<String, Value> = current
             .runtime
             .pools
@@ -42,11 +52,14 @@ impl AdminApp {
                     .map(|(i, s)| {
                         json!({
                             "name": s.name,
+                            "label": s.label,
                             "addr": s.addr.to_string(),
                             "configured_addr": s.configured_addr,
                             "weight": s.backend.weight,
                             "backup": s.backup,
                             "down": s.down,
+                            "drain": s.drain,
+                            "sticky_value": pool.sticky.as_ref().map(|_| s.sid.as_str()),
                             "healthy": pool.is_healthy(i),
                             "usable": pool.is_usable(i),
                             "inflight": s.inflight.load(Ordering::Relaxed),
@@ -55,10 +68,14 @@ impl AdminApp {
                         })
                     })
                     .collect();
-                (
-                    name.clone(),
-                    json!({ "balance": pool.conf.balance, "servers": servers }),
-                )
+                let mut upstream = json!({ "balance": pool.conf.balance, "servers": servers });
+                if let Some(sticky) = &pool.sticky {
+                    upstream["sticky_cookie"] = Value::from(sticky.cookie.as_str());
+                }
+                if let Some(resolved) = names.remove(name.as_str()) {
+                    upstream["resolve"] = Value::from(resolved);
+                }
+                (name.clone(), upstream)
             })
             .collect();
         let last_reload = shared.last_reload.lock().map(|r| r.clone()).unwrap_or(None);

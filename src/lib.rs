@@ -9,6 +9,7 @@ pub mod allocator;
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod dns;
 pub mod health;
 pub mod lifecycle;
 pub mod limits;
@@ -81,6 +82,10 @@ pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Result<Server, String> {
     server.add_service(background_service(
         "health checks",
         health::HealthService::new(Arc::clone(shared)),
+    ));
+    server.add_service(background_service(
+        "dns",
+        dns::DnsService::new(Arc::clone(shared)),
     ));
     server.add_service(background_service(
         "config reload",

@@ -11,6 +11,7 @@ use pinlb::observe::access_log::Sinks;
 use pinlb::routing::signed_pin::PinKey;
 use pinlb::runtime::{CompileEnv, Runtime};
 use pinlb::state::Shared;
+use pinlb::upstream::discovery::Discovery;
 use pinlb::upstream::resolve::{Offline, SystemResolver};
 use std::process::ExitCode;
 
@@ -39,6 +40,7 @@ fn main() -> ExitCode {
         // a config written for another machine (compose service names) can be shown.
         let offline = CompileEnv {
             dns: &Offline::default(),
+            discovered: None,
             sinks: &Sinks::offline(),
             previous: None,
         };
@@ -69,8 +71,15 @@ fn main() -> ExitCode {
         return emerg(&e);
     }
     let sinks = Sinks::default();
+    // `resolve` names: looked up now for the first requests (`-t` does not: as in nginx,
+    // they need not resolve to pass), then again while running.
+    let discovery = Discovery::default();
+    if !cli.test && cli.signal.is_none() {
+        discovery.resolve_new_names(&config);
+    }
     let env = CompileEnv {
         dns: &SystemResolver,
+        discovered: Some(&discovery),
         sinks: &sinks,
         previous: None,
     };
@@ -120,7 +129,7 @@ fn main() -> ExitCode {
         }
     }
     log::info!("starting with {file}");
-    let shared = Shared::new(cli.conf.clone(), config, runtime, sinks);
+    let shared = Shared::new(cli.conf.clone(), config, runtime, sinks, discovery);
     let server = match pinlb::build_server(&shared, cli.pingora_opt()) {
         Ok(server) => server,
         Err(e) => return emerg(&e),

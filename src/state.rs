@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::observe::access_log::Sinks;
 use crate::runtime::Runtime;
 use crate::tls::CertStore;
+use crate::upstream::discovery::Discovery;
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicUsize};
@@ -33,8 +34,14 @@ pub struct Shared {
     pub certs: Arc<CertStore>,
     /// Access log destinations, kept open across reloads.
     pub sinks: Sinks,
-    /// Wakes the health checks when a reload swapped the runtime.
+    /// Wakes the health checks and the name lookups when a reload (or new addresses of a
+    /// `resolve` name) swapped the runtime.
     pub reloaded: tokio::sync::Notify,
+    /// The last known addresses of `resolve` names, kept across reloads.
+    pub discovery: Discovery,
+    /// Held while a new runtime is compiled and swapped in (a reload, or new addresses of
+    /// a `resolve` name), so that neither undoes the other.
+    pub swapping: Mutex<()>,
     pub last_reload: Mutex<Option<ReloadReport>>,
     /// Every listener accepts connections and signals are handled (`lifecycle::ready`);
     /// until then `/healthz` answers 503.
@@ -73,6 +80,7 @@ impl Shared {
         config: Config,
         runtime: Runtime,
         sinks: Sinks,
+        discovery: Discovery,
     ) -> Arc<Shared> {
         let config = Arc::new(config);
         let certs = CertStore::new(runtime.tls.clone());
@@ -87,6 +95,8 @@ impl Shared {
             }),
             sinks,
             reloaded: tokio::sync::Notify::new(),
+            discovery,
+            swapping: Mutex::new(()),
             last_reload: Mutex::new(None),
             ready: AtomicBool::new(false),
             signals_handled: AtomicBool::new(false),

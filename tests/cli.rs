@@ -86,7 +86,7 @@ const BAD: &[(&str, &str, &str)] = &[
 fn expected_message(case: &str) -> &'static str {
     match case {
         "unknown key" => {
-            "pinlb: [emerg] upstreams.web.servers[0].wieght: unknown field `wieght`, expected one of `name`, `addr`, `weight`, `max_fails`, `fail_timeout_ms`, `max_conns`, `backup`, `down` at line 6 column 73 in FILE\n"
+            "pinlb: [emerg] upstreams.web.servers[0].wieght: unknown field `wieght`, expected one of `name`, `addr`, `weight`, `max_fails`, `fail_timeout_ms`, `max_conns`, `backup`, `down`, `drain`, `resolve`, `route` at line 6 column 73 in FILE\n"
         }
         "weight 0" => {
             "pinlb: [emerg] upstreams.web.servers[0].weight: must be at least 1 in FILE\n"

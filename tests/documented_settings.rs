@@ -34,6 +34,21 @@ upstreams.NAME.servers[].fail_timeout_ms health.rs::max_fails_failed_requests_ta
 upstreams.NAME.servers[].max_conns      balancing.rs::max_conns_sends_requests_past_a_full_server
 upstreams.NAME.servers[].backup         balancing.rs::backup_serves_only_when_no_other_server_can_and_down_never
 upstreams.NAME.servers[].down           balancing.rs::backup_serves_only_when_no_other_server_can_and_down_never
+upstreams.NAME.servers[].resolve        dns.rs::every_address_of_a_name_is_a_server dns.rs::a_changed_answer_is_followed_within_its_ttl_without_failed_requests dns.rs::failed_empty_and_nxdomain_answers_keep_the_last_addresses
+upstreams.NAME.servers[].drain          sticky.rs::a_draining_server_gets_only_sticky_requests
+upstreams.NAME.servers[].route          sticky.rs::json_sticky_attributes_and_routes
+upstreams.NAME.sticky.cookie            sticky.rs::two_processes_give_and_honour_the_same_cookie sticky.rs::a_cookie_for_a_down_or_unknown_server_is_balanced_and_replaced sticky.rs::an_explicit_pin_beats_the_sticky_cookie
+upstreams.NAME.sticky.expires_ms        sticky.rs::json_sticky_attributes_and_routes
+upstreams.NAME.sticky.domain            sticky.rs::json_sticky_attributes_and_routes
+upstreams.NAME.sticky.path              sticky.rs::json_sticky_attributes_and_routes
+upstreams.NAME.sticky.httponly          sticky.rs::json_sticky_attributes_and_routes
+upstreams.NAME.sticky.secure            sticky.rs::json_sticky_attributes_and_routes
+upstreams.NAME.sticky.samesite          sticky.rs::json_sticky_attributes_and_routes
+resolver.servers                        dns.rs::every_address_of_a_name_is_a_server
+resolver.valid_ms                       dns.rs::valid_ms_looks_names_up_again_sooner_than_their_ttl
+resolver.ipv4                           dns.rs::ipv4_and_ipv6_choose_the_records_asked_for
+resolver.ipv6                           dns.rs::ipv4_and_ipv6_choose_the_records_asked_for
+resolver.timeout_ms                     dns.rs::failed_empty_and_nxdomain_answers_keep_the_last_addresses
 upstreams.NAME.balance                  balancing.rs::weights_5_1_1_interleave_like_nginx balancing.rs::least_conn_sends_requests_away_from_a_busy_server balancing.rs::ip_hash_sends_one_client_address_to_one_server
 upstreams.NAME.balance.hash.key         balancing.rs::hash_sends_each_key_to_one_server_and_spreads_the_keys
 upstreams.NAME.balance.hash.consistent  balancing.rs::consistent_hash_moves_keys_only_to_an_added_server balancing.rs::plain_hash_reshuffles_keys_when_a_server_is_added
@@ -152,14 +167,19 @@ server/ssl_ecdh_curve                   src/config/nginx/tls.rs::tls_directives_
 server/ssl_session_cache                nginx_tls.rs::rsa_and_ecdsa_pairs_serve_clients_of_either_kind_and_sessions_resume src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server
 server/ssl_session_tickets              nginx_tls.rs::rsa_and_ecdsa_pairs_serve_clients_of_either_kind_and_sessions_resume src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
 server/http2                            nginx_tls.rs::http2_on_a_plain_listener_takes_h2c_by_prior_knowledge_beside_http1 src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server
-upstream/server                         src/config/nginx/tests.rs::upstream_parameters_translate nginx_tutorial.rs::weighted_ports_interleave_3_1_1_like_nginx nginx_least_conn.rs::backup_serves_only_when_every_primary_is_gone_and_down_never nginx_least_conn.rs::max_fails_takes_a_server_out_for_fail_timeout balancing.rs::max_conns_sends_requests_past_a_full_server
+upstream/server                         src/config/nginx/tests.rs::upstream_parameters_translate nginx_tutorial.rs::weighted_ports_interleave_3_1_1_like_nginx nginx_least_conn.rs::backup_serves_only_when_every_primary_is_gone_and_down_never nginx_least_conn.rs::max_fails_takes_a_server_out_for_fail_timeout balancing.rs::max_conns_sends_requests_past_a_full_server nginx_resolve_sticky.rs::nginx_resolver_and_server_resolve_follow_the_name nginx_resolve_sticky.rs::nginx_sticky_cookie_sets_nginx_s_attributes
+http/resolver                           nginx_resolve_sticky.rs::nginx_resolver_and_server_resolve_follow_the_name
+http/resolver_timeout                   nginx_resolve_sticky.rs::nginx_resolver_and_server_resolve_follow_the_name
 upstream/least_conn                     nginx_least_conn.rs::least_conn_sends_new_requests_away_from_a_busy_server
 upstream/ip_hash                        nginx_websocket.rs::one_client_address_always_reaches_the_same_server
 upstream/hash                           nginx_least_conn.rs::consistent_hash_keeps_sessions_on_their_server src/config/nginx/setting_tests.rs::hash_without_consistent_is_the_plain_hash balancing.rs::plain_hash_reshuffles_keys_when_a_server_is_added
 upstream/keepalive                      src/config/nginx/setting_tests.rs::keepalive_settings_translate_for_clients_and_upstreams upstream_keepalive.rs::keepalive_bounds_the_idle_connections_of_its_upstream
 upstream/keepalive_timeout              src/config/nginx/setting_tests.rs::keepalive_settings_translate_for_clients_and_upstreams upstream_keepalive.rs::idle_connections_are_closed_after_the_upstream_keepalive_timeout
 upstream/keepalive_requests             src/config/nginx/setting_tests.rs::keepalive_settings_translate_for_clients_and_upstreams upstream_keepalive.rs::keepalive_requests_closes_a_connection_after_its_last_request
-server/listen                           nginx_tutorial.rs::tutorial_balances_round_robin nginx_tls.rs::sni_picks_the_certificate_by_server_name_and_no_sni_gets_the_default src/config/nginx/tests.rs::server_names_listen_and_return src/routing/server_names.rs::listen_addresses_match_exactly_or_by_wildcard
+server/listen                           nginx_tutorial.rs::tutorial_balances_round_robin src/config/nginx/tests.rs::server_names_listen_and_return src/routing/server_names.rs::listen_addresses_match_exactly_or_by_wildcard nginx_tls.rs::sni_picks_the_certificate_by_server_name_and_no_sni_gets_the_default
+upstream/sticky                         nginx_resolve_sticky.rs::nginx_sticky_cookie_sets_nginx_s_attributes
+upstream/resolver                       nginx_resolve_sticky.rs::nginx_resolver_and_server_resolve_follow_the_name
+upstream/resolver_timeout               nginx_resolve_sticky.rs::nginx_resolver_and_server_resolve_follow_the_name
 server/server_name                      nginx_least_conn.rs::server_name_picks_the_server_block src/routing/server_names.rs::exact_beats_wildcards_and_longer_wildcards_win
 server/location                         nginx_websocket.rs::exact_location_answers_directly nginx_websocket.rs::paths_no_location_covers_get_404 src/config/nginx/tests.rs::location_kinds_and_proxy_pass_uri src/routing/locations.rs::nginx_documentation_example
 server/return                           nginx_directives.rs::a_server_level_return_answers_every_request_of_its_server

@@ -7,8 +7,8 @@ mod tls;
 use super::{
     AccessLogTarget, Action, Balance, CheckKind, ClientLimits, Config, ConfigError, HeaderBuffers,
     HealthCheck, Keepalive, Listener, LogEscape, LogFormat, NextUpstream, OnUnhealthy, Origin,
-    PathMatch, PinMatch, PinRule, PinSource, ProxyPass, ProxySettings, ReturnAction, Route,
-    RouteLimits, Server, SetHeader, Upstream, UpstreamTls, VirtualServer,
+    PathMatch, PinMatch, PinRule, PinSource, ProxyPass, ProxySettings, Resolver, ReturnAction,
+    Route, RouteLimits, Server, SetHeader, StickyConf, Upstream, UpstreamTls, VirtualServer,
 };
 use limits::{ConnZoneConf, LimitsConf, ReqZoneConf};
 use serde::Deserialize;
@@ -90,6 +90,8 @@ struct ConfigConf {
     large_client_header_buffers: Option<HeaderBuffers>,
     #[serde(default)]
     keepalive_requests: Option<u32>,
+    #[serde(default)]
+    resolver: Option<ResolverConf>,
 }
 
 impl ConfigConf {
@@ -139,6 +141,74 @@ impl ConfigConf {
             .collect();
         limits
     }
+}
+
+/// `{ "servers": ["10.0.0.2", "10.0.0.3:5353"], "valid_ms": 5000, "ipv4": true,
+/// "ipv6": true, "timeout_ms": 30000 }`: nginx's `resolver` and `resolver_timeout`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResolverConf {
+    #[serde(default)]
+    servers: Vec<String>,
+    #[serde(default)]
+    valid_ms: Option<u64>,
+    #[serde(default = "yes")]
+    ipv4: bool,
+    #[serde(default = "yes")]
+    ipv6: bool,
+    #[serde(default = "default_resolver_timeout_ms")]
+    timeout_ms: u64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_resolver_timeout_ms() -> u64 {
+    Resolver::DEFAULT_TIMEOUT.as_secs() * 1000
+}
+
+impl ResolverConf {
+    fn into_resolver(self, file: &Path, origin: Origin) -> Result<Resolver, ConfigError> {
+        let mut servers = Vec::with_capacity(self.servers.len());
+        for (i, written) in self.servers.iter().enumerate() {
+            let addr = super::resolver_addr(written).ok_or_else(|| {
+                ConfigError::invalid(
+                    file,
+                    &origin.field("servers").field(&format!("[{i}]")),
+                    format!("\"{written}\" is not an ip or ip:port address"),
+                )
+            })?;
+            servers.push(addr);
+        }
+        Ok(Resolver {
+            servers,
+            valid: self.valid_ms.map(Duration::from_millis),
+            ipv4: self.ipv4,
+            ipv6: self.ipv6,
+            timeout: Duration::from_millis(self.timeout_ms),
+            origin,
+        })
+    }
+}
+
+/// `{ "cookie": "srv_id", "expires_ms": 3600000, "domain": ..., "path": "/",
+/// "httponly": true, "secure": true, "samesite": "lax" }`: nginx's `sticky cookie`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StickyJson {
+    cookie: String,
+    #[serde(default)]
+    expires_ms: Option<u64>,
+    #[serde(default)]
+    domain: Option<String>,
+    #[serde(default)]
+    path: Option<String>,
+    #[serde(default)]
+    httponly: bool,
+    #[serde(default)]
+    secure: bool,
+    #[serde(default)]
+    samesite: Option<String>,
 }
 
 /// `{ "path": "stdout" | "stderr" | FILE | "off", "format": NAME }`.
@@ -247,6 +317,8 @@ struct UpstreamConf {
     health_check: Option<HealthCheckConf>,
     #[serde(default)]
     keepalive: Option<KeepaliveConf>,
+    #[serde(default)]
+    sticky: Option<StickyJson>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -266,6 +338,12 @@ struct ServerConf {
     backup: bool,
     #[serde(default)]
     down: bool,
+    #[serde(default)]
+    drain: bool,
+    #[serde(default)]
+    resolve: bool,
+    #[serde(default)]
+    route: Option<String>,
 }
 
 fn default_weight() -> u32 {
@@ -619,7 +697,12 @@ impl ConfigConf {
             });
         }
 
+        let resolver = match self.resolver {
+            Some(r) => Some(r.into_resolver(file, root.field("resolver"))?),
+            None => None,
+        };
         Ok(Config {
+            resolver,
             source: file.to_path_buf(),
             threads,
             virtual_servers: vec![VirtualServer {
@@ -716,6 +799,9 @@ impl UpstreamConf {
                 max_conns: s.max_conns,
                 backup: s.backup,
                 down: s.down,
+                drain: s.drain,
+                resolve: s.resolve,
+                route: s.route,
                 origin: origin.field("servers").field(&format!("[{i}]")),
             })
             .collect();
@@ -731,6 +817,19 @@ impl UpstreamConf {
                 connections: k.connections,
                 timeout: Duration::from_millis(k.timeout_ms),
                 requests: k.requests,
+            }),
+            resolver: None,
+            sticky: self.sticky.map(|s| StickyConf {
+                cookie: s.cookie,
+                expires: s
+                    .expires_ms
+                    .map(|ms| i64::try_from(ms / 1000).unwrap_or(i64::MAX)),
+                domain: s.domain,
+                path: s.path,
+                httponly: s.httponly,
+                secure: s.secure,
+                samesite: s.samesite,
+                origin: origin.field("sticky"),
             }),
             origin: origin.clone(),
         })

@@ -7,7 +7,7 @@ pub mod file;
 pub mod json;
 mod limits;
 pub mod nginx;
-mod serde_util;
+pub(crate) mod serde_util;
 mod tls;
 
 use serde::Serialize;
@@ -99,6 +99,51 @@ pub struct Config {
     /// Named access log formats (nginx `log_format`), besides the built-in ones.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub log_formats: BTreeMap<String, LogFormat>,
+    /// The name servers that re-resolve `resolve` servers (nginx `resolver` in `http`);
+    /// `None`: the system's (`/etc/resolv.conf`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<Resolver>,
+}
+
+/// nginx `resolver ADDR[:PORT] ... [valid=TIME] [ipv4=on|off] [ipv6=on|off]` with
+/// `resolver_timeout`: how names of `resolve` servers are looked up while running.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resolver {
+    /// Name servers (port 53 unless given); empty: the system's (`/etc/resolv.conf`).
+    pub servers: Vec<SocketAddr>,
+    /// Re-resolve this often instead of at the answer's TTL (nginx `valid=`).
+    #[serde(
+        rename = "valid_ms",
+        serialize_with = "serde_util::opt_as_millis",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub valid: Option<Duration>,
+    /// Look up A records. Default on.
+    pub ipv4: bool,
+    /// Look up AAAA records. Default on, as in nginx.
+    pub ipv6: bool,
+    /// How long one lookup may take (nginx `resolver_timeout`, default 30 s).
+    #[serde(rename = "timeout_ms", serialize_with = "as_millis")]
+    pub timeout: Duration,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+impl Resolver {
+    /// nginx's `resolver_timeout` default.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+    /// The system's name servers with nginx's defaults.
+    pub fn system(origin: Origin) -> Resolver {
+        Resolver {
+            servers: Vec::new(),
+            valid: None,
+            ipv4: true,
+            ipv6: true,
+            timeout: Resolver::DEFAULT_TIMEOUT,
+            origin,
+        }
+    }
 }
 
 /// nginx `log_format NAME [escape=default|json|none] STRING...`.
@@ -132,6 +177,21 @@ pub struct AccessLogTarget {
     pub format: String,
     #[serde(skip)]
     pub origin: Origin,
+}
+
+/// A name server address as nginx's `resolver` takes it: `IP`, `IP:PORT` or
+/// `[IPv6]:PORT`, port 53 by default.
+pub fn resolver_addr(written: &str) -> Option<SocketAddr> {
+    if let Ok(addr) = written.parse::<SocketAddr>() {
+        return Some(addr);
+    }
+    let bare = written
+        .strip_prefix('[')
+        .and_then(|w| w.strip_suffix(']'))
+        .unwrap_or(written);
+    bare.parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, 53))
 }
 
 /// The pid file when none is configured.
@@ -539,6 +599,60 @@ pub struct Upstream {
     /// Idle connections kept open to the servers (nginx `keepalive`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub keepalive: Option<Keepalive>,
+    /// The resolver of this upstream's `resolve` servers (nginx `resolver` inside
+    /// `upstream`); `None`: the config's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolver: Option<Resolver>,
+    /// Session affinity by cookie (nginx `sticky cookie`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sticky: Option<crate::config::StickyConf>,
+    #[serde(skip)]
+    pub origin: Origin,
+}
+
+impl Upstream {
+    /// An upstream of `servers` with round robin and nothing else set.
+    pub fn new(servers: Vec<Server>, origin: Origin) -> Upstream {
+        Upstream {
+            servers,
+            balance: Balance::RoundRobin,
+            health_check: None,
+            keepalive: None,
+            resolver: None,
+            sticky: None,
+            origin,
+        }
+    }
+
+    /// Whether any server is re-resolved while running.
+    pub fn resolves(&self) -> bool {
+        self.servers.iter().any(|s| s.resolve)
+    }
+}
+
+/// nginx's `expires=max` for a sticky cookie (Thu, 31 Dec 2037 23:55:55 GMT as Unix time).
+pub const STICKY_MAX_EXPIRES: Option<i64> = Some(2_145_916_555);
+
+/// nginx `sticky cookie NAME [expires=] [domain=] [path=] [httponly] [secure]
+/// [samesite=]`: the server that answered is named in a cookie, and a request carrying
+/// it goes back to that server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StickyConf {
+    pub cookie: String,
+    /// Lifetime in seconds; `None`: a session cookie. nginx's `max` is 2145916555.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub httponly: bool,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub secure: bool,
+    /// `strict`, `lax` or `none`, sent as written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub samesite: Option<String>,
     #[serde(skip)]
     pub origin: Origin,
 }
@@ -597,6 +711,17 @@ pub struct Server {
     /// Never used (nginx `down`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub down: bool,
+    /// Only requests that a pin or a sticky cookie sends here (nginx `drain`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub drain: bool,
+    /// The host name is re-resolved while running, every address a server (nginx
+    /// `resolve`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub resolve: bool,
+    /// The sticky cookie value for this server (nginx `route=`); otherwise the MD5 of
+    /// its address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub route: Option<String>,
     #[serde(skip)]
     pub origin: Origin,
 }
@@ -617,6 +742,9 @@ impl Server {
             max_conns: 0,
             backup: false,
             down: false,
+            drain: false,
+            resolve: false,
+            route: None,
             origin,
         }
     }

@@ -13,6 +13,14 @@ pub fn is_default<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
+/// [`as_millis`] for an optional duration (with `skip_serializing_if = "Option::is_none"`).
+pub fn opt_as_millis<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => as_millis(d, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// For `skip_serializing_if`: leave out flags at their default of `true`.
 pub fn is_true(v: &bool) -> bool {
     *v

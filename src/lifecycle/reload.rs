@@ -6,6 +6,7 @@ use crate::config;
 use crate::observe::metrics::METRICS;
 use crate::runtime::{CompileEnv, Runtime};
 use crate::state::{Generation, ReloadReport, Shared};
+use crate::upstream::discovery;
 use crate::upstream::resolve::SystemResolver;
 use async_trait::async_trait;
 use log::{error, info, warn};
@@ -56,10 +57,17 @@ impl BackgroundService for ReloadService {
 pub fn reload(shared: &Shared) -> ReloadReport {
     let file = shared.config_path.display();
     info!("reloading {file}");
+    let _swapping = shared
+        .swapping
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let old = shared.current.load_full();
     let outcome = config::load(&shared.config_path).and_then(|config| {
+        // New `resolve` names are looked up now; known ones keep their addresses.
+        shared.discovery.resolve_new_names(&config);
         let env = CompileEnv {
             dns: &SystemResolver,
+            discovered: Some(&shared.discovery),
             sinks: &shared.sinks,
             previous: Some(&old.runtime),
         };
@@ -87,6 +95,10 @@ pub fn reload(shared: &Shared) -> ReloadReport {
                 warn!("{change}: this takes effect on the next binary upgrade (pinlb -s upgrade)");
             }
             forget_removed_servers(&old.runtime, &runtime);
+            let names = discovery::names(&config);
+            shared
+                .discovery
+                .retain(|k| names.iter().any(|n| &n.key == k));
             // Reloads run one at a time (one SIGHUP handler), so the number cannot race.
             let generation = old.number + 1;
             shared.certs.replace_files(runtime.tls.clone());
@@ -152,15 +164,16 @@ fn pending_changes(running: &config::Config, new: &config::Config) -> Vec<String
     pending
 }
 
-fn forget_removed_servers(old: &Runtime, new: &Runtime) {
+/// Forgets the metric series of servers (addresses) the new runtime no longer has.
+pub fn forget_removed_servers(old: &Runtime, new: &Runtime) {
     for (name, pool) in &old.pools {
         for server in &pool.servers {
             let kept = new
                 .pools
                 .get(name)
-                .is_some_and(|p| p.find(server.name.as_bytes()).is_some());
+                .is_some_and(|p| p.servers.iter().any(|s| s.label == server.label));
             if !kept {
-                METRICS.forget_server(name, &server.name);
+                METRICS.forget_server(name, &server.label);
             }
         }
     }

@@ -39,6 +39,13 @@ pub struct Metrics {
     reloads: IntCounterVec,
     /// Access log lines dropped because a writer fell behind.
     pub access_log_dropped: IntCounter,
+    /// Lookups of `resolve` names by upstream, name and result (`ok`, `empty`,
+    /// `nxdomain`, `error`).
+    dns: IntCounterVec,
+    /// Servers (addresses) of each upstream in the configuration in force.
+    servers: IntGaugeVec,
+    /// Responses that set a sticky cookie, by upstream.
+    sticky_set: IntCounterVec,
 }
 
 /// The process-wide metrics.
@@ -137,13 +144,32 @@ impl Metrics {
                 &["result"],
             ),
             access_log_dropped,
+            dns: counter(
+                "pinlb_dns_resolutions_total",
+                "Lookups of resolve names by upstream, name and result.",
+                &["upstream", "name", "result"],
+            ),
+            servers: gauge(
+                "pinlb_upstream_servers",
+                "Servers (addresses) of each upstream.",
+                &["upstream"],
+            ),
+            sticky_set: counter(
+                "pinlb_sticky_cookies_set_total",
+                "Responses that set a sticky cookie, by upstream.",
+                &["upstream"],
+            ),
             registry,
         }
     }
 
     /// Handles for one upstream and its servers.
     pub fn pool(&self, upstream: &str, servers: &[&str]) -> PoolMetrics {
+        self.servers
+            .with_label_values(&[upstream])
+            .set(i64::try_from(servers.len()).unwrap_or(i64::MAX));
         PoolMetrics {
+            sticky_set: self.sticky_set.with_label_values(&[upstream]),
             duration: self.duration.with_label_values(&[upstream]),
             retries: self.retries.with_label_values(&[upstream]),
             servers: servers
@@ -199,6 +225,11 @@ impl Metrics {
 
     pub fn pin(&self, outcome: PinOutcome) {
         self.pins.with_label_values(&[outcome.label()]).inc();
+    }
+
+    /// One lookup of a `resolve` name.
+    pub fn dns_resolution(&self, upstream: &str, name: &str, result: &str) {
+        self.dns.with_label_values(&[upstream, name, result]).inc();
     }
 
     pub fn reload(&self, ok: bool) {
@@ -282,6 +313,7 @@ pub struct ConnCounters {
 
 /// Metric handles of one upstream.
 pub struct PoolMetrics {
+    pub sticky_set: IntCounter,
     pub duration: Histogram,
     pub retries: IntCounter,
     pub servers: Vec<ServerMetrics>,

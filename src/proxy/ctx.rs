@@ -6,7 +6,7 @@ use crate::observe::metrics::PinOutcome;
 use crate::request;
 use crate::runtime::{ProxyRoute, Route, RouteAction};
 use crate::state::Generation;
-use crate::upstream::{InFlightGuard, Pool};
+use crate::upstream::{Group, InFlightGuard, Pool};
 use pingora::http::RequestHeader;
 use std::sync::Arc;
 use std::time::Instant;
@@ -42,14 +42,17 @@ pub struct Routed {
     pub at: (usize, usize),
     /// The pool a proxied request is served from: the route's, or a pin's.
     pub pool: Option<Arc<Pool>>,
-    /// The server a pin chose, tried first.
+    /// The server a pin or the sticky cookie chose, tried first.
     pub pin: Option<Pinned>,
+    /// The server the request's sticky cookie named, whether or not it was usable:
+    /// a response from it needs no new cookie (unless the cookie has an `expires`).
+    pub sticky: Option<usize>,
 }
 
-/// A server named by a pin.
+/// A server named by a pin (any of its addresses) or by a sticky cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Pinned {
-    pub server: usize,
+    pub server: Group,
     /// Never fall back to another server (`on_unhealthy` `use` or `refuse`).
     pub strict: bool,
 }

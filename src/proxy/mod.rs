@@ -188,13 +188,28 @@ impl ProxyHttp for Proxy {
             return Error::e_explain(InternalError, "no route chosen before upstream_peer");
         };
         let pinned = ctx.routed.as_ref().and_then(|r| r.pin);
+        let tried = |i: usize| !ctx.upstream.tried.contains(&i);
         let server = match pinned.filter(|_| ctx.upstream.count == 1) {
-            Some(pin) => Some(pin.server),
-            None => {
+            // One address: no selection to make (`use` sends it even when unusable).
+            Some(pin)
+                if pin.server.len == 1 && (pin.strict || pool.is_usable(pin.server.first)) =>
+            {
+                Some(pin.server.first)
+            }
+            pinned => {
                 let proxy_host = ctx.proxy_route().map_or("", |p| p.proxy_host.as_str());
                 let mut key = Vec::new();
                 let key = pool.selection_key(|| request_info(session, ctx, proxy_host), &mut key);
-                pool.select(key, |i| !ctx.upstream.tried.contains(&i))
+                match pinned {
+                    Some(pin) => pool
+                        .select_in(key, pin.server, tried)
+                        .or_else(|| (pin.strict && pin.server.len > 0).then_some(pin.server.first))
+                        .or_else(|| match pin.strict {
+                            true => None,
+                            false => pool.select(key, tried),
+                        }),
+                    None => pool.select(key, tried),
+                }
             }
         };
         let Some(server) = server else {
@@ -286,9 +301,24 @@ impl ProxyHttp for Proxy {
         {
             let value = match ctx.generation.runtime.served_by_reason {
                 false => pool.servers[i].name_value.clone(),
-                true => headers::served_by_with_reason(&pool.servers[i].name, served_reason(ctx))?,
+                true => headers::served_by_with_reason(&pool.servers[i].label, served_reason(ctx))?,
             };
             upstream_response.insert_parsed_header(name, case.clone(), value)?;
+        }
+        if let (Some(pool), Some(i)) = (ctx.pool(), ctx.upstream.current) {
+            let carried = ctx.routed.as_ref().and_then(|r| r.sticky);
+            if let Some(sticky) = pool
+                .sticky
+                .as_ref()
+                .filter(|s| s.renews() || carried != Some(i))
+            {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+                upstream_response
+                    .append_header("Set-Cookie", sticky.set_cookie(&pool.servers[i].sid, now))?;
+                pool.metrics.sticky_set.inc();
+            }
         }
         if !route.add_headers.is_empty() {
             let info = request_info(session, ctx, &proxy.proxy_host);
@@ -465,11 +495,18 @@ async fn answer_return(
     answer::write_text(session, resp, body).await
 }
 
-/// Why the server that answers was chosen: `pinned`, `fell back` (a pin named another
-/// server, which was down or failed) or `balanced`.
+/// Why the server that answers was chosen: `pinned`, `sticky` (the sticky cookie named
+/// it), `fell back` (a pin or the cookie named another server, which was down or failed)
+/// or `balanced`.
 fn served_reason(ctx: &RequestCtx) -> &'static str {
+    let current = ctx.upstream.current;
     match (ctx.routed.as_ref().and_then(|r| r.pin), ctx.pin_outcome) {
-        (Some(pin), _) if Some(pin.server) == ctx.upstream.current => "pinned",
+        (Some(pin), Some(PinOutcome::Pinned))
+            if current.is_some_and(|c| pin.server.contains(c)) =>
+        {
+            "pinned"
+        }
+        (Some(pin), _) if current.is_some_and(|c| pin.server.contains(c)) => "sticky",
         (Some(_), _) | (None, Some(PinOutcome::FellBack)) => "fell back",
         (None, Some(PinOutcome::Pinned)) => "pinned",
         _ => "balanced",

@@ -8,6 +8,7 @@ use crate::request;
 use crate::routing::pin::{PinAction, pin_action};
 use crate::routing::uri;
 use crate::runtime::{RouteAction, Runtime};
+use crate::upstream::{Group, Pool};
 use crate::variables::{RequestInfo, TlsConn};
 use http::header::CONTENT_LENGTH;
 use pingora::http::RequestHeader;
@@ -109,6 +110,7 @@ pub fn decide(
             at,
             pool: None,
             pin: None,
+            sticky: None,
         });
         return routing;
     }
@@ -121,6 +123,7 @@ pub fn decide(
         at,
         pool: None,
         pin: None,
+        sticky: None,
     };
     let declared = || {
         let value = request::header(req, CONTENT_LENGTH)?;
@@ -153,11 +156,11 @@ pub fn decide(
                             proxy.on_unhealthy,
                             guard,
                             &info,
-                            |p, i| p.is_usable(i),
+                            |p, g| p.group_usable(g),
                         )
                     }
                 };
-                let (pool, pin, outcome) = match action {
+                let (pool, mut pin, outcome) = match action {
                     PinAction::Absent => (&proxy.pool, None, None),
                     PinAction::Unknown => (&proxy.pool, None, Some(PinOutcome::Unknown)),
                     PinAction::Unsigned => (&proxy.pool, None, Some(PinOutcome::BadSignature)),
@@ -174,21 +177,37 @@ pub fn decide(
                     ),
                     PinAction::FellBack { pool, server } => {
                         log::debug!(
-                            "pinned server \"{}\" is unusable; balancing instead",
-                            pool.servers[server].name
+                            "pinned server \"{}\" of upstream \"{}\" is unusable; balancing instead",
+                            name_of(pool, server),
+                            pool.name
                         );
                         (&proxy.pool, None, Some(PinOutcome::FellBack))
                     }
                     PinAction::Refuse { pool, server } => {
                         let body = format!(
                             "503 Service Unavailable: server \"{}\" of upstream \"{}\" is down",
-                            pool.servers[server].name, pool.name
+                            name_of(pool, server),
+                            pool.name
                         );
                         routing.answer = Some(Answer::Refused(format!("{body}\n")));
                         (&proxy.pool, None, Some(PinOutcome::Refused))
                     }
                 };
                 routing.pin = outcome;
+                // An explicit pin beats the sticky cookie, which only the route's own
+                // pool reads. Without `sticky` this is one test of a field.
+                if let Some(sticky) = &pool.sticky {
+                    if pin.is_none() && Arc::ptr_eq(pool, &proxy.pool) {
+                        routed.sticky = request::nginx_cookie(req, &sticky.cookie)
+                            .and_then(|v| sticky_server(pool, v));
+                        if let Some(i) = routed.sticky.filter(|&i| pool.is_usable(i)) {
+                            pin = Some(Pinned {
+                                server: Group::one(i),
+                                strict: false,
+                            });
+                        }
+                    }
+                }
                 routed.pool = Some(Arc::clone(pool));
                 routed.pin = pin;
             }
@@ -196,6 +215,28 @@ pub fn decide(
     }
     routing.routed = Some(routed);
     routing
+}
+
+/// The server a sticky cookie value names; a forged, stale or unknown value names none
+/// (the request is balanced and gets a new cookie).
+fn sticky_server(pool: &Pool, value: &[u8]) -> Option<usize> {
+    let found = pool.sticky.as_ref()?.find(value);
+    if found.is_none() {
+        log::debug!(
+            "sticky cookie of upstream \"{}\" names no server ({} bytes); balancing",
+            pool.name,
+            value.len()
+        );
+    }
+    found
+}
+
+/// The name of a pinned server, for messages.
+fn name_of(pool: &Pool, group: Group) -> &str {
+    pool.servers
+        .get(group.first)
+        .filter(|_| group.len > 0)
+        .map_or("(no address yet)", |s| s.name.as_str())
 }
 
 fn text(status: u16, line: &str) -> Answer {
@@ -222,6 +263,7 @@ mod tests {
         let config = json::parse(Path::new("t.json"), &text).unwrap();
         let env = CompileEnv {
             dns: &Offline::default(),
+            discovered: None,
             sinks: &Sinks::offline(),
             previous: None,
         };
@@ -249,7 +291,7 @@ mod tests {
         assert_eq!(
             routed.pin,
             Some(Pinned {
-                server: 1,
+                server: Group::one(1),
                 strict: false
             })
         );

@@ -6,7 +6,7 @@ use super::signed_pin::PinKey;
 use crate::config::OnUnhealthy;
 use crate::net::geo::AllowList;
 use crate::request;
-use crate::upstream::Pool;
+use crate::upstream::{Group, Pool};
 use crate::variables::{RequestInfo, Template};
 use http::HeaderName;
 use std::sync::Arc;
@@ -47,11 +47,12 @@ impl PinGuard {
 pub enum PinBinding {
     /// The value names a server of the route's pool.
     ServerName,
-    /// This value sends the request to a server of a pool, sharing its health.
+    /// This value sends the request to a server of a pool (every address of it),
+    /// sharing its health.
     Server {
         equals: Vec<u8>,
         pool: Arc<Pool>,
-        server: usize,
+        server: Group,
     },
     /// This value sends the request to a whole pool.
     Pool { equals: Vec<u8>, pool: Arc<Pool> },
@@ -66,8 +67,8 @@ enum Requested<'a> {
     Unknown,
     /// A pin value is present but not signed with the route's secret, and none matches.
     Unsigned,
-    /// A pin names this server of this pool.
-    Server(&'a Arc<Pool>, usize),
+    /// A pin names this server (its addresses) of this pool.
+    Server(&'a Arc<Pool>, Group),
     /// A pin names this whole pool.
     Pool(&'a Arc<Pool>),
 }
@@ -93,7 +94,7 @@ impl std::fmt::Debug for Requested<'_> {
             Requested::Nothing => f.write_str("Nothing"),
             Requested::Unknown => f.write_str("Unknown"),
             Requested::Unsigned => f.write_str("Unsigned"),
-            Requested::Server(pool, i) => write!(f, "Server({}, {i})", pool.name),
+            Requested::Server(pool, g) => write!(f, "Server({}, {})", pool.name, g.first),
             Requested::Pool(pool) => write!(f, "Pool({})", pool.name),
         }
     }
@@ -164,31 +165,31 @@ pub enum PinAction<'a> {
     Unsigned,
     /// Pin values are present but the client is outside the route's `allow_from`: balance.
     NotAllowed,
-    /// Send the request to this server first; `strict`: never to another one
-    /// (`on_unhealthy` `use` or `refuse`).
+    /// Send the request to this server (one of its addresses) first; `strict`: never to
+    /// another one (`on_unhealthy` `use` or `refuse`).
     Server {
         pool: &'a Arc<Pool>,
-        server: usize,
+        server: Group,
         strict: bool,
     },
     /// Balance over this pool instead of the route's.
     Pool(&'a Arc<Pool>),
     /// The named server is unusable: balance over the route's pool instead.
-    FellBack { pool: &'a Arc<Pool>, server: usize },
+    FellBack { pool: &'a Arc<Pool>, server: Group },
     /// The named server is unusable and the route says so: answer 503.
-    Refuse { pool: &'a Arc<Pool>, server: usize },
+    Refuse { pool: &'a Arc<Pool>, server: Group },
 }
 
 /// Decides what the `pins` of a route do with a request, given who may pin and how
-/// (`guard`), whether a named server is usable (`usable(pool, server)`, health checks and
-/// limits) and the route's policy.
+/// (`guard`), whether a named server is usable (`usable(pool, server)`: some address of
+/// it, by health checks and limits) and the route's policy.
 pub fn pin_action<'a>(
     pins: &'a [Pin],
     route_pool: &'a Arc<Pool>,
     policy: OnUnhealthy,
     guard: Option<&PinGuard>,
     info: &RequestInfo<'_>,
-    usable: impl FnOnce(&Pool, usize) -> bool,
+    usable: impl FnOnce(&Pool, Group) -> bool,
 ) -> PinAction<'a> {
     let key = guard.and_then(|g| g.key.as_ref());
     match requested(pins, route_pool, info, key) {
@@ -255,7 +256,7 @@ mod tests {
 
     fn server_of(r: Requested<'_>) -> Option<(String, usize)> {
         match r {
-            Requested::Server(p, i) => Some((p.name.clone(), i)),
+            Requested::Server(p, g) => Some((p.name.clone(), g.first)),
             _ => None,
         }
     }
@@ -323,7 +324,7 @@ mod tests {
                 target: PinBinding::Server {
                     equals: b"app2".to_vec(),
                     pool: Arc::clone(&web),
-                    server: 1,
+                    server: Group::one(1),
                 },
             },
             Pin {
@@ -359,10 +360,12 @@ mod tests {
                 pool,
                 server,
                 strict,
-            } => format!("server {}/{server} strict={strict}", pool.name),
+            } => format!("server {}/{} strict={strict}", pool.name, server.first),
             PinAction::Pool(pool) => format!("pool {}", pool.name),
-            PinAction::FellBack { pool, server } => format!("fell back {}/{server}", pool.name),
-            PinAction::Refuse { pool, server } => format!("refuse {}/{server}", pool.name),
+            PinAction::FellBack { pool, server } => {
+                format!("fell back {}/{}", pool.name, server.first)
+            }
+            PinAction::Refuse { pool, server } => format!("refuse {}/{}", pool.name, server.first),
         }
     }
 

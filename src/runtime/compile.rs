@@ -8,6 +8,7 @@ use super::routes::{Logs, compile_virtual_server};
 use crate::config::{Config, ConfigError, Origin};
 use crate::observe::access_log::Sinks;
 use crate::observe::metrics::METRICS;
+use crate::upstream::discovery::Discovery;
 use crate::upstream::resolve::Resolve;
 use crate::upstream::{Pool, PoolEnv};
 use bytes::Bytes;
@@ -23,6 +24,9 @@ pub struct CompileEnv<'a> {
     /// Resolves upstream host names: the system's, or [`crate::upstream::resolve::Offline`]
     /// to check a config without the network.
     pub dns: &'a dyn Resolve,
+    /// The last known addresses of `resolve` names; `None`: such names have none yet
+    /// (checking a config, `pinlb -t`).
+    pub discovered: Option<&'a Discovery>,
     /// Access log destinations, shared across reloads.
     pub sinks: &'a Sinks,
     /// The runtime being replaced, whose pools keep their state where they can.
@@ -39,6 +43,7 @@ impl Runtime {
         let pool_env = PoolEnv {
             file,
             dns: env.dns,
+            discovered: env.discovered,
             maps: &map_names,
             threads: config.threads,
         };
@@ -155,6 +160,7 @@ mod tests {
         let config = json::parse(Path::new("t.json"), text).map_err(|e| e.to_string())?;
         let env = CompileEnv {
             dns: &Offline::default(),
+            discovered: None,
             sinks: &Sinks::offline(),
             previous: None,
         };
@@ -275,6 +281,7 @@ mod tests {
         let (sinks, dns) = (Sinks::offline(), Offline::default());
         let env = |previous| CompileEnv {
             dns: &dns,
+            discovered: None,
             sinks: &sinks,
             previous,
         };

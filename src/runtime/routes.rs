@@ -18,7 +18,7 @@ use crate::routing::pin::{Pin, PinBinding, PinFrom, PinGuard};
 use crate::routing::server_names::Names;
 use crate::routing::signed_pin::PinKey;
 use crate::tls::upstream::PeerTls;
-use crate::upstream::Pool;
+use crate::upstream::{Group, Pool};
 use crate::variables::Template;
 use bytes::Bytes;
 use http::HeaderValue;
@@ -334,12 +334,18 @@ fn bind_pin(
                 },
                 PinTarget::Server { upstream, server } => {
                     let pool = pool_named(pools, upstream).map_err(|m| ("upstream", m))?;
-                    let server = pool.find(server.as_bytes()).ok_or_else(|| {
-                        (
-                            "server",
-                            format!("upstream \"{upstream}\" has no server \"{server}\""),
-                        )
-                    })?;
+                    // A `resolve` server whose name has no address yet is known, empty.
+                    let unresolved = pool.conf.servers.iter().any(|s| s.name == *server);
+                    let server = match pool.find(server.as_bytes()) {
+                        Some(group) => group,
+                        None if unresolved => Group { first: 0, len: 0 },
+                        None => {
+                            return Err((
+                                "server",
+                                format!("upstream \"{upstream}\" has no server \"{server}\""),
+                            ));
+                        }
+                    };
                     PinBinding::Server {
                         equals,
                         pool,

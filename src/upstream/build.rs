@@ -3,8 +3,10 @@
 //! of the same name in the previous config carried over where it still applies.
 
 use super::check::{self, CheckTarget, CheckTargets};
+use super::discovery::Discovery;
 use super::resolve::Resolve;
 use super::select::{Algorithm, Member, Selector};
+use super::sticky::{self, Sticky};
 use super::{KeyKind, PassiveHealth, Pool, Server, Tier};
 use crate::config::{self, Balance, CheckKind, ConfigError, Origin};
 use crate::observe::metrics::METRICS;
@@ -30,6 +32,9 @@ pub struct PoolEnv<'a> {
     /// The config file, for error messages.
     pub file: &'a Path,
     pub dns: &'a dyn Resolve,
+    /// The last known addresses of `resolve` names; `None` leaves them without any
+    /// (`pinlb -t`: such names are looked up only while running).
+    pub discovered: Option<&'a Discovery>,
     /// The config's `map` variables, which a `hash` key may use.
     pub maps: &'a [String],
     /// Worker threads: nginx's `keepalive N` is per worker, and pinlb's threads share
@@ -59,7 +64,7 @@ impl Pool {
             })?),
             _ => None,
         };
-        let mut servers = resolve_servers(env, conf)?;
+        let mut servers = resolve_servers(env, name, conf)?;
         if let Some(prev) = previous {
             let same_addrs = prev
                 .servers
@@ -83,7 +88,7 @@ impl Pool {
             .iter()
             .map(|s| CheckTarget {
                 addr: s.addr,
-                label: check::label(name, &s.name, s.addr),
+                label: check::label(name, &s.label, s.addr),
                 active_ok: Arc::clone(&s.active_ok),
                 down: s.down,
             })
@@ -142,8 +147,15 @@ impl Pool {
             max_requests_per_connection: conf.keepalive.as_ref().map(|k| k.requests),
             metrics: METRICS.pool(
                 name,
-                &servers.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+                &servers.iter().map(|s| s.label.as_str()).collect::<Vec<_>>(),
             ),
+            sticky: conf.sticky.as_ref().map(|c| {
+                Sticky::new(
+                    c,
+                    &servers.iter().map(|s| s.sid.as_str()).collect::<Vec<_>>(),
+                )
+            }),
+            resolving: conf.resolves(),
             servers,
         };
         pool.refresh_active_health();
@@ -203,6 +215,50 @@ fn check_upstream(file: &Path, name: &str, upstream: &config::Upstream) -> Resul
             );
         }
     }
+    if let Some(st) = &upstream.sticky {
+        let origin = origin.field("sticky");
+        if st.cookie.is_empty() || !st.cookie.bytes().all(is_token) {
+            return invalid(
+                &origin.field("cookie"),
+                format!("\"{}\" is not a valid cookie name", st.cookie),
+            );
+        }
+        for (field, value) in [("domain", &st.domain), ("path", &st.path)] {
+            match value {
+                Some(v) if v.contains('$') => {
+                    return invalid(
+                        &origin.field(field),
+                        "variables in sticky cookie attributes are not supported".into(),
+                    );
+                }
+                Some(v)
+                    if v.is_empty()
+                        || v.bytes().any(|b| b == b';' || !(0x20..0x7f).contains(&b)) =>
+                {
+                    return invalid(&origin.field(field), format!("invalid value \"{v}\""));
+                }
+                _ => {}
+            }
+        }
+        if let Some(v) = &st.samesite {
+            if !["strict", "lax", "none"]
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(v))
+            {
+                return invalid(&origin.field("samesite"), format!("invalid value \"{v}\""));
+            }
+        }
+    }
+    for s in &upstream.servers {
+        if let Some(route) = &s.route {
+            if route.is_empty() || route.len() > sticky::SID_LEN || !route.bytes().all(is_token) {
+                return invalid(
+                    &s.origin.field("route"),
+                    format!("\"{route}\" is not a route of 1 to 32 cookie characters"),
+                );
+            }
+        }
+    }
     if let Some(keepalive) = &upstream.keepalive {
         if keepalive.connections == 0 {
             return invalid(
@@ -230,6 +286,11 @@ fn check_upstream(file: &Path, name: &str, upstream: &config::Upstream) -> Resul
         }
     }
     Ok(())
+}
+
+/// A byte of an HTTP token (RFC 9110), which cookie names and routes are made of.
+fn is_token(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b)
 }
 
 /// `host:port` or `[v6]:port` with a numeric port.
@@ -277,49 +338,74 @@ fn address_key(b: &Backend) -> u64 {
     h.finish()
 }
 
-fn resolve_servers(env: &PoolEnv<'_>, conf: &config::Upstream) -> Result<Vec<Server>, ConfigError> {
+fn resolve_servers(
+    env: &PoolEnv<'_>,
+    upstream: &str,
+    conf: &config::Upstream,
+) -> Result<Vec<Server>, ConfigError> {
     let file = env.file;
     let mut servers: Vec<Server> = Vec::with_capacity(conf.servers.len());
     for s in &conf.servers {
         let at = s.origin.field("addr");
-        let addr =
-            first_address(env.dns, &s.addr).map_err(|msg| ConfigError::invalid(file, &at, msg))?;
-        let name_value = HeaderValue::from_str(&s.name).map_err(|_| {
-            ConfigError::invalid(
-                file,
-                &s.origin.field("name"),
-                "not usable as a header value",
-            )
-        })?;
-        servers.push(Server {
-            name: s.name.clone(),
-            name_value,
-            configured_addr: s.addr.clone(),
-            addr,
-            backend: Backend {
-                addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
-                weight: usize::try_from(s.weight).unwrap_or(usize::MAX),
-                ext: http::Extensions::new(),
-            },
-            backup: s.backup,
-            down: s.down,
-            max_conns: usize::try_from(s.max_conns).unwrap_or(usize::MAX),
-            inflight: Arc::default(),
-            passive: PassiveHealth::new(max_fails(conf, s), s.fail_timeout),
-            active_ok: Arc::default(),
-        });
+        let name_value = |label: &str| {
+            HeaderValue::from_str(label).map_err(|_| {
+                ConfigError::invalid(
+                    file,
+                    &s.origin.field("name"),
+                    "not usable as a header value",
+                )
+            })
+        };
+        // nginx resolves a `resolve` server that is an IP address once, like any other.
+        let dynamic = s.resolve && s.addr.parse::<SocketAddr>().is_err();
+        let addrs = match dynamic {
+            true => env
+                .discovered
+                .and_then(|d| d.addresses(upstream, &s.addr))
+                .unwrap_or_default(),
+            false => vec![
+                first_address(env.dns, &s.addr)
+                    .map_err(|msg| ConfigError::invalid(file, &at, msg))?,
+            ],
+        };
+        for addr in addrs {
+            let label = match dynamic {
+                true => format!("{}@{addr}", s.name),
+                false => s.name.clone(),
+            };
+            servers.push(Server {
+                name: s.name.clone(),
+                name_value: name_value(&label)?,
+                label,
+                sid: s
+                    .route
+                    .clone()
+                    .unwrap_or_else(|| sticky::sid_for_addr(addr)),
+                configured_addr: s.addr.clone(),
+                addr,
+                backend: Backend {
+                    addr: pingora::protocols::l4::socket::SocketAddr::Inet(addr),
+                    weight: usize::try_from(s.weight).unwrap_or(usize::MAX),
+                    ext: http::Extensions::new(),
+                },
+                backup: s.backup,
+                down: s.down,
+                drain: s.drain,
+                resolved: dynamic,
+                max_conns: usize::try_from(s.max_conns).unwrap_or(usize::MAX),
+                inflight: Arc::default(),
+                passive: PassiveHealth::new(s.max_fails, s.fail_timeout),
+                active_ok: Arc::default(),
+            });
+        }
+    }
+    // As in nginx, the only server of an upstream is never taken out by failed
+    // requests: the next request tries it again (and gets its 502) rather than finding
+    // no server at all (a 503 for `fail_timeout`).
+    if let [only] = servers.as_mut_slice() {
+        only.passive = PassiveHealth::new(0, only.passive.fail_timeout());
     }
     Ok(servers)
-}
-
-/// A server's `max_fails`, except that the only server of an upstream is never taken out
-/// by failed requests: as in nginx, the next request tries it again (and gets its 502)
-/// rather than finding no server at all (a 503 for `fail_timeout`).
-fn max_fails(conf: &config::Upstream, server: &config::Server) -> u32 {
-    match conf.servers.len() {
-        1 => 0,
-        _ => server.max_fails,
-    }
 }
 
 /// The first address of `host_port`: one configured server is one backend (nginx
@@ -412,16 +498,11 @@ impl Pool {
                 ..config::Server::new(String::new(), String::new(), Origin::Builtin)
             })
             .collect();
-        let conf = config::Upstream {
-            servers,
-            balance: Balance::RoundRobin,
-            health_check: None,
-            keepalive: None,
-            origin: Origin::Builtin,
-        };
+        let conf = config::Upstream::new(servers, Origin::Builtin);
         let env = PoolEnv {
             file: Path::new("test"),
             dns: &super::resolve::SystemResolver,
+            discovered: None,
             maps: &[],
             threads: 1,
         };
@@ -438,26 +519,22 @@ mod tests {
     use crate::upstream::resolve::StaticResolver;
 
     fn upstream(servers: &[(&str, &str)]) -> config::Upstream {
-        config::Upstream {
-            servers: servers
-                .iter()
-                .enumerate()
-                .map(|(i, (name, addr))| {
-                    let origin = Origin::Json(format!("upstreams.web.servers[{i}]"));
-                    config::Server::new(name.to_string(), addr.to_string(), origin)
-                })
-                .collect(),
-            balance: Balance::RoundRobin,
-            health_check: None,
-            keepalive: None,
-            origin: Origin::Json("upstreams.web".into()),
-        }
+        let servers = servers
+            .iter()
+            .enumerate()
+            .map(|(i, (name, addr))| {
+                let origin = Origin::Json(format!("upstreams.web.servers[{i}]"));
+                config::Server::new(name.to_string(), addr.to_string(), origin)
+            })
+            .collect();
+        config::Upstream::new(servers, Origin::Json("upstreams.web".into()))
     }
 
     fn build(conf: &config::Upstream, dns: &dyn Resolve) -> Result<Arc<Pool>, String> {
         let env = PoolEnv {
             file: Path::new("t.json"),
             dns,
+            discovered: None,
             maps: &[],
             threads: 1,
         };

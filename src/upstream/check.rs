@@ -33,7 +33,16 @@ pub fn check_for(
     conf: &CheckConf,
     targets: CheckTargets,
 ) -> Box<dyn HealthCheck + Send + Sync> {
-    let inner: Box<dyn HealthCheck + Send + Sync> = match &conf.kind {
+    Box::new(NamedCheck {
+        inner: probe(upstream, conf),
+        targets,
+    })
+}
+
+/// The check an upstream's config asks for, on its own: what a new address of a
+/// `resolve` server passes once before it takes requests.
+pub fn probe(upstream: &str, conf: &CheckConf) -> Box<dyn HealthCheck + Send + Sync> {
+    match &conf.kind {
         CheckKind::Tcp => {
             let mut check = TcpHealthCheck::new();
             check.consecutive_failure = conf.fails as usize;
@@ -42,8 +51,7 @@ pub fn check_for(
             check
         }
         CheckKind::Http { path } => Box::new(http_check(upstream, path, conf)),
-    };
-    Box::new(NamedCheck { inner, targets })
+    }
 }
 
 /// The label of a server in health check logs.

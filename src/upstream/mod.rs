@@ -3,9 +3,11 @@
 
 mod build;
 pub mod check;
+pub mod discovery;
 mod passive;
 pub mod resolve;
 pub mod select;
+pub mod sticky;
 
 pub use build::PoolEnv;
 pub use passive::{InFlightGuard, PassiveHealth};
@@ -24,13 +26,19 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-/// One backend server as the proxy sees it.
+/// One backend server as the proxy sees it: one address of a configured server (a
+/// `resolve` server has one per address of its name).
 #[derive(Debug)]
 pub struct Server {
-    /// The name pins, `X-Served-By` and logs use.
+    /// The name of the configured server: pins use it, and reach every address of it.
     pub name: String,
-    /// [`Server::name`] ready to send as a header value.
+    /// Unique in the pool: the name, or `name@address` for an address of a `resolve`
+    /// server. `X-Served-By`, metrics and logs use it; pins accept it too.
+    pub label: String,
+    /// [`Server::label`] ready to send as a header value.
     pub name_value: HeaderValue,
+    /// The value of the sticky cookie that names this server (nginx's server ID).
+    pub sid: String,
     /// The address as configured (`app1:80`), for messages.
     pub configured_addr: String,
     /// The resolved address requests go to.
@@ -38,6 +46,10 @@ pub struct Server {
     pub backend: Backend,
     pub backup: bool,
     pub down: bool,
+    /// Only pins and sticky cookies send requests here (nginx `drain`).
+    pub drain: bool,
+    /// One address of a `resolve` server.
+    pub resolved: bool,
     /// Requests in flight at most; 0 is no limit.
     pub max_conns: usize,
     pub inflight: Arc<AtomicUsize>,
@@ -45,6 +57,29 @@ pub struct Server {
     /// Active health checks' verdict: set when a check flips the server and after each
     /// pass (see [`Pool::refresh_active_health`]); shared with the check's targets.
     active_ok: Arc<AtomicBool>,
+}
+
+/// The servers of a pool that one configured server became: consecutive, one per
+/// address (one for a server without `resolve`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Group {
+    pub first: usize,
+    pub len: usize,
+}
+
+impl Group {
+    /// The group of server `i` alone.
+    pub fn one(i: usize) -> Group {
+        Group { first: i, len: 1 }
+    }
+
+    pub fn contains(&self, i: usize) -> bool {
+        i >= self.first && i - self.first < self.len
+    }
+
+    pub fn indexes(&self) -> std::ops::Range<usize> {
+        self.first..self.first + self.len
+    }
 }
 
 /// How a pool picks: which key its selector needs.
@@ -91,12 +126,31 @@ pub struct Pool {
     /// Requests one connection carries before it is closed (nginx `keepalive_requests`).
     pub max_requests_per_connection: Option<u32>,
     pub metrics: PoolMetrics,
+    /// The sticky cookie (nginx `sticky cookie`), if configured.
+    pub sticky: Option<sticky::Sticky>,
+    /// Some server is a `resolve` one: its addresses come and go while running.
+    pub resolving: bool,
 }
 
 impl Pool {
     /// The next server for a request with selection `key`, among the servers `allowed`
-    /// lets through that are usable; backups only when no primary is.
+    /// lets through that are usable and not draining; backups only when no primary is.
     pub fn select(&self, key: &[u8], allowed: impl Fn(usize) -> bool) -> Option<usize> {
+        self.pick(key, |i| allowed(i) && !self.servers[i].drain)
+    }
+
+    /// Like [`Pool::select`] among the servers of `group` (a pin or a sticky cookie),
+    /// draining ones included.
+    pub fn select_in(
+        &self,
+        key: &[u8],
+        group: Group,
+        allowed: impl Fn(usize) -> bool,
+    ) -> Option<usize> {
+        self.pick(key, |i| group.contains(i) && allowed(i))
+    }
+
+    fn pick(&self, key: &[u8], allowed: impl Fn(usize) -> bool) -> Option<usize> {
         let pick = |tier: &Tier| {
             let eligible = |m: usize| {
                 let i = tier.members[m];
@@ -170,14 +224,36 @@ impl Pool {
         }
     }
 
-    /// Whether any usable server passes `allowed`, without moving the balancer.
+    /// Whether any usable server that is not draining passes `allowed`, without moving
+    /// the balancer.
     pub fn has_candidate(&self, allowed: impl Fn(usize) -> bool) -> bool {
-        (0..self.servers.len()).any(|i| allowed(i) && self.is_usable(i))
+        (0..self.servers.len()).any(|i| allowed(i) && !self.servers[i].drain && self.is_usable(i))
     }
 
-    /// The server called `name`, if there is one.
-    pub fn find(&self, name: &[u8]) -> Option<usize> {
-        self.servers.iter().position(|s| s.name.as_bytes() == name)
+    /// Whether some server of `group` may take a request now.
+    pub fn group_usable(&self, group: Group) -> bool {
+        group.indexes().any(|i| self.is_usable(i))
+    }
+
+    /// The servers called `name` (every address of a `resolve` server), or the one
+    /// whose label (`name@address`) it is.
+    pub fn find(&self, name: &[u8]) -> Option<Group> {
+        if let Some(first) = self.servers.iter().position(|s| s.name.as_bytes() == name) {
+            let len = self.servers[first..]
+                .iter()
+                .take_while(|s| s.name.as_bytes() == name)
+                .count();
+            return Some(Group { first, len });
+        }
+        // A `resolve` server without addresses leaves no server to find by name; labels
+        // contain `@`, which names do not need.
+        if !self.resolving || !name.contains(&b'@') {
+            return None;
+        }
+        self.servers
+            .iter()
+            .position(|s| s.label.as_bytes() == name)
+            .map(Group::one)
     }
 
     /// Counts a request in flight on server `i` until the guard is dropped.
@@ -192,7 +268,7 @@ impl Pool {
         if s.passive.failed() {
             warn!(
                 "server \"{}\" ({}) of upstream \"{}\" failed {} times: unavailable for {:?}",
-                s.name,
+                s.label,
                 s.addr,
                 self.name,
                 s.passive.fails(),

@@ -1,6 +1,7 @@
 //! Turning a configured `host:port` into addresses: the system resolver when pinlb starts
-//! or reloads, an offline stand-in when a config is only checked or printed, and fixed
-//! answers in tests.
+//! or reloads, the addresses already known when a runtime is rebuilt for a `resolve`
+//! name, an offline stand-in when a config is only checked or printed, and fixed answers
+//! in tests.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
@@ -71,6 +72,37 @@ impl Resolve for Offline {
             IpAddr::V4(Ipv4Addr::from(placeholder)),
             port,
         )])
+    }
+}
+
+/// The addresses a running configuration already resolved its names to: what a runtime
+/// rebuilt for new addresses of a `resolve` name uses, so that the other names are not
+/// looked up again (they are resolved at start and on reload only, as in nginx).
+pub struct Remembered {
+    names: HashMap<String, SocketAddr>,
+}
+
+impl Remembered {
+    /// The address of every server of `pools` that is not a `resolve` one.
+    pub fn from_pools<'a>(pools: impl Iterator<Item = &'a crate::upstream::Pool>) -> Remembered {
+        let names = pools
+            .flat_map(|p| p.servers.iter())
+            .filter(|s| !s.resolved)
+            .map(|s| (s.configured_addr.clone(), s.addr))
+            .collect();
+        Remembered { names }
+    }
+}
+
+impl Resolve for Remembered {
+    fn resolve(&self, host_port: &str) -> Result<Vec<SocketAddr>, String> {
+        if let Ok(addr) = host_port.parse() {
+            return Ok(vec![addr]);
+        }
+        match self.names.get(host_port) {
+            Some(addr) => Ok(vec![*addr]),
+            None => SystemResolver.resolve(host_port),
+        }
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod client;
+pub mod dns;
 pub mod load;
 pub mod raw;
 pub mod tls;

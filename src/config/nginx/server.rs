@@ -56,6 +56,7 @@ pub fn translate(
                 ));
             }
             _ if level.apply(&e, log_formats)? => {}
+            _ if accepted(&e, "server") => {}
             _ if client.apply(&e)? => {}
             _ if tls_level.apply(&e, &base)? => {}
             _ => return Err(unsupported(&e)),

@@ -521,6 +521,7 @@ proptest! {
         }
         let env = crate::runtime::CompileEnv {
             dns: &crate::upstream::resolve::Offline::default(),
+            discovered: None,
             sinks: &crate::observe::access_log::Sinks::offline(),
             previous: None,
         };

@@ -121,6 +121,9 @@ pub fn accepted(d: &Nginx, context: &str) -> bool {
             "server_names_hash_bucket_size",
         ],
         "upstream" => &["zone"],
+        // Upstreams use the `http` (or `upstream`) resolver, as in nginx; these only
+        // serve `proxy_pass` with variables there, which pinlb does not have.
+        "server" => &["resolver", "resolver_timeout"],
         "location" => &[
             "proxy_buffering",
             "proxy_buffers",
@@ -129,6 +132,8 @@ pub fn accepted(d: &Nginx, context: &str) -> bool {
             "proxy_request_buffering",
             "proxy_cache_bypass",
             "proxy_http_version",
+            "resolver",
+            "resolver_timeout",
         ],
         _ => &[],
     };
@@ -206,6 +211,9 @@ pub struct Translator {
     pub health_checks: BTreeMap<String, (crate::config::HealthCheck, Pos)>,
     /// The TLS settings and `listen`s of each virtual server, in the same order.
     pub server_tls: Vec<ServerTls>,
+    /// `resolver` and `resolver_timeout` of the `http` block.
+    pub resolver: Option<crate::config::Resolver>,
+    resolver_timeout: Option<Duration>,
 }
 
 /// What [`Translator::finish`] needs to give TLS listeners their settings.
@@ -237,6 +245,8 @@ pub fn translate(main_file: &Path, directives: &[Directive]) -> Result<Config, C
         listeners: Vec::new(),
         health_checks: BTreeMap::new(),
         server_tls: Vec::new(),
+        resolver: None,
+        resolver_timeout: None,
     };
     let mut http_seen = false;
     for d in directives.iter().map(Nginx::new) {
@@ -347,6 +357,11 @@ impl Translator {
                     self.keepalive_timeout = super::values::time(&d.args()[0])
                         .ok_or_else(|| at(&d, format!("invalid value \"{}\"", d.args()[0])))?;
                 }
+                "resolver" if self.resolver.is_some() => {
+                    return Err(at(&d, "\"resolver\" directive is duplicate"));
+                }
+                "resolver" => self.resolver = Some(resolver(&d)?),
+                "resolver_timeout" => self.resolver_timeout = Some(time_value(&d)?),
                 _ if level.apply(&d, &log_formats)? => {}
                 _ if client.apply(&d)? => {}
                 _ if tls.apply(&d, &base)? => {}
@@ -400,6 +415,20 @@ impl Translator {
 
     fn finish(mut self) -> Result<Config, ConfigError> {
         self.finish_listeners()?;
+        if let (Some(r), Some(timeout)) = (&mut self.resolver, self.resolver_timeout) {
+            r.timeout = timeout;
+        }
+        if let Some(timeout) = self.resolver_timeout {
+            for u in self.upstreams.values_mut() {
+                // An upstream's own `resolver_timeout` wins; nginx merges the others.
+                let unset = |r: &&mut crate::config::Resolver| {
+                    r.timeout == crate::config::Resolver::DEFAULT_TIMEOUT
+                };
+                if let Some(r) = u.resolver.as_mut().filter(unset) {
+                    r.timeout = timeout;
+                }
+            }
+        }
         for (name, (check, _)) in std::mem::take(&mut self.health_checks) {
             if let Some(upstream) = self.upstreams.get_mut(&name) {
                 upstream.health_check = Some(check);
@@ -424,6 +453,7 @@ impl Translator {
             lifecycle: self.lifecycle,
             error_log: self.error_log,
             log_formats: self.log_formats,
+            resolver: self.resolver,
         })
     }
 }
@@ -433,6 +463,49 @@ fn time_value(d: &Nginx) -> Result<Duration, ConfigError> {
     arg_count(d, 1..=1)?;
     super::values::time(&d.args()[0])
         .ok_or_else(|| at(d, format!("invalid value \"{}\"", d.args()[0])))
+}
+
+/// `resolver ADDRESS ... [valid=TIME] [ipv4=on|off] [ipv6=on|off] [status_zone=Z]`, in
+/// `http` or an `upstream`. Addresses are IP addresses with an optional port: pinlb does
+/// not resolve the name of its name server.
+pub fn resolver(d: &Nginx) -> Result<crate::config::Resolver, ConfigError> {
+    arg_count(d, 1..=usize::MAX)?;
+    let mut r = crate::config::Resolver::system(d.origin());
+    for arg in d.args() {
+        let invalid = || at(d, format!("invalid parameter \"{arg}\""));
+        let on_off = |v: &str| match v {
+            "on" => Ok(true),
+            "off" => Ok(false),
+            _ => Err(invalid()),
+        };
+        match arg.split_once('=') {
+            Some(("valid", v)) => {
+                r.valid = Some(super::values::time(v).ok_or_else(invalid)?);
+            }
+            Some(("ipv4", v)) => r.ipv4 = on_off(v)?,
+            Some(("ipv6", v)) => r.ipv6 = on_off(v)?,
+            Some(("status_zone", _)) => {}
+            _ => {
+                let addr = crate::config::resolver_addr(arg).ok_or_else(|| {
+                    at(
+                        d,
+                        format!("host not found in resolver \"{arg}\" (pinlb takes IP addresses)"),
+                    )
+                })?;
+                r.servers.push(addr);
+            }
+        }
+    }
+    if !r.ipv4 && !r.ipv6 {
+        return Err(at(d, "\"ipv4\" and \"ipv6\" cannot both be \"off\""));
+    }
+    if r.servers.is_empty() {
+        return Err(at(
+            d,
+            "invalid number of arguments in \"resolver\" directive",
+        ));
+    }
+    Ok(r)
 }
 
 /// `error_log FILE [LEVEL]` with nginx's levels.

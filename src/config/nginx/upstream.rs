@@ -3,7 +3,7 @@
 
 use super::translate::{Nginx, Translator, accepted, arg_count, at, unsupported};
 use super::values;
-use crate::config::{Balance, ConfigError, Keepalive, Server, Upstream};
+use crate::config::{Balance, ConfigError, Keepalive, Server, StickyConf, Upstream};
 use std::time::Duration;
 
 /// nginx's upstream keep-alive defaults.
@@ -26,17 +26,12 @@ pub fn translate(t: &mut Translator, d: &Nginx) -> Result<(), ConfigError> {
         );
         return Err(at(d, msg));
     }
-    let mut upstream = Upstream {
-        servers: Vec::new(),
-        balance: Balance::RoundRobin,
-        health_check: None,
-        keepalive: None,
-        origin: d.origin(),
-    };
+    let mut upstream = Upstream::new(Vec::new(), d.origin());
     let mut balance_set: Option<&str> = None;
     let mut keepalive: Option<u32> = None;
     let mut keepalive_timeout = KEEPALIVE_TIMEOUT;
     let mut keepalive_requests = KEEPALIVE_REQUESTS;
+    let mut resolver_timeout: Option<Duration> = None;
     for e in d.block()?.iter().map(Nginx::new) {
         let balance = match e.name() {
             "server" => {
@@ -79,6 +74,31 @@ pub fn translate(t: &mut Translator, d: &Nginx) -> Result<(), ConfigError> {
                 keepalive_requests = positive(&e)?;
                 continue;
             }
+            "resolver" if upstream.resolver.is_some() => {
+                return Err(at(&e, "\"resolver\" directive is duplicate"));
+            }
+            "resolver" => {
+                let mut r = super::translate::resolver(&e)?;
+                r.timeout = resolver_timeout.unwrap_or(r.timeout);
+                upstream.resolver = Some(r);
+                continue;
+            }
+            "resolver_timeout" => {
+                arg_count(&e, 1..=1)?;
+                let t = values::time(&e.args()[0]).ok_or_else(|| invalid_value(&e, 0))?;
+                resolver_timeout = Some(t);
+                if let Some(r) = upstream.resolver.as_mut() {
+                    r.timeout = t;
+                }
+                continue;
+            }
+            "sticky" if upstream.sticky.is_some() => {
+                return Err(at(&e, "\"sticky\" directive is duplicate"));
+            }
+            "sticky" => {
+                upstream.sticky = Some(sticky(&e)?);
+                continue;
+            }
             _ if accepted(&e, "upstream") => continue,
             _ => return Err(unsupported(&e)),
         };
@@ -107,7 +127,8 @@ pub fn translate(t: &mut Translator, d: &Nginx) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// `server ADDRESS [weight=N] [max_fails=N] [fail_timeout=T] [max_conns=N] [backup] [down]`.
+/// `server ADDRESS [weight=N] [max_fails=N] [fail_timeout=T] [max_conns=N] [backup] [down]
+/// [drain] [resolve] [route=R]`.
 fn server(d: &Nginx, previous: &[Server]) -> Result<Server, ConfigError> {
     arg_count(d, 1..=usize::MAX)?;
     let written = &d.args()[0];
@@ -145,12 +166,109 @@ fn server(d: &Nginx, previous: &[Server]) -> Result<Server, ConfigError> {
             Some(("max_fails", v)) => s.max_fails = number(v)?,
             Some(("max_conns", v)) => s.max_conns = number(v)?,
             Some(("fail_timeout", v)) => s.fail_timeout = values::time(v).ok_or_else(invalid)?,
+            Some(("route", v)) => {
+                if v.is_empty() {
+                    return Err(at(d, "route is empty"));
+                }
+                if v.len() > 32 {
+                    return Err(at(d, "route is longer than 32"));
+                }
+                s.route = Some(v.to_string());
+            }
             None if param == "backup" => s.backup = true,
             None if param == "down" => s.down = true,
+            None if param == "drain" => s.drain = true,
+            None if param == "resolve" => s.resolve = true,
             _ => return Err(invalid()),
         }
     }
     Ok(s)
+}
+
+/// `sticky cookie NAME [expires=TIME|max] [domain=D] [httponly] [samesite=strict|lax|none]
+/// [secure] [path=P]`, with nginx 1.29.6's checks and messages
+/// (`ngx_http_upstream_sticky_cookie`). `sticky route` and `sticky learn` are refused.
+fn sticky(d: &Nginx) -> Result<StickyConf, ConfigError> {
+    arg_count(d, 2..=usize::MAX)?;
+    match d.args()[0].as_str() {
+        "cookie" => {}
+        mode @ ("route" | "learn") => {
+            return Err(at(
+                d,
+                format!("\"sticky {mode}\" is not supported, only \"sticky cookie\""),
+            ));
+        }
+        other => return Err(at(d, format!("unknown parameter \"{other}\""))),
+    }
+    let directive = |msg: &str| at(d, format!("\"sticky\" directive {msg}"));
+    let name = &d.args()[1];
+    if name.is_empty() {
+        return Err(directive("empty cookie name"));
+    }
+    let mut c = StickyConf {
+        cookie: name.clone(),
+        expires: None,
+        domain: None,
+        path: None,
+        httponly: false,
+        secure: false,
+        samesite: None,
+        origin: d.origin(),
+    };
+    for p in &d.args()[2..] {
+        let duplicate = |what: &str| directive(&format!("parameter \"{what}\" is duplicate"));
+        if let Some(v) = p.strip_prefix("domain=") {
+            if c.domain.is_some() {
+                return Err(duplicate("domain"));
+            }
+            if v.is_empty() {
+                return Err(directive("no value for \"domain\""));
+            }
+            c.domain = Some(v.to_string());
+        } else if let Some(v) = p.strip_prefix("path=") {
+            if c.path.is_some() {
+                return Err(duplicate("path"));
+            }
+            if v.is_empty() {
+                return Err(directive("no value for \"path\""));
+            }
+            c.path = Some(v.to_string());
+        } else if let Some(v) = p.strip_prefix("expires=") {
+            if c.expires.is_some() {
+                return Err(duplicate("expires"));
+            }
+            let secs = match v {
+                "max" => crate::config::STICKY_MAX_EXPIRES,
+                v if v.contains("ms") => None,
+                v => values::time(v).and_then(|t| i64::try_from(t.as_secs()).ok()),
+            };
+            c.expires = Some(secs.ok_or_else(|| directive("invalid \"expires\" parameter value"))?);
+        } else if p == "httponly" {
+            if c.httponly {
+                return Err(duplicate("httponly"));
+            }
+            c.httponly = true;
+        } else if p == "secure" {
+            if c.secure {
+                return Err(duplicate("secure"));
+            }
+            c.secure = true;
+        } else if let Some(v) = p.strip_prefix("samesite=") {
+            if c.samesite.is_some() {
+                return Err(duplicate("samesite"));
+            }
+            if !["strict", "lax", "none"]
+                .iter()
+                .any(|s| s.eq_ignore_ascii_case(v))
+            {
+                return Err(directive("invalid \"samesite\" parameter value"));
+            }
+            c.samesite = Some(v.to_string());
+        } else {
+            return Err(at(d, format!("unknown parameter \"{p}\"")));
+        }
+    }
+    Ok(c)
 }
 
 fn positive(d: &Nginx) -> Result<u32, ConfigError> {
@@ -168,18 +286,9 @@ fn invalid_value(d: &Nginx, i: usize) -> ConfigError {
 /// The upstream that `proxy_pass http://host[:port]` names when no `upstream` block has
 /// that name: one server, created once and shared by every `proxy_pass` to it.
 pub fn implicit(t: &mut Translator, name: &str, host_port: &str, d: &Nginx) -> String {
-    t.upstreams
-        .entry(name.to_string())
-        .or_insert_with(|| Upstream {
-            servers: vec![Server::new(
-                host_port.to_string(),
-                host_port.to_string(),
-                d.origin(),
-            )],
-            balance: Balance::RoundRobin,
-            health_check: None,
-            keepalive: None,
-            origin: d.origin(),
-        });
+    t.upstreams.entry(name.to_string()).or_insert_with(|| {
+        let server = Server::new(host_port.to_string(), host_port.to_string(), d.origin());
+        Upstream::new(vec![server], d.origin())
+    });
     name.to_string()
 }
