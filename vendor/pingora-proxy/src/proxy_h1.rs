@@ -120,7 +120,11 @@ where
 
         debug!("Sending header to upstream {:?}", req);
 
-        match client_session.write_request_header(Box::new(req)).await {
+        // pinlb patch: written from here, not boxed: the client session keeps only what it
+        // needs of the request.
+        let written = client_session.write_request_head(&req).await;
+        drop(req);
+        match written {
             Ok(_) => { /* Continue */ }
             Err(e) => {
                 return (false, false, Some(e.into_up()));

@@ -21,9 +21,13 @@ use async_trait::async_trait;
 use bytes::BytesMut;
 use log::{debug, error};
 use std::any::Any;
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use pingora_timeout::fast_timeout::FastOrTokioTimeout;
+use pingora_timeout::ToTimeout;
 
 use crate::protocols::http::v1::head_limits::HeadLimits;
 use crate::protocols::http::v2::server;
@@ -376,6 +380,7 @@ where
 
             let mut result = self.process_new_http(session, shutdown).await;
             let mut idle_shutdown = shutdown.clone();
+            let mut idle_timer = IdleTimer::default();
             while let Some((mut stream, mut persistent_settings)) = result.map(|r| r.consume()) {
                 // pinlb patch: an idle keep-alive connection waits for its next request
                 // holding only a small read buffer; the request's state (tens of KiB) is
@@ -386,9 +391,14 @@ where
                 {
                     let initial = settings.head_limits.unwrap_or_default().initial_buffer;
                     let keepalive = settings.keepalive_timeout;
-                    match wait_for_request(&mut stream, keepalive, initial, &mut idle_shutdown)
-                        .await
-                    {
+                    let wait = wait_for_request(
+                        &mut stream,
+                        keepalive,
+                        initial,
+                        &mut idle_shutdown,
+                        &mut idle_timer,
+                    );
+                    match wait.await {
                         Some(first_bytes) => settings.set_pipelined_prefix(first_bytes),
                         None => break,
                     }
@@ -421,6 +431,7 @@ async fn wait_for_request(
     keepalive: Option<u64>,
     initial: usize,
     shutdown: &mut ShutdownWatch,
+    idle_timer: &mut IdleTimer,
 ) -> Option<BytesMut> {
     use std::mem::MaybeUninit;
     use tokio::io::{AsyncRead, ReadBuf};
@@ -435,10 +446,7 @@ async fn wait_for_request(
         let read = std::future::poll_fn(|cx| Pin::new(&mut *stream).poll_read(cx, &mut first));
         match keepalive? {
             0 => read.await.ok(),
-            secs => pingora_timeout::timeout(Duration::from_secs(secs), read)
-                .await
-                .ok()?
-                .ok(),
+            secs => idle_timer.wait(Duration::from_secs(secs), read).await?.ok(),
         }
     };
     tokio::select! {
@@ -452,6 +460,41 @@ async fn wait_for_request(
     let mut buf = BytesMut::with_capacity(initial.max(n));
     buf.extend_from_slice(first.filled());
     Some(buf)
+}
+
+/// pinlb patch: the timer of a connection's keep-alive waits, kept from one wait to the
+/// next. Each wait moves the deadline; the timer registered by an earlier wait fires before
+/// it, and is then registered again for the rest. A connection busy with requests registers
+/// about one timer per keep-alive timeout instead of one per request.
+#[derive(Default)]
+struct IdleTimer {
+    /// When the registered timer fires, and the timer.
+    armed: Option<(Instant, Pin<Box<dyn Future<Output = ()> + Send + Sync>>)>,
+}
+
+impl IdleTimer {
+    /// `read`'s output, or `None` when nothing was read for `limit`.
+    async fn wait<F: Future>(&mut self, limit: Duration, read: F) -> Option<F::Output> {
+        let deadline = Instant::now() + limit;
+        let mut read = std::pin::pin!(read);
+        loop {
+            // A timer firing after the deadline (the limit got shorter) is not kept.
+            if !matches!(&self.armed, Some((fires, _)) if *fires <= deadline) {
+                let rest = deadline.saturating_duration_since(Instant::now());
+                let timer = FastOrTokioTimeout::create(rest).timeout();
+                self.armed = Some((deadline, timer));
+            }
+            let (_, timer) = self.armed.as_mut().expect("armed above");
+            tokio::select! {
+                biased;
+                out = &mut read => return Some(out),
+                _ = timer => self.armed = None,
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+        }
+    }
 }
 
 #[cfg(test)]

@@ -54,7 +54,13 @@ pub struct HttpSession {
     keepalive_timeout: KeepaliveStatus,
     pub(crate) digest: Box<Digest>,
     response_header: Option<Box<ResponseHeader>>,
-    request_written: Option<Box<RequestHeader>>,
+    // pinlb patch: what is needed of the response head once `read_response_task` has handed
+    // the head itself on (moved out, not cloned): its status and its keep-alive offer.
+    response_status: Option<StatusCode>,
+    response_keepalive: Option<u64>,
+    // pinlb patch: the facts the session needs of the request it wrote, instead of the
+    // request itself.
+    request_written: Option<WrittenRequest>,
     bytes_sent: usize,
     /// Total response body payload bytes received from upstream
     body_recv: usize,
@@ -68,6 +74,20 @@ pub struct HttpSession {
     // If allowed, does not fail with error on invalid content-length
     // (treats as close-delimited response).
     allow_h1_response_invalid_content_length: bool,
+}
+
+/// Headers that the proxy's server session inserts into each forwarded response head
+/// (`Date`, `Connection`): the parsed head has room for them (pinlb patch).
+const RESPONSE_HEADERS_ADDED: usize = 2;
+
+/// What the session needs of the request it wrote (pinlb patch: instead of the request).
+struct WrittenRequest {
+    /// A `HEAD` request: its response has no body.
+    head: bool,
+    /// An upgrade request (`Upgrade` and `Connection: upgrade`).
+    upgrade: bool,
+    /// Its `Connection` header's keep-alive, if it has one.
+    keepalive: Option<bool>,
 }
 
 /// HTTP 1.x client session
@@ -91,6 +111,8 @@ impl HttpSession {
             body_writer: BodyWriter::new(),
             keepalive_timeout: KeepaliveStatus::Off,
             response_header: None,
+            response_status: None,
+            response_keepalive: None,
             request_written: None,
             read_timeout: None,
             write_timeout: None,
@@ -119,11 +141,17 @@ impl HttpSession {
     /// After the request header is sent. The caller can either start reading the response or
     /// sending request body if any.
     pub async fn write_request_header(&mut self, req: Box<RequestHeader>) -> Result<usize> {
+        self.write_request_head(&req).await
+    }
+
+    /// Like [`Self::write_request_header()`], from a borrowed header: the session keeps only
+    /// what it needs of it (pinlb patch).
+    pub async fn write_request_head(&mut self, req: &RequestHeader) -> Result<usize> {
         // TODO: make sure this can only be called once
         // init body writer
-        self.init_req_body_writer(&req);
+        self.init_req_body_writer(req);
 
-        let to_wire = http_req_header_to_wire(&req).ok_or_else(|| {
+        let to_wire = http_req_header_to_wire(req).ok_or_else(|| {
             Error::explain(
                 InvalidHTTPHeader,
                 "request-line contains forbidden delimiter bytes or unsupported HTTP version",
@@ -152,7 +180,11 @@ impl HttpSession {
             .or_err(WriteError, "flushing request header")?;
 
         // write was successful
-        self.request_written = Some(req);
+        self.request_written = Some(WrittenRequest {
+            head: req.method == http::method::Method::HEAD,
+            upgrade: is_upgrade_req(req),
+            keepalive: is_buf_keepalive(req.headers.get(header::CONNECTION)),
+        });
         Ok(to_wire.len())
     }
 
@@ -290,9 +322,12 @@ impl HttpSession {
 
                         // The wire case is kept, in a second header map only when a name
                         // is not in the case it would be written with anyway.
+                        // pinlb patch: with room for the headers the server session sets
+                        // (`Date`, `Connection`). A full map grows (rehashed, its entries
+                        // moved) on any insert, even one that replaces a header it has.
                         let mut response_header = match ResponseHeader::build_case_deferred(
                             resp.code.unwrap(),
-                            Some(resp.headers.len()),
+                            Some(resp.headers.len() + RESPONSE_HEADERS_ADDED),
                         ) {
                             Ok(header) => Box::new(header),
                             Err(e) => return self.fail_response_header_read(e),
@@ -342,6 +377,8 @@ impl HttpSession {
                         self.raw_header = Some(BufRef(0, s));
                         self.preread_body = Some(BufRef(s, total_read));
                         self.buf = buf;
+                        self.response_status = Some(response_header.status);
+                        self.response_keepalive = None;
                         self.response_header = Some(response_header);
                         if let Err(e) = self.validate_response() {
                             return self.fail_response_header_read(e);
@@ -469,7 +506,7 @@ impl HttpSession {
 
     /// Return the status code of the response if read
     pub fn get_status(&self) -> Option<StatusCode> {
-        self.response_header.as_ref().map(|h| h.status)
+        self.response_status
     }
 
     async fn do_read_body(&mut self) -> Result<Option<BufRef>> {
@@ -577,32 +614,36 @@ impl HttpSession {
             return;
         }
 
+        // pinlb patch: the head's offer, from the head while the session has it, else as
+        // noted when the head was handed on.
+        let offer = match self.resp_header() {
+            Some(resp) => self.keepalive_offered(resp),
+            None => self.response_keepalive,
+        };
+        self.set_keepalive(offer);
+    }
+
+    /// The keep-alive the response head allows, in `set_keepalive`'s terms: `None` closes,
+    /// `Some(0)` is unlimited, `Some(secs)` a timeout.
+    fn keepalive_offered(&self, resp: &ResponseHeader) -> Option<u64> {
         // Per [RFC 9112 Section 6.1-16](https://datatracker.ietf.org/doc/html/rfc9112#section-6.1-16),
         // if Transfer-Encoding is received in HTTP/1.0 response, connection MUST be closed after processing.
-        if self.resp_header().map(|h| h.version) == Some(Version::HTTP_10)
-            && self
-                .resp_header()
-                .and_then(|h| h.headers.get(header::TRANSFER_ENCODING))
-                .is_some()
+        if resp.version == Version::HTTP_10 && resp.headers.contains_key(header::TRANSFER_ENCODING)
         {
-            self.set_keepalive(None);
-            return;
+            return None;
         }
-        if let Some(keepalive) = self.is_connection_keepalive() {
+        if let Some(keepalive) = self.is_connection_keepalive(resp) {
             if keepalive {
-                let (timeout, _max_use) = self.get_keepalive_values();
+                let (timeout, _max_use) = Self::keepalive_values(resp);
                 // TODO: respect max_use
-                match timeout {
-                    Some(d) => self.set_keepalive(Some(d)),
-                    None => self.set_keepalive(Some(0)), // infinite
-                }
+                Some(timeout.unwrap_or(0)) // none: infinite
             } else {
-                self.set_keepalive(None);
+                None
             }
-        } else if self.resp_header().map(|h| h.version) == Some(Version::HTTP_11) {
-            self.set_keepalive(Some(0)); // on by default for http 1.1
+        } else if resp.version == Version::HTTP_11 {
+            Some(0) // on by default for http 1.1
         } else {
-            self.set_keepalive(None); // off by default for http 1.0
+            None // off by default for http 1.0
         }
     }
 
@@ -611,16 +652,13 @@ impl HttpSession {
         !matches!(self.keepalive_timeout, KeepaliveStatus::Off)
     }
 
-    fn is_connection_keepalive(&self) -> Option<bool> {
-        let request_keepalive = self
-            .request_written
-            .as_ref()
-            .and_then(|req| is_buf_keepalive(req.headers.get(header::CONNECTION)));
+    fn is_connection_keepalive(&self, resp: &ResponseHeader) -> Option<bool> {
+        let request_keepalive = self.request_written.as_ref().and_then(|req| req.keepalive);
 
         match request_keepalive {
             // ignore what the server sends if request disables keepalive explicitly
             Some(false) => Some(false),
-            _ => is_buf_keepalive(self.get_header(header::CONNECTION)),
+            _ => is_buf_keepalive(resp.headers.get(header::CONNECTION)),
         }
     }
 
@@ -628,8 +666,14 @@ impl HttpSession {
     /// This is defined in the below spec, this not part of any RFC, so
     /// it's behavior is different on different platforms.
     /// https://developer.mozilla.org/en-US/docs/Web/HTTP/Headers/Keep-Alive
+    #[cfg(test)]
     fn get_keepalive_values(&self) -> (Option<u64>, Option<usize>) {
-        let Some(keep_alive_header) = self.get_header("Keep-Alive") else {
+        self.resp_header()
+            .map_or((None, None), Self::keepalive_values)
+    }
+
+    fn keepalive_values(resp: &ResponseHeader) -> (Option<u64>, Option<usize>) {
+        let Some(keep_alive_header) = resp.headers.get("Keep-Alive") else {
             return (None, None);
         };
 
@@ -704,7 +748,7 @@ impl HttpSession {
             };
 
             if let Some(req) = self.request_written.as_ref() {
-                if req.method == http::method::Method::HEAD {
+                if req.head {
                     self.body_reader.init_content_length(0, preread_body);
                     return;
                 }
@@ -727,10 +771,7 @@ impl HttpSession {
 
     /// Whether this request is for upgrade
     pub fn is_upgrade_req(&self) -> bool {
-        match self.request_written.as_deref() {
-            Some(req) => is_upgrade_req(req),
-            None => false,
-        }
+        self.request_written.as_ref().is_some_and(|req| req.upgrade)
     }
 
     /// `Some(true)` if the this is a successful upgrade
@@ -816,8 +857,12 @@ impl HttpSession {
 
     pub async fn read_response_task(&mut self) -> Result<HttpTask> {
         if self.should_read_resp_header() {
-            let resp_header = self.read_resp_header_parts().await?;
+            self.read_response().await?;
             let end_of_body = self.is_body_done();
+            // pinlb patch: the head is handed on, not cloned; the session keeps its status
+            // (above) and its keep-alive offer, all that it needs of it from now on.
+            let resp_header = self.response_header.take().expect("just read");
+            self.response_keepalive = self.keepalive_offered(&resp_header);
             debug!("Response header: {resp_header:?}");
             trace!(
                 "Raw Response header: {:?}",
