@@ -20,7 +20,7 @@ run: build
 	@scripts/demo.sh
 
 test: deps
-	$(CARGO) test --locked -- --test-threads $(TEST_THREADS)
+	$(CARGO) test --locked --no-fail-fast -- --test-threads $(TEST_THREADS)
 	@# The vendored Pingora crates' own tests of the code pinlb patches (vendor/README.md).
 	$(CARGO) test --locked -p pingora-proxy --test task_pipe
 	$(CARGO) test --locked -p pingora-http --lib

@@ -21,6 +21,7 @@ pub mod request;
 pub mod routing;
 pub mod runtime;
 pub mod state;
+pub mod tls;
 pub mod upstream;
 pub mod variables;
 
@@ -28,6 +29,8 @@ pub mod variables;
 mod nginx_harness;
 
 use config::Config;
+use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
 use pingora::listeners::{ListenerConfig, TcpSocketOptions};
 use pingora::prelude::*;
 use pingora::protocols::l4::stream::L4BufferSettings;
@@ -41,8 +44,9 @@ use std::sync::Arc;
 const MAX_ATTEMPTS: usize = 1024;
 
 /// Builds the Pingora server: the proxy service on every listener, the admin listener,
-/// the background health checks and the reload service, all sharing `shared`.
-pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Server {
+/// the background health checks and the reload service, all sharing `shared`. Fails
+/// when a TLS listener's settings cannot make a rustls config.
+pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Result<Server, String> {
     let config = shared.started_with.clone();
     let keepalive: usize = config
         .upstreams
@@ -95,12 +99,26 @@ pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Server {
     let mut proxy =
         http_proxy_service(&server.configuration, proxy::Proxy::new(Arc::clone(shared)));
     for listener in &config.listeners {
-        let mut endpoint = listener_config(listener.addr);
+        let tls = match &listener.tls {
+            None => None,
+            Some(tls) => Some(tls_settings(shared, listener, tls)?),
+        };
+        let mut endpoint = listener_config(listener.addr, tls);
         if listener.proxy_protocol {
+            // The PROXY header comes before any TLS handshake, as HAProxy sends it.
             let reader = proxy::ProxyProtocolReader::new(Arc::clone(shared));
             endpoint = endpoint.pre_tls_callback(Arc::new(reader));
         }
         proxy.add_listener(endpoint);
+    }
+    if config.listeners.iter().any(|l| l.tls.is_none() && l.http2) {
+        // nginx's `http2 on` on a plain listener: a connection that opens with HTTP/2's
+        // preface speaks HTTP/2 (h2c with prior knowledge), any other HTTP/1.
+        let mut options = HttpServerOptions::default();
+        options.h2c = true;
+        if let Some(app) = proxy.app_logic_mut() {
+            app.server_options = Some(options);
+        }
     }
     server.add_service(proxy);
 
@@ -110,13 +128,38 @@ pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Server {
             admin::AdminApp::new(Arc::clone(shared)),
         );
         admin.threads = Some(1);
-        admin.add_listener(listener_config(addr));
+        admin.add_listener(listener_config(addr, None));
         server.add_service(admin);
     }
-    server
+    Ok(server)
 }
 
-fn listener_config(addr: std::net::SocketAddr) -> ListenerConfig {
+/// A TLS listener: its rustls config (certificates from `shared.certs`, by SNI), the
+/// handshake details kept for variables, and the handshake timeout of its default
+/// server's `client_header_timeout`, as nginx bounds the handshake with it.
+fn tls_settings(
+    shared: &Arc<Shared>,
+    listener: &config::Listener,
+    tls: &config::ListenerTls,
+) -> Result<TlsSettings, String> {
+    let resolver = shared.certs.resolver(listener.addr);
+    let name = format!("listener {}", listener.addr);
+    let rustls = tls::listener::server_config(tls, listener.http2, resolver, &name)?;
+    let mut settings = TlsSettings::with_callbacks(Box::new(tls::listener::HandshakeInfo))
+        .map_err(|e| format!("{name}: {e}"))?;
+    settings.set_server_config(Arc::new(rustls));
+    let generation = shared.current.load();
+    let runtime = &generation.runtime;
+    let timeout = runtime
+        .find_virtual_server(Some(listener.addr), || None)
+        .and_then(|vs| runtime.virtual_servers[vs].client.head.timeout)
+        .unwrap_or(std::time::Duration::from_secs(60));
+    settings.set_handshake_timeout(timeout);
+    Ok(settings)
+}
+
+/// A listening socket, with TLS when `tls` is given.
+fn listener_config(addr: std::net::SocketAddr, tls: Option<TlsSettings>) -> ListenerConfig {
     // No read buffer in front of the socket: Pingora reads request heads and bodies into
     // buffers of its own, so the 64 KiB it would allocate per connection (resident for
     // every idle keep-alive connection) saves no read.
@@ -127,6 +170,9 @@ fn listener_config(addr: std::net::SocketAddr) -> ListenerConfig {
         let mut options = TcpSocketOptions::default();
         options.ipv6_only = Some(true);
         endpoint = endpoint.tcp_socket_options(options);
+    }
+    if let Some(tls) = tls {
+        endpoint = endpoint.tls(tls);
     }
     endpoint
 }

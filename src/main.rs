@@ -130,7 +130,10 @@ fn main() -> ExitCode {
     }
     log::info!("starting with {file}");
     let shared = Shared::new(cli.conf.clone(), config, runtime, sinks, discovery);
-    let server = pinlb::build_server(&shared, cli.pingora_opt());
+    let server = match pinlb::build_server(&shared, cli.pingora_opt()) {
+        Ok(server) => server,
+        Err(e) => return emerg(&e),
+    };
     server.run(RunArgs {
         shutdown_signal: Box::new(shutdown::Signals::new(shared.clone(), pid_file.clone())),
     });

@@ -4,6 +4,7 @@
 use crate::config::Config;
 use crate::observe::access_log::Sinks;
 use crate::runtime::Runtime;
+use crate::tls::CertStore;
 use crate::upstream::discovery::Discovery;
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
@@ -28,6 +29,9 @@ pub struct Shared {
     pub started_with: Arc<Config>,
     /// The configuration in force.
     pub current: ArcSwap<Generation>,
+    /// The certificates TLS listeners answer with: the current generation's files, and
+    /// any installed at run time.
+    pub certs: Arc<CertStore>,
     /// Access log destinations, kept open across reloads.
     pub sinks: Sinks,
     /// Wakes the health checks and the name lookups when a reload (or new addresses of a
@@ -79,7 +83,9 @@ impl Shared {
         discovery: Discovery,
     ) -> Arc<Shared> {
         let config = Arc::new(config);
+        let certs = CertStore::new(runtime.tls.clone());
         Arc::new(Shared {
+            certs,
             config_path,
             started_with: Arc::clone(&config),
             current: ArcSwap::from_pointee(Generation {

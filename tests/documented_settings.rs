@@ -19,6 +19,14 @@ const PROOFS: &str = "
 threads                                 process.rs::threads_sets_the_number_of_proxy_worker_threads
 listeners[].addr                        cli.rs::a_listener_port_in_use_is_a_clear_error balancing.rs::equal_weights_rotate_across_connections
 listeners[].proxy_protocol              nginx_proxy_protocol.rs::json_listeners_take_the_proxy_protocol_too
+listeners[].http2                       nginx_tls.rs::json_listener_certificates_answer_for_their_own_names
+listeners[].tls.certificates            nginx_tls.rs::json_listener_certificates_answer_for_their_own_names nginx_tls.rs::bad_certificates_and_directives_are_refused_with_their_line
+listeners[].tls.protocols               nginx_tls.rs::json_listener_certificates_answer_for_their_own_names
+listeners[].tls.prefer_server_ciphers   nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
+listeners[].tls.ciphers                 nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
+listeners[].tls.ecdh_curve              nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
+listeners[].tls.session_cache           nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
+listeners[].tls.session_tickets         nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption nginx_tls.rs::rsa_and_ecdsa_pairs_serve_clients_of_either_kind_and_sessions_resume
 upstreams.NAME.servers[].name           pin.rs::header_pins_every_request_to_the_named_server headers.rs::responses_name_the_server_that_answered
 upstreams.NAME.servers[].addr           balancing.rs::weights_2_1_1_give_each_server_exactly_its_share_every_4_requests retry.rs::a_dead_address_is_skipped_for_a_live_server
 upstreams.NAME.servers[].weight         balancing.rs::weights_2_1_1_give_each_server_exactly_its_share_every_4_requests balancing.rs::weights_5_1_1_interleave_like_nginx
@@ -92,6 +100,11 @@ proxy.next_upstream                     retry.rs::next_upstream_statuses_move_a_
 proxy.next_upstream_tries               retry.rs::next_upstream_tries_bounds_the_attempts
 proxy.set_headers.NAME                  headers.rs::configured_headers_replace_the_defaults_and_empty_values_remove
 proxy.client_max_body_size              errors.rs::a_body_over_client_max_body_size_gets_413_and_reaches_no_server
+proxy.tls                               nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+proxy.ssl_server_name                   nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+proxy.ssl_name                          nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+proxy.ssl_verify                        nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+proxy.ssl_trusted_certificate           nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
 served_by_header                        headers.rs::responses_name_the_server_that_answered headers.rs::no_served_by_header_unless_configured
 served_by_reason                        pin_guard.rs::served_by_says_why_when_configured
 keepalive_timeout_ms                    process.rs::an_idle_client_connection_is_closed_after_keepalive_timeout
@@ -141,19 +154,37 @@ http/send_timeout                         src/config/nginx/client.rs::servers_in
 http/client_header_buffer_size            src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::configured_header_buffers_set_the_limits
 http/large_client_header_buffers          src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::configured_header_buffers_set_the_limits
 http/keepalive_requests                   src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::keepalive_requests_closes_the_connection_after_that_many
+http/ssl_certificate                    nginx_tls.rs::http2_requests_on_one_connection_are_balanced_and_pinned src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server
+http/ssl_certificate_key                nginx_tls.rs::http2_requests_on_one_connection_are_balanced_and_pinned src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server
+http/ssl_protocols                      src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server nginx_tls.rs::json_listener_certificates_answer_for_their_own_names nginx_tls.rs::bad_certificates_and_directives_are_refused_with_their_line
+http/ssl_prefer_server_ciphers          src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
+http/ssl_ciphers                        src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
+http/ssl_ecdh_curve                     src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
+http/ssl_session_cache                  src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server nginx_tls.rs::rsa_and_ecdsa_pairs_serve_clients_of_either_kind_and_sessions_resume nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
+http/ssl_session_tickets                src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
+http/http2                              nginx_tls.rs::http2_requests_on_one_connection_are_balanced_and_pinned src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server
+server/ssl_certificate                  nginx_tls.rs::sni_picks_the_certificate_by_server_name_and_no_sni_gets_the_default nginx_tls.rs::rsa_and_ecdsa_pairs_serve_clients_of_either_kind_and_sessions_resume
+server/ssl_certificate_key              nginx_tls.rs::sni_picks_the_certificate_by_server_name_and_no_sni_gets_the_default nginx_tls.rs::bad_certificates_and_directives_are_refused_with_their_line
+server/ssl_protocols                    src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server nginx_tls.rs::bad_certificates_and_directives_are_refused_with_their_line nginx_tls.rs::json_listener_certificates_answer_for_their_own_names
+server/ssl_prefer_server_ciphers        src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
+server/ssl_ciphers                      src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
+server/ssl_ecdh_curve                   src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
+server/ssl_session_cache                nginx_tls.rs::rsa_and_ecdsa_pairs_serve_clients_of_either_kind_and_sessions_resume src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server
+server/ssl_session_tickets              nginx_tls.rs::rsa_and_ecdsa_pairs_serve_clients_of_either_kind_and_sessions_resume src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server nginx_tls.rs::json_tls_settings_choose_suites_curves_and_resumption
+server/http2                            nginx_tls.rs::http2_on_a_plain_listener_takes_h2c_by_prior_knowledge_beside_http1 src/config/nginx/tls.rs::tls_directives_translate_onto_the_listeners_default_server
+upstream/server                         src/config/nginx/tests.rs::upstream_parameters_translate nginx_tutorial.rs::weighted_ports_interleave_3_1_1_like_nginx nginx_least_conn.rs::backup_serves_only_when_every_primary_is_gone_and_down_never nginx_least_conn.rs::max_fails_takes_a_server_out_for_fail_timeout balancing.rs::max_conns_sends_requests_past_a_full_server nginx_resolve_sticky.rs::nginx_resolver_and_server_resolve_follow_the_name nginx_resolve_sticky.rs::nginx_sticky_cookie_sets_nginx_s_attributes
 http/resolver                           nginx_resolve_sticky.rs::nginx_resolver_and_server_resolve_follow_the_name
 http/resolver_timeout                   nginx_resolve_sticky.rs::nginx_resolver_and_server_resolve_follow_the_name
-upstream/server                         src/config/nginx/tests.rs::upstream_parameters_translate nginx_tutorial.rs::weighted_ports_interleave_3_1_1_like_nginx nginx_least_conn.rs::backup_serves_only_when_every_primary_is_gone_and_down_never nginx_least_conn.rs::max_fails_takes_a_server_out_for_fail_timeout balancing.rs::max_conns_sends_requests_past_a_full_server nginx_resolve_sticky.rs::nginx_resolver_and_server_resolve_follow_the_name nginx_resolve_sticky.rs::nginx_sticky_cookie_sets_nginx_s_attributes
 upstream/least_conn                     nginx_least_conn.rs::least_conn_sends_new_requests_away_from_a_busy_server
 upstream/ip_hash                        nginx_websocket.rs::one_client_address_always_reaches_the_same_server
 upstream/hash                           nginx_least_conn.rs::consistent_hash_keeps_sessions_on_their_server src/config/nginx/setting_tests.rs::hash_without_consistent_is_the_plain_hash balancing.rs::plain_hash_reshuffles_keys_when_a_server_is_added
 upstream/keepalive                      src/config/nginx/setting_tests.rs::keepalive_settings_translate_for_clients_and_upstreams upstream_keepalive.rs::keepalive_bounds_the_idle_connections_of_its_upstream
 upstream/keepalive_timeout              src/config/nginx/setting_tests.rs::keepalive_settings_translate_for_clients_and_upstreams upstream_keepalive.rs::idle_connections_are_closed_after_the_upstream_keepalive_timeout
 upstream/keepalive_requests             src/config/nginx/setting_tests.rs::keepalive_settings_translate_for_clients_and_upstreams upstream_keepalive.rs::keepalive_requests_closes_a_connection_after_its_last_request
+server/listen                           nginx_tutorial.rs::tutorial_balances_round_robin nginx_proxy_protocol.rs::v1_and_v2_headers_name_the_client src/config/nginx/tests.rs::server_names_listen_and_return src/routing/server_names.rs::listen_addresses_match_exactly_or_by_wildcard nginx_tls.rs::sni_picks_the_certificate_by_server_name_and_no_sni_gets_the_default
 upstream/sticky                         nginx_resolve_sticky.rs::nginx_sticky_cookie_sets_nginx_s_attributes
 upstream/resolver                       nginx_resolve_sticky.rs::nginx_resolver_and_server_resolve_follow_the_name
 upstream/resolver_timeout               nginx_resolve_sticky.rs::nginx_resolver_and_server_resolve_follow_the_name
-server/listen                           nginx_tutorial.rs::tutorial_balances_round_robin nginx_proxy_protocol.rs::v1_and_v2_headers_name_the_client src/config/nginx/tests.rs::server_names_listen_and_return src/routing/server_names.rs::listen_addresses_match_exactly_or_by_wildcard
 server/server_name                      nginx_least_conn.rs::server_name_picks_the_server_block src/routing/server_names.rs::exact_beats_wildcards_and_longer_wildcards_win
 server/location                         nginx_websocket.rs::exact_location_answers_directly nginx_websocket.rs::paths_no_location_covers_get_404 src/config/nginx/tests.rs::location_kinds_and_proxy_pass_uri src/routing/locations.rs::nginx_documentation_example
 server/return                           nginx_directives.rs::a_server_level_return_answers_every_request_of_its_server
@@ -171,6 +202,10 @@ server/client_header_buffer_size            src/config/nginx/client.rs::servers_
 server/large_client_header_buffers          src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::configured_header_buffers_set_the_limits
 server/keepalive_requests                   src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::keepalive_requests_closes_the_connection_after_that_many
 location/proxy_pass                     nginx_tutorial.rs::tutorial_balances_round_robin src/config/nginx/tests.rs::location_kinds_and_proxy_pass_uri src/proxy/headers.rs::proxy_pass_uri_replaces_the_location_prefix
+location/proxy_ssl_server_name          nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+location/proxy_ssl_name                 nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+location/proxy_ssl_verify               nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+location/proxy_ssl_trusted_certificate  nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
 location/proxy_set_header               nginx_tutorial.rs::tutorial_sends_its_forwarding_headers nginx_tutorial.rs::without_proxy_set_header_host_is_the_upstream_name
 location/proxy_connect_timeout          src/config/nginx/tests.rs::proxy_settings_inherit_from_http_to_location errors.rs::a_connect_that_hangs_gives_up_after_the_connect_timeout
 location/proxy_read_timeout             src/config/nginx/tests.rs::proxy_settings_inherit_from_http_to_location errors.rs::a_slow_server_gives_504_after_the_read_timeout websocket.rs::idle_websocket_is_closed_after_the_configured_idle_limit

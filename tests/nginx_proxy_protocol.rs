@@ -245,3 +245,43 @@ fn json_listeners_take_the_proxy_protocol_too() {
     );
     assert!(http.closed && http.text.is_empty(), "{http:?}");
 }
+
+#[test]
+fn the_header_comes_before_the_tls_handshake() {
+    let dir = TempDir::new();
+    common::tls::make_cert(dir.path(), "a", &["a.test"], common::tls::Key::Ecdsa, 30);
+    let listen = free_addr();
+    let conf = dir.write(
+        "nginx.conf",
+        &format!(
+            r#"http {{
+                server {{
+                    listen {listen} ssl proxy_protocol;
+                    client_header_timeout 1s;
+                    ssl_certificate a.pem;
+                    ssl_certificate_key a.key;
+                    set_real_ip_from 127.0.0.1;
+                    real_ip_header proxy_protocol;
+                    location = /vars {{ return 200 "$proxy_protocol_addr|$remote_addr|$scheme"; }}
+                }}
+            }}"#
+        ),
+    );
+    let lb = Pinlb::start_file(&conf, dir, listen);
+    let config = common::tls::client_config(&[b"http/1.1"]);
+    let header = v1("203.0.113.7:4000", "192.0.2.1:443");
+    let mut stream = common::tls::connect_after(&config, lb.addr, Some("a.test"), &header)
+        .expect("TLS after the PROXY header");
+    stream
+        .write_all(b"GET /vars HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    let _ = std::io::Read::read_to_string(&mut stream, &mut answer);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(
+        answer.ends_with("203.0.113.7|203.0.113.7|https"),
+        "{answer}"
+    );
+    // A TLS client that sends no PROXY header is closed, not served.
+    assert!(common::tls::connect(&config, lb.addr, Some("a.test")).is_err());
+}

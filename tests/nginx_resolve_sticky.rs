@@ -4,36 +4,13 @@
 
 mod common;
 
-use common::dns::{DnsServer, Records};
+use common::dns::{DnsServer, Records, backends, ip};
 use common::*;
 use md5::{Digest, Md5};
 use std::collections::BTreeSet;
-use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
 const NAME: &str = "app.pinlb.test";
-
-/// Backends on 127.0.0.2, .3 ... sharing one port, as the addresses of one name.
-fn backends(n: u8) -> Vec<Backend> {
-    'port: for _ in 0..50 {
-        let first = Backend::start_on("b2", "127.0.0.2:0".parse().unwrap()).expect("bind");
-        let port = first.addr.port();
-        let mut all = vec![first];
-        for i in 3..2 + n {
-            let addr = SocketAddr::from(([127, 0, 0, i], port));
-            match Backend::start_on(&format!("b{i}"), addr) {
-                Ok(b) => all.push(b),
-                Err(_) => continue 'port,
-            }
-        }
-        return all;
-    }
-    panic!("no port free on every address");
-}
-
-fn ip(last: u8) -> Ipv4Addr {
-    Ipv4Addr::new(127, 0, 0, last)
-}
 
 /// The backend names that answered `n` requests to `path`.
 fn answered_by(lb: &Pinlb, path: &str, n: usize) -> BTreeSet<String> {

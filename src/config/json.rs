@@ -2,13 +2,14 @@
 //! translation into the [`Config`] model with JSON paths as origins.
 
 mod limits;
+mod tls;
 
 use super::{
     AccessLogTarget, Action, Balance, CheckKind, ClientLimits, Config, ConfigError, HeaderBuffers,
     HealthCheck, Keepalive, Listener, LogEscape, LogFormat, NextUpstream, OnUnhealthy, Origin,
     PathMatch, PinMatch, PinRule, PinSource, ProxyPass, ProxySettings, RealIp, RealIpFrom,
     Resolver, ReturnAction, Route, RouteLimits, Server, SetHeader, StickyConf, Upstream,
-    VirtualServer,
+    UpstreamTls, VirtualServer,
 };
 use limits::{ConnZoneConf, LimitsConf, ReqZoneConf};
 use serde::Deserialize;
@@ -307,6 +308,10 @@ struct ListenerConf {
     /// Connections start with a PROXY protocol header (nginx `listen ... proxy_protocol`).
     #[serde(default)]
     proxy_protocol: bool,
+    #[serde(default)]
+    tls: Option<tls::TlsConf>,
+    #[serde(default)]
+    http2: bool,
 }
 
 /// nginx's realip: `{ "from": ["10.0.0.0/8"], "header": "X-Forwarded-For",
@@ -508,6 +513,12 @@ struct ProxyConf {
     #[serde(default, deserialize_with = "unique_keys_opt")]
     set_headers: Option<BTreeMap<String, String>>,
     client_max_body_size: Option<u64>,
+    /// TLS to the servers, with nginx's `proxy_ssl_*` meaning.
+    tls: Option<bool>,
+    ssl_server_name: Option<bool>,
+    ssl_name: Option<String>,
+    ssl_verify: Option<bool>,
+    ssl_trusted_certificate: Option<PathBuf>,
 }
 
 /// The `proxy_next_upstream` conditions pinlb understands, named as nginx names them.
@@ -582,6 +593,21 @@ impl ProxyConf {
             next_upstream,
             set_headers,
             client_max_body_size: self.client_max_body_size.or(base.client_max_body_size),
+            upstream_tls: UpstreamTls {
+                enabled: self.tls.unwrap_or(base.upstream_tls.enabled),
+                server_name: self
+                    .ssl_server_name
+                    .unwrap_or(base.upstream_tls.server_name),
+                name: self
+                    .ssl_name
+                    .clone()
+                    .or_else(|| base.upstream_tls.name.clone()),
+                verify: self.ssl_verify.unwrap_or(base.upstream_tls.verify),
+                trusted_certificate: self
+                    .ssl_trusted_certificate
+                    .clone()
+                    .or_else(|| base.upstream_tls.trusted_certificate.clone()),
+            },
         }
     }
 
@@ -618,9 +644,15 @@ impl ConfigConf {
                     format!("\"{}\" is not an ip:port address", l.addr),
                 )
             })?;
+            let tls = match &l.tls {
+                Some(t) => Some(t.listener(file, origin.field("tls"))?),
+                None => None,
+            };
             listeners.push(Listener {
                 addr,
                 proxy_protocol: l.proxy_protocol,
+                tls,
+                http2: l.http2,
                 origin,
             });
         }
@@ -731,6 +763,7 @@ impl ConfigConf {
                 listen: listeners.iter().map(|l| l.addr).collect(),
                 default_for: Vec::new(),
                 server_names: Vec::new(),
+                certificates: Vec::new(),
                 routes,
                 merge_slashes: self.merge_slashes,
                 access_log: default_log,

@@ -9,6 +9,7 @@ mod limits;
 pub mod nginx;
 mod real_ip;
 pub(crate) mod serde_util;
+mod tls;
 
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -23,6 +24,7 @@ pub use limits::{
 };
 pub use real_ip::{DEFAULT_REAL_IP_HEADER, RealIp, RealIpFrom};
 use serde_util::{as_millis, is_default, is_true};
+pub use tls::{CertPair, ListenerTls, TlsVersion, UpstreamTls};
 
 /// Reads the config file at `path` into the model. Files ending in `.json` are native
 /// configs; anything else is read as nginx syntax. What the values mean is checked when
@@ -270,8 +272,26 @@ pub struct Listener {
     /// `listen ... proxy_protocol`); one without a valid header is closed. Default off.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub proxy_protocol: bool,
+    /// TLS on this socket (nginx `listen ... ssl`); `None`: plain HTTP.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<ListenerTls>,
+    /// HTTP/2: offered by ALPN beside HTTP/1.1 on a TLS listener; on a plain one, taken
+    /// when a connection starts with HTTP/2's preface (nginx `http2 on`). Default off.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
     #[serde(skip)]
     pub origin: Origin,
+}
+
+impl Listener {
+    /// Whether this socket takes connections for a `listen` of `addr`: the same address,
+    /// or this one is the wildcard address of that port (nginx binds one socket for both).
+    pub fn serves(&self, addr: &SocketAddr) -> bool {
+        *addr == self.addr
+            || (self.addr.ip().is_unspecified()
+                && addr.port() == self.addr.port()
+                && addr.is_ipv4() == self.addr.is_ipv4())
+    }
 }
 
 /// A set of routes answering on some listeners, optionally only for some host names
@@ -286,6 +306,10 @@ pub struct VirtualServer {
     /// Host names this virtual server answers for; empty means any.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub server_names: Vec<ServerName>,
+    /// Its certificates on TLS listeners, chosen by SNI with the `server_names` (nginx
+    /// `ssl_certificate`); several pairs for several key types (RSA and ECDSA).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub certificates: Vec<CertPair>,
     /// Routes (nginx `location`s), chosen by nginx's rules.
     pub routes: Vec<Route>,
     /// Whether runs of `/` in request paths are merged before matching (nginx
@@ -509,6 +533,9 @@ pub struct ProxySettings {
     /// (nginx `client_max_body_size`). `None`: no limit.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub client_max_body_size: Option<u64>,
+    /// TLS to the servers; off by default.
+    #[serde(skip_serializing_if = "is_default")]
+    pub upstream_tls: UpstreamTls,
 }
 
 impl Default for ProxySettings {
@@ -534,6 +561,7 @@ impl Default for ProxySettings {
                 set("X-Forwarded-Host", "$host"),
             ],
             client_max_body_size: None,
+            upstream_tls: UpstreamTls::default(),
         }
     }
 }

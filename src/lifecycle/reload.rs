@@ -101,6 +101,7 @@ pub fn reload(shared: &Shared) -> ReloadReport {
                 .retain(|k| names.iter().any(|n| &n.key == k));
             // Reloads run one at a time (one SIGHUP handler), so the number cannot race.
             let generation = old.number + 1;
+            shared.certs.replace_files(runtime.tls.clone());
             shared.current.store(Arc::new(Generation {
                 number: generation,
                 config: Arc::new(config),
@@ -135,6 +136,24 @@ fn pending_changes(running: &config::Config, new: &config::Config) -> Vec<String
     }
     for addr in bound.difference(&wanted) {
         pending.push(format!("removed listener {addr} (still accepting)"));
+    }
+    for l in &new.listeners {
+        let Some(running) = running.listeners.iter().find(|r| r.addr == l.addr) else {
+            continue;
+        };
+        let handshake = |tls: &Option<config::ListenerTls>| {
+            tls.clone().map(|mut t| {
+                t.certificates.clear();
+                t.origin = config::Origin::Builtin;
+                t
+            })
+        };
+        if handshake(&running.tls) != handshake(&l.tls) || running.http2 != l.http2 {
+            pending.push(format!(
+                "changed TLS or HTTP/2 settings of listener {} (certificates are reloaded)",
+                l.addr
+            ));
+        }
     }
     if running.admin != new.admin {
         pending.push("changed admin listener".to_string());

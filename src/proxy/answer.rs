@@ -218,7 +218,7 @@ mod tests {
             uri: None,
             client_ip: None,
             conn: None,
-            tls: false,
+            tls: None,
             server_port: None,
             server_name: "",
             proxy_host: "",

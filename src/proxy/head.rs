@@ -28,10 +28,15 @@ pub fn refusal(req: &RequestHeader) -> Option<&'static str> {
     if !(origin || absolute || (target == b"*" && req.method == Method::OPTIONS)) {
         return Some("400 Bad Request: invalid request target");
     }
+    let named = || req.headers.contains_key(HOST);
     // Also with an absolute target: RFC 9112 3.2 and nginx want `Host` in every HTTP/1.1
     // request.
-    if req.version >= Version::HTTP_11 && !req.headers.contains_key(HOST) {
+    if req.version == Version::HTTP_11 && !named() {
         return Some("400 Bad Request: HTTP/1.1 request without Host header");
+    }
+    // HTTP/2 names its host by `:authority` (kept in the URI) or `Host`, as nginx reads it.
+    if req.version == Version::HTTP_2 && req.uri.authority().is_none() && !named() {
+        return Some("400 Bad Request: HTTP/2 request without :authority or Host");
     }
     None
 }
@@ -76,6 +81,16 @@ mod tests {
             r.insert_header(HOST, h).unwrap();
         }
         r
+    }
+
+    #[test]
+    fn http2_names_its_host_by_authority_or_host() {
+        let v2 = Version::HTTP_2;
+        let mut authority = req("GET", "/x", v2, None);
+        authority.set_uri("https://a.test/x".parse().unwrap());
+        assert_eq!(refusal(&authority), None);
+        assert_eq!(refusal(&req("GET", "/x", v2, Some("a.test"))), None);
+        assert!(refusal(&req("GET", "/x", v2, None)).is_some());
     }
 
     #[test]

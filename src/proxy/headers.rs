@@ -100,7 +100,7 @@ mod tests {
             uri: None,
             client_ip: Some("192.0.2.1".parse().unwrap()),
             conn: None,
-            tls: false,
+            tls: None,
             server_port: Some(80),
             server_name: "",
             proxy_host: "web",

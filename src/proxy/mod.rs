@@ -22,10 +22,10 @@ pub use proxy_protocol::ProxyProtocolReader;
 use crate::observe::metrics::{METRICS, PinOutcome};
 use crate::request;
 use crate::routing::uri;
-use crate::runtime::RouteAction;
+use crate::runtime::{RouteAction, Runtime};
 use crate::state::Shared;
 use crate::upstream::InFlightGuard;
-use crate::variables::{ConnAddrs, RequestInfo};
+use crate::variables::{ConnAddrs, RequestInfo, TlsConn};
 use async_trait::async_trait;
 use bytes::Bytes;
 use log::debug;
@@ -68,6 +68,15 @@ fn client_ip(session: &Session) -> Option<IpAddr> {
         .map(|a| a.ip())
 }
 
+/// The connection's TLS, when the config has TLS listeners (plain configs ask nothing).
+fn tls_conn<'a>(session: &'a Session, runtime: &Runtime) -> Option<&'a TlsConn> {
+    if !runtime.any_tls {
+        return None;
+    }
+    let ssl = session.digest()?.ssl_digest.as_deref()?;
+    Some(ssl.extension.get::<TlsConn>().unwrap_or(&TlsConn::UNKNOWN))
+}
+
 /// What `$variables` see for this request.
 fn request_info<'a>(
     session: &'a Session,
@@ -83,7 +92,7 @@ fn request_info<'a>(
             None => client_ip(session),
         },
         conn: ctx.conn.as_ref(),
-        tls: false,
+        tls: tls_conn(session, runtime),
         server_port: session
             .server_addr()
             .and_then(|a| a.as_inet())
@@ -215,7 +224,10 @@ impl ProxyHttp for Proxy {
                 format!("no usable server in upstream \"{}\"", pool.name),
             );
         };
-        let peer = upstream::peer(&pool, server, &route.settings, session.is_upgrade_req());
+        let mut peer = upstream::peer(&pool, server, &route.settings, session.is_upgrade_req());
+        if let Some(tls) = ctx.proxy_route().and_then(|p| p.tls.as_deref()) {
+            tls.apply(&mut peer, pool.servers[server].addr);
+        }
         ctx.start_attempt(&pool, server);
         Ok(Box::new(peer))
     }
@@ -404,11 +416,13 @@ fn route_request(session: &mut Session, ctx: &mut RequestCtx) -> Result<Option<A
         ctx.conn = Some(conn_addrs(session));
     }
     let conn = ctx.conn.as_ref();
+    let tls = tls_conn(session, runtime);
     let routing = route::decide(
         runtime,
         local,
         client_ip(session),
         conn,
+        tls,
         session.req_header(),
     );
     if let Some(outcome) = routing.pin {

@@ -11,7 +11,7 @@ use crate::routing::pin::{PinAction, pin_action};
 use crate::routing::uri;
 use crate::runtime::{RouteAction, Runtime};
 use crate::upstream::{Group, Pool};
-use crate::variables::{ConnAddrs, RequestInfo};
+use crate::variables::{ConnAddrs, RequestInfo, TlsConn};
 use http::header::CONTENT_LENGTH;
 use pingora::http::RequestHeader;
 use std::borrow::Cow;
@@ -58,6 +58,7 @@ pub fn decide(
     local: Option<SocketAddr>,
     mut client: Option<IpAddr>,
     conn: Option<&ConnAddrs>,
+    tls: Option<&TlsConn>,
     req: &RequestHeader,
 ) -> Routing {
     let mut routing = Routing {
@@ -162,7 +163,7 @@ pub fn decide(
                             uri: Some(path),
                             client_ip: client,
                             conn,
-                            tls: false,
+                            tls,
                             server_port: local.map(|l| l.port()),
                             server_name: &runtime.virtual_servers[vs].server_name,
                             proxy_host: &proxy.proxy_host,
@@ -324,7 +325,7 @@ mod tests {
     #[test]
     fn a_pin_names_the_server_and_counts_as_pinned() {
         let rt = runtime(PINNED);
-        let routing = decide(&rt, None, None, None, &get("/", &[("app", "app2")]));
+        let routing = decide(&rt, None, None, None, None, &get("/", &[("app", "app2")]));
         assert_eq!(routing.answer, None);
         let routed = routing.routed.unwrap();
         assert_eq!(
@@ -341,10 +342,10 @@ mod tests {
     #[test]
     fn without_a_pin_the_route_pool_balances() {
         let rt = runtime(PINNED);
-        let routing = decide(&rt, None, None, None, &get("/x", &[]));
+        let routing = decide(&rt, None, None, None, None, &get("/x", &[]));
         assert!(routing.pin.is_none());
         assert!(routing.routed.unwrap().pin.is_none());
-        let unknown = decide(&rt, None, None, None, &get("/", &[("app", "nope")]));
+        let unknown = decide(&rt, None, None, None, None, &get("/", &[("app", "nope")]));
         assert!(matches!(unknown.pin, Some(PinOutcome::Unknown)));
     }
 
@@ -353,7 +354,7 @@ mod tests {
         let rt = runtime(
             r#"{ "path": "/api", "upstream": "web", "proxy": { "client_max_body_size": 10 } }"#,
         );
-        let none = decide(&rt, None, None, None, &get("/other", &[]));
+        let none = decide(&rt, None, None, None, None, &get("/other", &[]));
         assert_eq!(
             none.answer,
             Some(Answer::Text(
@@ -367,11 +368,13 @@ mod tests {
             None,
             None,
             None,
+            None,
             &get("/api", &[("Content-Length", "11")]),
         );
         assert!(matches!(big.answer, Some(Answer::Text(413, _))));
         let small = decide(
             &rt,
+            None,
             None,
             None,
             None,
@@ -383,7 +386,7 @@ mod tests {
     #[test]
     fn return_routes_are_answered_by_their_route() {
         let rt = runtime(r#"{ "path": "/", "return": { "status": 204 } }"#);
-        let routing = decide(&rt, None, None, None, &get("/", &[]));
+        let routing = decide(&rt, None, None, None, None, &get("/", &[]));
         assert_eq!(routing.answer, Some(Answer::Return));
         assert_eq!(routing.routed.unwrap().at, (0, 0));
     }
@@ -402,16 +405,16 @@ mod tests {
             "/%61dmin",
             "/%2e/admin",
         ] {
-            let routing = decide(&rt, None, None, None, &get(attack, &[]));
+            let routing = decide(&rt, None, None, None, None, &get(attack, &[]));
             assert_eq!(routing.answer, Some(Answer::Return), "{attack}");
             assert_eq!(routing.routed.unwrap().at, (0, 1), "{attack}");
         }
-        let plain = decide(&rt, None, None, None, &get("/admin/x?y=1", &[]));
+        let plain = decide(&rt, None, None, None, None, &get("/admin/x?y=1", &[]));
         assert!(plain.uri.is_none(), "an unchanged path is not copied");
-        let changed = decide(&rt, None, None, None, &get("//admin", &[]));
+        let changed = decide(&rt, None, None, None, None, &get("//admin", &[]));
         assert_eq!(changed.uri.as_deref(), Some(&b"/admin"[..]));
         for bad in ["/../x", "/a/../../x", "/%2e%2e/x", "/a%00", "/a%zz"] {
-            let routing = decide(&rt, None, None, None, &get(bad, &[]));
+            let routing = decide(&rt, None, None, None, None, &get(bad, &[]));
             assert_eq!(
                 routing.answer,
                 Some(Answer::Text(400, "400 Bad Request\n".into())),

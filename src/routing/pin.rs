@@ -233,7 +233,7 @@ mod tests {
             uri: None,
             client_ip: Some("10.0.0.7".parse().unwrap()),
             conn: None,
-            tls: false,
+            tls: None,
             server_port: None,
             server_name: "",
             proxy_host: "",

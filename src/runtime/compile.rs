@@ -84,7 +84,10 @@ impl Runtime {
                 .all(|vs| vs.merge_slashes == on)
         };
         let merge_slashes = [true, false].into_iter().find(|&on| merges(on));
+        let tls = crate::tls::sni_tables(config)?;
         Ok(Runtime {
+            any_tls: !tls.is_empty(),
+            tls,
             pools,
             virtual_servers,
             maps,

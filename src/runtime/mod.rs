@@ -50,6 +50,11 @@ pub struct Runtime {
     /// some realip rule or PROXY protocol listener exists. When not, nothing per request
     /// looks at them.
     pub conn_addrs: bool,
+    /// Each TLS listener's certificates by SNI, read from the files of this config; the
+    /// listeners read them from [`crate::tls::CertStore`], which reloads update.
+    pub tls: crate::tls::SniTables,
+    /// Whether any listener speaks TLS (otherwise requests never look for TLS details).
+    pub any_tls: bool,
 }
 
 pub struct VirtualServer {
@@ -97,6 +102,8 @@ pub struct ProxyRoute {
     pub rewrite: Option<(String, String)>,
     /// `$proxy_host`: the upstream name.
     pub proxy_host: String,
+    /// TLS to the servers (`proxy_pass https://`); `None`: plain HTTP.
+    pub tls: Option<Arc<crate::tls::upstream::PeerTls>>,
 }
 
 /// One request header to set (or, with no value, remove) before going upstream.

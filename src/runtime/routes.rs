@@ -18,6 +18,7 @@ use crate::routing::locations::Locations;
 use crate::routing::pin::{Pin, PinBinding, PinFrom, PinGuard};
 use crate::routing::server_names::Names;
 use crate::routing::signed_pin::PinKey;
+use crate::tls::upstream::PeerTls;
 use crate::upstream::{Group, Pool};
 use crate::variables::Template;
 use bytes::Bytes;
@@ -176,6 +177,20 @@ fn compile_route(
                 ) => Some((p.clone(), uri.clone())),
                 (None, _) => None,
             };
+            let http_check = pool
+                .conf
+                .health_check
+                .as_ref()
+                .is_some_and(|c| matches!(c.kind, crate::config::CheckKind::Http { .. }));
+            if r.proxy.upstream_tls.enabled && http_check {
+                return Err(invalid(
+                    &at,
+                    format!(
+                        "the health checks of upstream \"{}\" speak plain HTTP to servers reached over TLS; use a tcp check",
+                        pass.upstream
+                    ),
+                ));
+            }
             let at = origin.field("pin");
             let pins = pass
                 .pins
@@ -190,6 +205,12 @@ fn compile_route(
                 pin_guard: pin_guard(file, &at, pass)?,
                 rewrite,
                 proxy_host: pass.upstream.clone(),
+                tls: PeerTls::compile(
+                    file,
+                    &origin.field("proxy"),
+                    &r.proxy.upstream_tls,
+                    &pass.upstream,
+                )?,
             })
         }
         Action::Return(answer) => {

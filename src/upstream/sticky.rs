@@ -10,10 +10,11 @@
 //! several addresses gives each address its own value.
 
 use crate::config::StickyConf;
+use crate::net::ngx_addr::write_ip_port;
 use md5::{Digest, Md5};
 use std::collections::HashMap;
-use std::fmt::{self, Write as _};
-use std::net::{IpAddr, Ipv6Addr, SocketAddr};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
 
 /// Length of a hashed value (MD5 in hex), also the longest `route=`.
 pub const SID_LEN: usize = 32;
@@ -29,10 +30,7 @@ const MAX_EXPIRES_ATTRS: &str = "; expires=Thu, 31-Dec-37 23:55:55 GMT; max-age=
 pub fn sid_for_addr(addr: SocketAddr) -> String {
     let mut name = String::with_capacity(48);
     // Writing to a String cannot fail.
-    let _ = match addr.ip() {
-        IpAddr::V4(v4) => write!(name, "{v4}:{}", addr.port()),
-        IpAddr::V6(v6) => write!(name, "[{}]:{}", Ipv6Text(v6), addr.port()),
-    };
+    let _ = write_ip_port(&mut name, addr.ip(), addr.port());
     let mut out = String::with_capacity(SID_LEN);
     for b in Md5::digest(name.as_bytes()) {
         let _ = write!(out, "{b:02x}");
@@ -176,63 +174,6 @@ pub fn cookie_time(t: i64) -> String {
     }
 }
 
-/// An IPv6 address as nginx's `ngx_inet6_ntop()` prints it: RFC 5952 but for the
-/// embedded IPv4 forms (`::ffff:1.2.3.4`, `::1.2.3.4`), which the MD5 depends on.
-struct Ipv6Text(Ipv6Addr);
-
-impl fmt::Display for Ipv6Text {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let p = self.0.octets();
-        // The longest run of zero groups (at least two).
-        let (mut zero, mut last, mut max, mut n) = (usize::MAX, usize::MAX, 1usize, 0usize);
-        for i in (0..16).step_by(2) {
-            if p[i] != 0 || p[i + 1] != 0 {
-                if max < n {
-                    zero = last;
-                    max = n;
-                }
-                n = 0;
-                continue;
-            }
-            if n == 0 {
-                last = i;
-            }
-            n += 1;
-        }
-        if max < n {
-            zero = last;
-            max = n;
-        }
-        let mut end = 16;
-        if zero == 0 {
-            if (max == 5 && p[10] == 0xff && p[11] == 0xff)
-                || max == 6
-                || (max == 7 && p[14] != 0 && p[15] != 1)
-            {
-                end = 12;
-            }
-            f.write_str(":")?;
-        }
-        let mut i = 0;
-        while i < end {
-            if i == zero {
-                f.write_str(":")?;
-                i += max * 2;
-                continue;
-            }
-            write!(f, "{:x}", u16::from_be_bytes([p[i], p[i + 1]]))?;
-            if i < 14 {
-                f.write_str(":")?;
-            }
-            i += 2;
-        }
-        if end == 12 {
-            write!(f, "{}.{}.{}.{}", p[12], p[13], p[14], p[15])?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,7 +203,7 @@ mod tests {
 
     #[test]
     fn ipv6_text_is_nginx_s() {
-        let t = |a: &str| Ipv6Text(a.parse().expect("v6")).to_string();
+        let t = |a: &str| crate::net::ngx_addr::Ipv6Text(a.parse().expect("v6")).to_string();
         assert_eq!(t("::1"), "::1");
         assert_eq!(t("2001:db8::1"), "2001:db8::1");
         assert_eq!(t("::ffff:1.2.3.4"), "::ffff:1.2.3.4");

@@ -12,6 +12,23 @@ pub use template::Template;
 
 use http::HeaderName;
 
+/// What a TLS connection's handshake settled, kept with the connection.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsConn {
+    /// `$ssl_protocol`: `TLSv1.2` or `TLSv1.3`.
+    pub protocol: &'static str,
+    /// `$ssl_server_name`: the name the client asked for by SNI.
+    pub server_name: Option<Box<str>>,
+}
+
+impl TlsConn {
+    /// For a TLS connection whose handshake left nothing (not expected).
+    pub const UNKNOWN: TlsConn = TlsConn {
+        protocol: "",
+        server_name: None,
+    };
+}
+
 /// A variable pinlb can expand.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Var {
@@ -32,6 +49,12 @@ pub enum Var {
     ProxyAddXForwardedFor,
     /// `$scheme`: `http` or `https`.
     Scheme,
+    /// `$https`: `on` on TLS connections, empty otherwise.
+    Https,
+    /// `$ssl_protocol`: `TLSv1.2` or `TLSv1.3`; empty on plain connections.
+    SslProtocol,
+    /// `$ssl_server_name`: the SNI the client sent; empty without.
+    SslServerName,
     /// `$host`: the request's host name without port, else the server name.
     Host,
     /// `$http_NAME`: a request header (`_` in NAME stands for `-`).
@@ -71,6 +94,9 @@ impl Var {
             "proxy_protocol_port" => Var::ProxyProtocolPort,
             "proxy_add_x_forwarded_for" => Var::ProxyAddXForwardedFor,
             "scheme" => Var::Scheme,
+            "https" => Var::Https,
+            "ssl_protocol" => Var::SslProtocol,
+            "ssl_server_name" => Var::SslServerName,
             "host" => Var::Host,
             "server_name" => Var::ServerName,
             "server_port" => Var::ServerPort,

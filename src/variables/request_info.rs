@@ -1,6 +1,6 @@
 //! What variables read from one request, and how each is written out.
 
-use super::{CompiledMap, Var};
+use super::{CompiledMap, TlsConn, Var};
 use crate::request;
 use http::HeaderName;
 use pingora::http::RequestHeader;
@@ -22,7 +22,8 @@ pub struct RequestInfo<'a> {
     /// The connection's own addresses, when realip or the PROXY protocol is configured;
     /// `None`: `$realip_remote_addr` is `$remote_addr` and there is no PROXY header.
     pub conn: Option<&'a ConnAddrs>,
-    pub tls: bool,
+    /// The connection's TLS, `None` on plain connections.
+    pub tls: Option<&'a TlsConn>,
     pub server_port: Option<u16>,
     pub server_name: &'a str,
     pub proxy_host: &'a str,
@@ -88,7 +89,25 @@ impl RequestInfo<'_> {
                 }
                 self.expand_var(&Var::RemoteAddr, out);
             }
-            Var::Scheme => out.extend_from_slice(if self.tls { b"https" } else { b"http" }),
+            Var::Scheme => out.extend_from_slice(match self.tls {
+                Some(_) => b"https",
+                None => b"http",
+            }),
+            Var::Https => {
+                if self.tls.is_some() {
+                    out.extend_from_slice(b"on");
+                }
+            }
+            Var::SslProtocol => {
+                if let Some(tls) = self.tls {
+                    out.extend_from_slice(tls.protocol.as_bytes());
+                }
+            }
+            Var::SslServerName => {
+                if let Some(name) = self.tls.and_then(|t| t.server_name.as_deref()) {
+                    out.extend_from_slice(name.as_bytes());
+                }
+            }
             Var::Host => match request::host(self.req) {
                 Some(h) => out.extend(h.bytes().map(|b| b.to_ascii_lowercase())),
                 None => out.extend_from_slice(self.server_name.as_bytes()),

@@ -58,7 +58,7 @@ impl Template {
     /// so that no copy has to be made of it.
     pub fn as_static(&self, req: &RequestInfo<'_>) -> Option<&'static str> {
         match self.parts.as_slice() {
-            [Part::Var(Var::Scheme)] => Some(if req.tls { "https" } else { "http" }),
+            [Part::Var(Var::Scheme)] => Some(if req.tls.is_some() { "https" } else { "http" }),
             _ => None,
         }
     }

@@ -11,7 +11,7 @@ fn info(req: &RequestHeader) -> RequestInfo<'_> {
         uri: None,
         client_ip: Some("10.0.0.7".parse().unwrap()),
         conn: None,
-        tls: false,
+        tls: None,
         server_port: Some(8080),
         server_name: "",
         proxy_host: "web",
@@ -41,7 +41,7 @@ fn only_a_lone_scheme_is_a_fixed_string() {
     let mut i = info(&req);
     let scheme = Template::parse("$scheme", &[]).unwrap();
     assert_eq!(scheme.as_static(&i), Some("http"));
-    i.tls = true;
+    i.tls = Some(&crate::variables::TlsConn::UNKNOWN);
     assert_eq!(scheme.as_static(&i), Some("https"));
     let url = Template::parse("$scheme://$host", &[]).unwrap();
     assert_eq!(url.as_static(&i), None);

@@ -4,6 +4,7 @@
 //! message types of hickory-proto, the crate pinlb's resolver uses.
 #![allow(dead_code)]
 
+use super::backend::Backend;
 use hickory_resolver::proto::op::{Message, MessageType, ResponseCode};
 use hickory_resolver::proto::rr::rdata::A;
 use hickory_resolver::proto::rr::{RData, Record, RecordType};
@@ -147,4 +148,26 @@ fn answer(query: &Message, state: &State) -> Option<Vec<u8>> {
         }
     }
     reply.to_vec().ok()
+}
+
+/// Backends on 127.0.0.2, .3, .4 ... sharing one port, as the addresses of one name.
+pub fn backends(n: u8) -> Vec<Backend> {
+    'port: for _ in 0..50 {
+        let first = Backend::start_on("b2", "127.0.0.2:0".parse().unwrap()).expect("bind");
+        let port = first.addr.port();
+        let mut all = vec![first];
+        for i in 3..2 + n {
+            let addr = SocketAddr::from(([127, 0, 0, i], port));
+            match Backend::start_on(&format!("b{i}"), addr) {
+                Ok(b) => all.push(b),
+                Err(_) => continue 'port,
+            }
+        }
+        return all;
+    }
+    panic!("no port free on every address");
+}
+
+pub fn ip(last: u8) -> Ipv4Addr {
+    Ipv4Addr::new(127, 0, 0, last)
 }

@@ -7,6 +7,7 @@ pub mod client;
 pub mod dns;
 pub mod load;
 pub mod raw;
+pub mod tls;
 
 pub use backend::Backend;
 #[allow(unused_imports)]

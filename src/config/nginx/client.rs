@@ -116,16 +116,9 @@ fn size(d: &Nginx, value: &str) -> Result<u64, ConfigError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::config::nginx::{parser, translate};
-    use crate::config::{Config, HeaderBuffers};
-    use std::path::Path;
+    use crate::config::HeaderBuffers;
+    use crate::config::nginx::tests::translate_str;
     use std::time::Duration;
-
-    fn translate_str(text: &str) -> Result<Config, String> {
-        let file = Path::new("/etc/nginx/nginx.conf");
-        let directives = parser::parse_str(file, text).map_err(|e| e.to_string())?;
-        translate::translate(file, &directives).map_err(|e| e.to_string())
-    }
 
     #[test]
     fn servers_inherit_client_limits_from_http_and_override_them() {

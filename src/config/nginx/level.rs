@@ -32,6 +32,7 @@ pub struct Level {
     real_ip: RealIpLevel,
     /// `pinlb_pin_secret SECRET | off`: pins must be signed with SECRET.
     pin_secret: Option<Option<String>>,
+    ssl: super::proxy_ssl::ProxySslLevel,
 }
 
 impl Level {
@@ -65,6 +66,7 @@ impl Level {
                 .pin_secret
                 .clone()
                 .or_else(|| parent.pin_secret.clone()),
+            ssl: self.ssl.inherit(&parent.ssl),
         }
     }
 
@@ -101,6 +103,7 @@ impl Level {
                 0 => None,
                 n => Some(n),
             },
+            upstream_tls: self.ssl.upstream_tls(),
         }
     }
 
@@ -150,6 +153,7 @@ impl Level {
                 let secret = &args[0];
                 self.pin_secret = Some((secret != "off").then(|| secret.clone()));
             }
+            name if name.starts_with("proxy_ssl_") && self.ssl.apply(d)? => {}
             "proxy_connect_timeout" => self.connect_timeout = Some(time_arg(d)?),
             "proxy_read_timeout" => self.read_timeout = Some(time_arg(d)?),
             "proxy_send_timeout" => self.send_timeout = Some(time_arg(d)?),

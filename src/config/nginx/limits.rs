@@ -200,15 +200,8 @@ fn zone_name_is_free(t: &Translator, d: &Nginx, name: &str) -> Result<(), Config
 
 #[cfg(test)]
 mod tests {
-    use super::super::{parser, translate};
-    use crate::config::{Config, LimitDelay, LimitLogLevel};
-    use std::path::Path;
-
-    fn translate_str(text: &str) -> Result<Config, String> {
-        let file = Path::new("/etc/nginx/nginx.conf");
-        let directives = parser::parse_str(file, text).map_err(|e| e.to_string())?;
-        translate::translate(file, &directives).map_err(|e| e.to_string())
-    }
+    use crate::config::nginx::tests::translate_str;
+    use crate::config::{LimitDelay, LimitLogLevel};
 
     fn http(body: &str) -> String {
         format!("http {{\n{body}\n}}\n")

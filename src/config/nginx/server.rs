@@ -3,6 +3,8 @@
 
 use super::client::{self, ClientLevel};
 use super::level::Level;
+use super::listen::ListenParams;
+use super::tls::{self, TlsLevel};
 use super::translate::{
     HTTP_ONLY, Nginx, Translator, accepted, arg_count, at, flag, not_allowed, unsupported,
 };
@@ -19,12 +21,14 @@ pub fn translate(
     d: &Nginx,
     http: &Level,
     http_client: &ClientLevel,
+    http_tls: &TlsLevel,
     log_formats: &[String],
 ) -> Result<(), ConfigError> {
     let mut vs = VirtualServer {
         listen: Vec::new(),
         default_for: Vec::new(),
         server_names: Vec::new(),
+        certificates: Vec::new(),
         routes: Vec::new(),
         merge_slashes: t.merge_slashes,
         access_log: Vec::new(),
@@ -34,11 +38,14 @@ pub fn translate(
     };
     let mut level = Level::default();
     let mut client = ClientLevel::default();
+    let mut tls_level = TlsLevel::default();
+    let mut listens = Vec::new();
     let mut locations = Vec::new();
     let mut server_return = None;
+    let base = t.base_dir();
     for e in d.block()?.iter().map(Nginx::new) {
         match e.name() {
-            "listen" => listen(t, &e, &mut vs)?,
+            "listen" => listens.push(listen(t, &e, &mut vs)?),
             "server_name" => server_names(&e, &mut vs.server_names)?,
             "location" => locations.push(e),
             "return" => server_return = Some((answer(&e)?, e.origin())),
@@ -53,15 +60,23 @@ pub fn translate(
             _ if level.apply(&e, log_formats)? => {}
             _ if accepted(&e, "server") => {}
             _ if client.apply(&e)? => {}
+            _ if tls_level.apply(&e, &base)? => {}
             _ => return Err(unsupported(&e)),
         }
     }
     vs.client = client.inherit(http_client).limits();
     if vs.listen.is_empty() {
         let addr = SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 80);
-        t.listen(addr, d, false)?;
+        t.listen(addr, d, ListenParams::default())?;
         vs.listen.push(addr);
+        listens.push((addr, d.origin()));
     }
+    let tls_level = tls_level.inherit(http_tls);
+    vs.certificates = tls_level.pairs(d)?;
+    t.server_tls.push(super::translate::ServerTls {
+        level: tls_level,
+        listens,
+    });
     let level = level.inherit(http);
     vs.access_log = level.access_log();
     vs.real_ip = level.real_ip();
@@ -93,21 +108,29 @@ pub fn translate(
     Ok(())
 }
 
-/// `listen [ADDR:]PORT [default_server] [proxy_protocol]`.
-fn listen(t: &mut Translator, d: &Nginx, vs: &mut VirtualServer) -> Result<(), ConfigError> {
+/// `listen [ADDR:]PORT [ssl] [http2] [default_server] [proxy_protocol]`.
+fn listen(
+    t: &mut Translator,
+    d: &Nginx,
+    vs: &mut VirtualServer,
+) -> Result<(SocketAddr, crate::config::Origin), ConfigError> {
     arg_count(d, 1..=usize::MAX)?;
     let addr = values::listen_addr(&d.args()[0]).map_err(|msg| at(d, msg))?;
-    let mut proxy_protocol = false;
+    let mut params = ListenParams::default();
     for param in &d.args()[1..] {
         match param.as_str() {
             "default_server" | "default" => vs.default_for.push(addr),
-            "proxy_protocol" => proxy_protocol = true,
-            "ssl" | "http2" | "quic" => {
-                return Err(at(
-                    d,
-                    format!("\"{param}\" listeners are not supported yet"),
-                ));
+            "ssl" => params.ssl = true,
+            "proxy_protocol" => params.proxy_protocol = true,
+            "http2" => {
+                log::warn!(
+                    "the \"listen ... http2\" directive is deprecated, use the \"http2\" directive instead in {}:{}",
+                    d.pos().file.display(),
+                    d.pos().line
+                );
+                params.http2 = true;
             }
+            "quic" => return Err(at(d, "\"quic\" listeners are not supported")),
             other => {
                 return Err(at(
                     d,
@@ -116,9 +139,9 @@ fn listen(t: &mut Translator, d: &Nginx, vs: &mut VirtualServer) -> Result<(), C
             }
         }
     }
-    t.listen(addr, d, proxy_protocol)?;
+    t.listen(addr, d, params)?;
     vs.listen.push(addr);
-    Ok(())
+    Ok((addr, d.origin()))
 }
 
 /// `server_name` entries in nginx's kinds; `_` and `""` never match a host.
@@ -179,7 +202,10 @@ fn location(
                 }
             }
             "location" => return Err(at(&e, "nested locations are not supported")),
-            name if HTTP_ONLY.contains(&name) || name == "merge_slashes" => {
+            name if HTTP_ONLY.contains(&name)
+                || name == "merge_slashes"
+                || tls::is_tls_directive(name) =>
+            {
                 return Err(not_allowed(&e));
             }
             _ if level.apply(&e, log_formats)? => {}
@@ -194,15 +220,17 @@ fn location(
         }
     }
     let level = level.inherit(server);
+    let mut upstream_tls = false;
     let action = match (answer_with, proxy_pass) {
         // nginx runs `return` before the content phase, so it wins over proxy_pass.
         (Some(answer), _) => Action::Return(answer),
         (None, Some(pass)) => {
-            let (upstream, uri) = proxy_target(t, &pass)?;
+            let (upstream, uri, tls) = proxy_target(t, &pass)?;
+            upstream_tls = tls;
             let mut pins = Vec::with_capacity(ifs.len());
             // Among matching `if`s the last one wins in nginx: try them last first.
             for e in ifs.iter().rev() {
-                pins.push(pin(t, e, &upstream)?);
+                pins.push(pin(t, e, &upstream, tls)?);
             }
             if let Some(e) = &health {
                 health_check(t, e, &upstream, &level)?;
@@ -230,10 +258,12 @@ fn location(
             ));
         }
     };
+    let mut proxy = level.settings();
+    proxy.upstream_tls.enabled = upstream_tls;
     Ok(Route {
         path,
         action,
-        proxy: level.settings(),
+        proxy,
         add_headers: level.add_headers(),
         access_log: level.access_log(),
         limits: level.limits(),
@@ -301,21 +331,31 @@ fn answer(d: &Nginx) -> Result<ReturnAction, ConfigError> {
 
 /// The upstream `proxy_pass` names: an `upstream` block, or an implicit one-server
 /// upstream for a host.
-fn proxy_target(t: &mut Translator, d: &Nginx) -> Result<(String, Option<String>), ConfigError> {
+/// Also whether it is `https://`.
+fn proxy_target(
+    t: &mut Translator,
+    d: &Nginx,
+) -> Result<(String, Option<String>, bool), ConfigError> {
     let url = values::ProxyUrl::parse(&d.args()[0]).map_err(|msg| at(d, msg))?;
     if url.port.is_none() && t.upstream_pos.contains_key(&url.host) {
-        return Ok((url.host, url.uri));
+        return Ok((url.host, url.uri, url.tls));
     }
     let name = match url.port {
         Some(port) => format!("{}:{port}", url.host),
         None => url.host.clone(),
     };
-    Ok((upstream::implicit(t, &name, &url.host_port(), d), url.uri))
+    let upstream = upstream::implicit(t, &name, &url.host_port(), d);
+    Ok((upstream, url.uri, url.tls))
 }
 
 /// `if ($http_NAME = "value") { proxy_pass http://target; }`, or with `$cookie_NAME` or
 /// any other variable (a `map` or `geo` one, say).
-fn pin(t: &mut Translator, d: &Nginx, location_upstream: &str) -> Result<PinRule, ConfigError> {
+fn pin(
+    t: &mut Translator,
+    d: &Nginx,
+    location_upstream: &str,
+    tls: bool,
+) -> Result<PinRule, ConfigError> {
     let unsupported_if = || {
         at(
             d,
@@ -362,7 +402,7 @@ fn pin(t: &mut Translator, d: &Nginx, location_upstream: &str) -> Result<PinRule
         ));
     }
     arg_count(&pass, 1..=1)?;
-    let target = pin_target(t, &pass, location_upstream)?;
+    let target = pin_target(t, &pass, location_upstream, tls)?;
     Ok(PinRule {
         source,
         matches: PinMatch::Value {
@@ -378,8 +418,15 @@ fn pin_target(
     t: &mut Translator,
     d: &Nginx,
     location_upstream: &str,
+    tls: bool,
 ) -> Result<PinTarget, ConfigError> {
     let url = values::ProxyUrl::parse(&d.args()[0]).map_err(|msg| at(d, msg))?;
+    if url.tls != tls {
+        return Err(at(
+            d,
+            "a pinned \"proxy_pass\" must use the scheme of the location's (http or https)",
+        ));
+    }
     if url.uri.as_deref().is_some_and(|u| u != "/") {
         return Err(at(d, "a URI in a pinned \"proxy_pass\" is not supported"));
     }
@@ -399,7 +446,7 @@ fn pin_target(
             server: server.name.clone(),
         });
     }
-    let (upstream, _) = proxy_target(t, d)?;
+    let (upstream, _, _) = proxy_target(t, d)?;
     Ok(PinTarget::Upstream(upstream))
 }
 

@@ -412,7 +412,7 @@ fn mistakes_are_refused_with_their_line() {
         ),
         (
             "http { server { listen 443 ssl; } }",
-            "\"ssl\" listeners are not supported yet",
+            "no \"ssl_certificate\" is defined for the \"listen ... ssl\" directive",
         ),
         (
             "http { server { location / { } } }",
@@ -427,8 +427,8 @@ fn mistakes_are_refused_with_their_line() {
             "named locations are not supported",
         ),
         (
-            "http { server { location / { proxy_pass https://a; } } }",
-            "https upstreams are not supported",
+            "http { server { location / { proxy_pass https://a; if ($http_x = \"1\") { proxy_pass http://b; } } } }",
+            "a pinned \"proxy_pass\" must use the scheme of the location's",
         ),
         (
             "http { server { location / { proxy_pass http://$b; } } }",

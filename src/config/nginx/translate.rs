@@ -5,6 +5,7 @@
 use super::client::ClientLevel;
 use super::level::Level;
 use super::parser::{Directive, Pos};
+use super::tls::TlsLevel;
 use super::{limits, server, upstream, variables};
 use crate::config::{
     Config, ConfigError, ErrorLog, GeoVar, Lifecycle, LimitConnZone, LimitReqZone, Listener,
@@ -116,8 +117,6 @@ pub fn accepted(d: &Nginx, context: &str) -> bool {
             "types",
             "default_type",
             "server_tokens",
-            "ssl_session_cache",
-            "ssl_session_timeout",
             "types_hash_max_size",
             "server_names_hash_bucket_size",
         ],
@@ -210,9 +209,17 @@ pub struct Translator {
     pub listeners: Vec<Listener>,
     /// `health_check` directives found in locations, by upstream, with where they were.
     pub health_checks: BTreeMap<String, (crate::config::HealthCheck, Pos)>,
+    /// The TLS settings and `listen`s of each virtual server, in the same order.
+    pub server_tls: Vec<ServerTls>,
     /// `resolver` and `resolver_timeout` of the `http` block.
     pub resolver: Option<crate::config::Resolver>,
     resolver_timeout: Option<Duration>,
+}
+
+/// What [`Translator::finish`] needs to give TLS listeners their settings.
+pub struct ServerTls {
+    pub level: TlsLevel,
+    pub listens: Vec<(SocketAddr, Origin)>,
 }
 
 /// Translates a parsed nginx configuration.
@@ -237,6 +244,7 @@ pub fn translate(main_file: &Path, directives: &[Directive]) -> Result<Config, C
         virtual_servers: Vec::new(),
         listeners: Vec::new(),
         health_checks: BTreeMap::new(),
+        server_tls: Vec::new(),
         resolver: None,
         resolver_timeout: None,
     };
@@ -335,6 +343,8 @@ impl Translator {
         let log_formats: Vec<String> = self.log_formats.keys().cloned().collect();
         let mut level = Level::default();
         let mut client = ClientLevel::default();
+        let mut tls = TlsLevel::default();
+        let base = self.base_dir();
         let mut servers = Vec::new();
         for d in block.iter().map(Nginx::new) {
             match d.name() {
@@ -354,12 +364,13 @@ impl Translator {
                 "resolver_timeout" => self.resolver_timeout = Some(time_value(&d)?),
                 _ if level.apply(&d, &log_formats)? => {}
                 _ if client.apply(&d)? => {}
+                _ if tls.apply(&d, &base)? => {}
                 _ if accepted(&d, "http") => {}
                 _ => return Err(unsupported(&d)),
             }
         }
         for d in servers {
-            server::translate(self, &d, &level, &client, &log_formats)?;
+            server::translate(self, &d, &level, &client, &tls, &log_formats)?;
         }
         Ok(())
     }
@@ -395,58 +406,15 @@ impl Translator {
         Ok(())
     }
 
-    /// Adds a listener, keeping nginx's rule that a wildcard address on a port covers
-    /// the specific addresses of that port (one socket serves both). `proxy_protocol` given
-    /// on any `listen` of an address applies to its socket, as nginx's listen options do;
-    /// addresses that share a socket must agree on it.
-    pub fn listen(
-        &mut self,
-        addr: SocketAddr,
-        d: &Nginx,
-        proxy_protocol: bool,
-    ) -> Result<(), ConfigError> {
-        let covered = |a: &SocketAddr| a.port() == addr.port() && a.is_ipv4() == addr.is_ipv4();
-        let disagree = || {
-            at(
-                d,
-                format!(
-                    "\"proxy_protocol\" must be set on all or none of the addresses that share the socket of {addr}"
-                ),
-            )
-        };
-        if let Some(same) = self.listeners.iter_mut().find(|l| l.addr == addr) {
-            same.proxy_protocol |= proxy_protocol;
-            return Ok(());
-        }
-        if let Some(wild) = self
-            .listeners
-            .iter()
-            .find(|l| covered(&l.addr) && l.addr.ip().is_unspecified())
-        {
-            return match wild.proxy_protocol == proxy_protocol {
-                true => Ok(()),
-                false => Err(disagree()),
-            };
-        }
-        if addr.ip().is_unspecified() {
-            if self
-                .listeners
-                .iter()
-                .any(|l| covered(&l.addr) && l.proxy_protocol != proxy_protocol)
-            {
-                return Err(disagree());
-            }
-            self.listeners.retain(|l| !covered(&l.addr));
-        }
-        self.listeners.push(Listener {
-            addr,
-            proxy_protocol,
-            origin: d.origin(),
-        });
-        Ok(())
+    /// The folder relative file names are taken from: the main file's.
+    pub fn base_dir(&self) -> PathBuf {
+        self.main_file
+            .parent()
+            .map_or_else(PathBuf::new, Path::to_path_buf)
     }
 
     fn finish(mut self) -> Result<Config, ConfigError> {
+        self.finish_listeners()?;
         if let (Some(r), Some(timeout)) = (&mut self.resolver, self.resolver_timeout) {
             r.timeout = timeout;
         }

@@ -86,9 +86,11 @@ pub fn listen_addr(value: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::new(ip, port))
 }
 
-/// A `proxy_pass` target: `http://NAME[:PORT][/uri]`.
+/// A `proxy_pass` target: `http[s]://NAME[:PORT][/uri]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyUrl {
+    /// `https://`: TLS to the servers.
+    pub tls: bool,
     /// The host part as written (an upstream name or a host name).
     pub host: String,
     /// The port if one was written.
@@ -99,12 +101,10 @@ pub struct ProxyUrl {
 
 impl ProxyUrl {
     pub fn parse(value: &str) -> Result<ProxyUrl, String> {
-        let rest = if let Some(rest) = value.strip_prefix("http://") {
-            rest
-        } else if value.starts_with("https://") {
-            return Err(format!(
-                "https upstreams are not supported in \"proxy_pass {value}\""
-            ));
+        let (tls, rest) = if let Some(rest) = value.strip_prefix("http://") {
+            (false, rest)
+        } else if let Some(rest) = value.strip_prefix("https://") {
+            (true, rest)
         } else if value.contains('$') {
             return Err(format!(
                 "variables in \"proxy_pass {value}\" are not supported"
@@ -124,15 +124,17 @@ impl ProxyUrl {
         let (host, port) =
             split_host_port(authority).ok_or_else(|| format!("invalid host in \"{value}\""))?;
         Ok(ProxyUrl {
+            tls,
             host: host.to_string(),
             port,
             uri,
         })
     }
 
-    /// `host:port` with nginx's default port 80.
+    /// `host:port` with nginx's default port: 80, or 443 for `https://`.
     pub fn host_port(&self) -> String {
-        format!("{}:{}", self.host, self.port.unwrap_or(80))
+        let default = if self.tls { 443 } else { 80 };
+        format!("{}:{}", self.host, self.port.unwrap_or(default))
     }
 }
 
@@ -234,7 +236,9 @@ mod tests {
             (u.host.as_str(), u.port, u.uri.as_deref()),
             ("127.0.0.1", Some(9001), Some("/api/"))
         );
-        assert!(ProxyUrl::parse("https://x").unwrap_err().contains("https"));
+        let tls = ProxyUrl::parse("https://x").unwrap();
+        assert!(tls.tls && !u.tls);
+        assert_eq!(tls.host_port(), "x:443", "nginx's default port of https");
         assert!(
             ProxyUrl::parse("http://$backend")
                 .unwrap_err()

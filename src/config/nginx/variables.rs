@@ -97,15 +97,8 @@ fn defined_once(t: &Translator, d: &Nginx, variable: &str) -> Result<(), ConfigE
 
 #[cfg(test)]
 mod tests {
-    use super::super::{parser, translate};
-    use crate::config::{Action, Config, PinSource};
-    use std::path::Path;
-
-    fn translate_str(text: &str) -> Result<Config, String> {
-        let file = Path::new("/etc/nginx/nginx.conf");
-        let directives = parser::parse_str(file, text).map_err(|e| e.to_string())?;
-        translate::translate(file, &directives).map_err(|e| e.to_string())
-    }
+    use crate::config::nginx::tests::translate_str;
+    use crate::config::{Action, PinSource};
 
     /// The idiom for pins from some addresses only: `geo`, then a `map` over it, then
     /// `if`s on the mapped variable; with `pinlb_pin_secret` inherited from `http`.

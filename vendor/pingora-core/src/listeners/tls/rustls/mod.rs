@@ -13,13 +13,14 @@
 // limitations under the License.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::listeners::{SharedTlsAcceptCallbacks, TlsAcceptCallbacks};
 use crate::offload::OffloadRuntime;
 use crate::protocols::tls::{server::handshake, server::handshake_with_callback, TlsStream};
 use crate::server::configuration::ServerConf;
 use log::debug;
-use pingora_error::ErrorType::{InternalError, InvalidCert};
+use pingora_error::ErrorType::{InternalError, InvalidCert, TLSHandshakeTimedout};
 use pingora_error::{Error, OrErr, Result};
 use pingora_rustls::load_certs_and_key_files;
 use pingora_rustls::ClientCertVerifier;
@@ -38,12 +39,15 @@ pub struct TlsSettings {
     client_cert_verifier: Option<Arc<dyn ClientCertVerifier>>,
     callbacks: Option<TlsAcceptCallbacks>,
     offload_threadpool: Option<(usize, usize)>,
+    server_config: Option<Arc<ServerConfig>>,
+    handshake_timeout: Option<Duration>,
 }
 
 pub struct Acceptor {
     pub acceptor: RusTlsAcceptor,
     callbacks: Option<SharedTlsAcceptCallbacks>,
     offload: Option<OffloadRuntime>,
+    handshake_timeout: Option<Duration>,
 }
 
 impl TlsSettings {
@@ -57,6 +61,17 @@ impl TlsSettings {
     pub fn build(self) -> Acceptor {
         // rustls 0.23+ requires an explicit CryptoProvider.
         pingora_rustls::install_default_crypto_provider();
+
+        if let Some(config) = self.server_config {
+            return Acceptor {
+                acceptor: RusTlsAcceptor::from(config),
+                callbacks: self.callbacks.map(SharedTlsAcceptCallbacks::from),
+                offload: self.offload_threadpool.map(|(shards, threads_per_shard)| {
+                    OffloadRuntime::new("downstream TLS offload", shards, threads_per_shard)
+                }),
+                handshake_timeout: self.handshake_timeout,
+            };
+        }
 
         let builder =
             ServerConfig::builder_with_protocol_versions(&[&version::TLS12, &version::TLS13]);
@@ -101,7 +116,22 @@ impl TlsSettings {
             offload: self.offload_threadpool.map(|(shards, threads_per_shard)| {
                 OffloadRuntime::new("downstream TLS offload", shards, threads_per_shard)
             }),
+            handshake_timeout: self.handshake_timeout,
         }
+    }
+
+    /// Use this rustls [`ServerConfig`] as it is: its protocol versions, certificate
+    /// resolver, ALPN protocols, session storage and ticketer. Certificate paths, a
+    /// resolver, a client certificate verifier and ALPN set on these settings are
+    /// ignored; callbacks and handshake offload still apply.
+    pub fn set_server_config(&mut self, config: Arc<ServerConfig>) {
+        self.server_config = Some(config);
+    }
+
+    /// Fail a handshake that has not completed within `timeout` (the listening service's
+    /// own 60 s bound still applies).
+    pub fn set_handshake_timeout(&mut self, timeout: Duration) {
+        self.handshake_timeout = Some(timeout);
     }
 
     /// Enable HTTP/2 support for this endpoint, which is default off.
@@ -200,6 +230,8 @@ impl TlsSettings {
             client_cert_verifier: None,
             callbacks: None,
             offload_threadpool: None,
+            server_config: None,
+            handshake_timeout: None,
         })
     }
 
@@ -220,6 +252,8 @@ impl TlsSettings {
             client_cert_verifier: None,
             callbacks: Some(callbacks),
             offload_threadpool: None,
+            server_config: None,
+            handshake_timeout: None,
         })
     }
 }
@@ -238,10 +272,25 @@ impl Acceptor {
             acceptor: RusTlsAcceptor::from(config),
             callbacks: None,
             offload: None,
+            handshake_timeout: None,
         }
     }
 
     pub async fn tls_handshake<S: IO + 'static>(&self, stream: S) -> Result<TlsStream<S>> {
+        match self.handshake_timeout {
+            Some(limit) => pingora_timeout::timeout(limit, self.tls_handshake_unbounded(stream))
+                .await
+                .or_else(|_| {
+                    Error::e_explain(
+                        TLSHandshakeTimedout,
+                        format!("no TLS handshake within {limit:?}"),
+                    )
+                })?,
+            None => self.tls_handshake_unbounded(stream).await,
+        }
+    }
+
+    async fn tls_handshake_unbounded<S: IO + 'static>(&self, stream: S) -> Result<TlsStream<S>> {
         debug!("new tls session");
         if let Some(offload) = self.offload.as_ref() {
             // Clone without offload to prevent recursive offloading on the worker runtime.
@@ -249,6 +298,7 @@ impl Acceptor {
                 acceptor: self.acceptor.clone(),
                 callbacks: None,
                 offload: None,
+                handshake_timeout: None,
             };
             let callbacks = self.callbacks.clone();
             let rt = offload.get_runtime(stream.id() as u64);
