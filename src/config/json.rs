@@ -1,6 +1,7 @@
 //! The native JSON config file: serde structs (`*Conf`) that mirror the file, and their
 //! translation into the [`Config`] model with JSON paths as origins.
 
+mod acme;
 mod limits;
 mod tls;
 
@@ -96,6 +97,8 @@ struct ConfigConf {
     keepalive_requests: Option<u32>,
     #[serde(default)]
     resolver: Option<ResolverConf>,
+    #[serde(default)]
+    acme_issuers: BTreeMap<String, acme::IssuerConf>,
 }
 
 impl ConfigConf {
@@ -634,6 +637,7 @@ impl ConfigConf {
         };
         let root = Origin::Json(String::new());
         let client_limits = self.limits(&root);
+        let acme_issuers = acme::issuers(file, &self.acme_issuers)?;
         let mut listeners = Vec::with_capacity(self.listeners.len());
         for (i, l) in self.listeners.iter().enumerate() {
             let origin = root.field("listeners").field(&format!("[{i}]"));
@@ -645,7 +649,7 @@ impl ConfigConf {
                 )
             })?;
             let tls = match &l.tls {
-                Some(t) => Some(t.listener(file, origin.field("tls"))?),
+                Some(t) => Some(t.listener(file, origin.field("tls"), &acme_issuers)?),
                 None => None,
             };
             listeners.push(Listener {
@@ -757,6 +761,7 @@ impl ConfigConf {
         };
         Ok(Config {
             resolver,
+            acme_issuers,
             source: file.to_path_buf(),
             threads,
             virtual_servers: vec![VirtualServer {
@@ -764,6 +769,8 @@ impl ConfigConf {
                 default_for: Vec::new(),
                 server_names: Vec::new(),
                 certificates: Vec::new(),
+                acme: None,
+                acme_serves: false,
                 routes,
                 merge_slashes: self.merge_slashes,
                 access_log: default_log,

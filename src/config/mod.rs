@@ -1,6 +1,7 @@
 //! The one internal configuration model. Both front-ends (native JSON and nginx.conf)
 //! produce a [`Config`]; nothing downstream knows which file it came from.
 
+pub mod acme;
 mod client;
 mod error;
 pub mod file;
@@ -17,6 +18,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use acme::{AcmeCertificate, AcmeIssuer, AcmeKey};
 pub use client::{ClientLimits, HeaderBuffers};
 pub use error::{ConfigError, Origin};
 pub use limits::{
@@ -105,6 +107,9 @@ pub struct Config {
     /// `None`: the system's (`/etc/resolv.conf`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolver: Option<Resolver>,
+    /// ACME servers certificates are ordered from (nginx `acme_issuer`), by name.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub acme_issuers: BTreeMap<String, AcmeIssuer>,
 }
 
 /// nginx `resolver ADDR[:PORT] ... [valid=TIME] [ipv4=on|off] [ipv6=on|off]` with
@@ -310,6 +315,14 @@ pub struct VirtualServer {
     /// `ssl_certificate`); several pairs for several key types (RSA and ECDSA).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertPair>,
+    /// Its certificate from an ACME issuer (nginx `acme_certificate`), served when
+    /// `ssl_certificate $acme_certificate` says so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub acme: Option<AcmeCertificate>,
+    /// Whether the ACME certificate is this server's certificate (`ssl_certificate
+    /// $acme_certificate`); otherwise it is only ordered and kept.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub acme_serves: bool,
     /// Routes (nginx `location`s), chosen by nginx's rules.
     pub routes: Vec<Route>,
     /// Whether runs of `/` in request paths are merged before matching (nginx

@@ -67,6 +67,10 @@ pub struct ListenerTls {
     /// `listeners[].tls.certificates`); nginx configs give them to virtual servers.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub certificates: Vec<CertPair>,
+    /// Certificates ordered from ACME issuers, chosen by their identifiers (the JSON
+    /// config's `listeners[].tls.acme`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub acme: Vec<super::AcmeCertificate>,
     #[serde(skip)]
     pub origin: Origin,
 }
@@ -81,6 +85,7 @@ impl Default for ListenerTls {
             session_cache: 0,
             session_tickets: true,
             certificates: Vec::new(),
+            acme: Vec::new(),
             origin: Origin::Builtin,
         }
     }

@@ -1,15 +1,19 @@
 //! The JSON keys of a TLS listener: `listeners[].tls` (certificates, protocols, ciphers,
 //! curves, session resumption) and `listeners[].http2`.
 
-use crate::config::{CertPair, ConfigError, ListenerTls, Origin, TlsVersion};
+use crate::config::{AcmeIssuer, CertPair, ConfigError, ListenerTls, Origin, TlsVersion};
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// `"tls": { "certificates": [{ "cert": "site.pem", "key": "site.key" }], ... }`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(super) struct TlsConf {
+    #[serde(default)]
     certificates: Vec<CertConf>,
+    #[serde(default)]
+    acme: Vec<super::acme::AcmeCertConf>,
     #[serde(default)]
     protocols: Option<Vec<String>>,
     #[serde(default)]
@@ -37,13 +41,18 @@ struct CertConf {
 
 impl TlsConf {
     /// The model's listener TLS; relative file names are taken from the config's folder.
-    pub(super) fn listener(&self, file: &Path, origin: Origin) -> Result<ListenerTls, ConfigError> {
+    pub(super) fn listener(
+        &self,
+        file: &Path,
+        origin: Origin,
+        issuers: &BTreeMap<String, AcmeIssuer>,
+    ) -> Result<ListenerTls, ConfigError> {
         let base = file.parent().unwrap_or(Path::new(""));
-        if self.certificates.is_empty() {
+        if self.certificates.is_empty() && self.acme.is_empty() {
             return Err(ConfigError::invalid(
                 file,
                 &origin.field("certificates"),
-                "a TLS listener needs at least one certificate",
+                "a TLS listener needs at least one certificate (or an \"acme\" one)",
             ));
         }
         let certificates = self
@@ -81,6 +90,14 @@ impl TlsConf {
             session_cache: self.session_cache,
             session_tickets: self.session_tickets,
             certificates,
+            acme: self
+                .acme
+                .iter()
+                .enumerate()
+                .map(|(i, a)| {
+                    a.certificate(file, origin.field("acme").field(&format!("[{i}]")), issuers)
+                })
+                .collect::<Result<_, _>>()?,
             origin,
         })
     }

@@ -107,7 +107,9 @@ impl Translator {
                 *tls = self.server_tls[i].level.listener(tls.origin.clone());
             }
             for &i in &on_it {
-                if self.virtual_servers[i].certificates.is_empty() {
+                if self.virtual_servers[i].certificates.is_empty()
+                    && !self.virtual_servers[i].acme_serves
+                {
                     let origin = self.server_tls[i]
                         .listens
                         .iter()

@@ -1,6 +1,7 @@
 //! The nginx.conf front-end: the subset of nginx's configuration language that load
 //! balancing uses, read with nginx's meaning into the [`Config`](crate::config::Config) model.
 
+mod acme;
 mod client;
 mod level;
 pub mod lexer;

@@ -8,7 +8,7 @@ use super::tls::{self, TlsLevel};
 use super::translate::{
     HTTP_ONLY, Nginx, Translator, accepted, arg_count, at, flag, not_allowed, unsupported,
 };
-use super::{upstream, values};
+use super::{acme, upstream, values};
 use crate::config::{
     Action, CheckKind, ConfigError, HealthCheck, OnUnhealthy, PathMatch, PinMatch, PinRule,
     PinSource, PinTarget, ProxyPass, ReturnAction, Route, ServerName, VirtualServer,
@@ -29,6 +29,8 @@ pub fn translate(
         default_for: Vec::new(),
         server_names: Vec::new(),
         certificates: Vec::new(),
+        acme: None,
+        acme_serves: false,
         routes: Vec::new(),
         merge_slashes: t.merge_slashes,
         access_log: Vec::new(),
@@ -42,6 +44,7 @@ pub fn translate(
     let mut listens = Vec::new();
     let mut locations = Vec::new();
     let mut server_return = None;
+    let mut acme_certificate = None;
     let base = t.base_dir();
     for e in d.block()?.iter().map(Nginx::new) {
         match e.name() {
@@ -50,6 +53,11 @@ pub fn translate(
             "location" => locations.push(e),
             "return" => server_return = Some((answer(&e)?, e.origin())),
             "merge_slashes" => vs.merge_slashes = flag(&e)?,
+            "acme_certificate" if acme_certificate.is_some() => {
+                return Err(at(&e, "\"acme_certificate\" directive is duplicate"));
+            }
+            "acme_certificate" => acme_certificate = Some(e),
+            "acme_issuer" | "acme_shared_zone" => return Err(not_allowed(&e)),
             name if HTTP_ONLY.contains(&name) => return Err(not_allowed(&e)),
             "if" => {
                 return Err(at(
@@ -73,6 +81,18 @@ pub fn translate(
     }
     let tls_level = tls_level.inherit(http_tls);
     vs.certificates = tls_level.pairs(d)?;
+    vs.acme_serves = TlsLevel::acme_pair(&t.main_file, &mut vs.certificates)?;
+    // After the block: identifiers default to the `server_name`s, wherever written.
+    vs.acme = match &acme_certificate {
+        Some(e) => Some(acme::certificate(t, e, &vs.server_names)?),
+        None => None,
+    };
+    if vs.acme_serves && vs.acme.is_none() {
+        return Err(at(
+            d,
+            "\"ssl_certificate $acme_certificate\" needs an \"acme_certificate\" in the same server",
+        ));
+    }
     t.server_tls.push(super::translate::ServerTls {
         level: tls_level,
         listens,

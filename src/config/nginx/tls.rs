@@ -60,13 +60,13 @@ impl TlsLevel {
         };
         match d.name() {
             "ssl_certificate" => {
-                let path = base.join(one(d)?);
+                let path = file_arg(d, base, one(d)?)?;
                 self.certs
                     .get_or_insert_with(Vec::new)
                     .push((path, d.origin()));
             }
             "ssl_certificate_key" => {
-                let path = base.join(one(d)?);
+                let path = file_arg(d, base, one(d)?)?;
                 self.keys.get_or_insert_with(Vec::new).push(path);
             }
             "ssl_protocols" => {
@@ -168,6 +168,34 @@ impl TlsLevel {
             .collect())
     }
 
+    /// Takes the `ssl_certificate $acme_certificate; ssl_certificate_key
+    /// $acme_certificate_key;` pair out of `pairs`: whether there was one. Any other mix
+    /// of the variables with files is an error at the directive.
+    pub fn acme_pair(file: &Path, pairs: &mut Vec<CertPair>) -> Result<bool, ConfigError> {
+        let is_var = |p: &Path| p.to_str().is_some_and(super::acme::is_acme_variable);
+        let mut found = false;
+        for pair in pairs.iter() {
+            match (is_var(&pair.cert), is_var(&pair.key)) {
+                (false, false) => {}
+                (true, true)
+                    if pair.cert == Path::new("$acme_certificate")
+                        && pair.key == Path::new("$acme_certificate_key") =>
+                {
+                    found = true;
+                }
+                _ => {
+                    return Err(ConfigError::invalid(
+                        file,
+                        &pair.origin,
+                        "\"ssl_certificate $acme_certificate\" goes with \"ssl_certificate_key $acme_certificate_key\"",
+                    ));
+                }
+            }
+        }
+        pairs.retain(|p| !is_var(&p.cert));
+        Ok(found)
+    }
+
     /// The handshake settings, should this server be the default of a TLS listener.
     pub fn listener(&self, origin: Origin) -> ListenerTls {
         let default = ListenerTls::default();
@@ -179,9 +207,28 @@ impl TlsLevel {
             session_cache: self.session_cache.unwrap_or(0),
             session_tickets: self.session_tickets.unwrap_or(true),
             certificates: Vec::new(),
+            acme: Vec::new(),
             origin,
         }
     }
+}
+
+/// A certificate or key file named by `d`, from `base`; the ACME module's variables are
+/// kept as written (see [`TlsLevel::acme_pair`]); other variables are refused.
+fn file_arg(d: &Nginx, base: &Path, arg: String) -> Result<PathBuf, ConfigError> {
+    if super::acme::is_acme_variable(&arg) {
+        return Ok(super::acme::variable_path(&arg));
+    }
+    if arg.starts_with('$') {
+        return Err(at(
+            d,
+            format!(
+                "variables in \"{}\" are not supported (only $acme_certificate and $acme_certificate_key)",
+                d.name()
+            ),
+        ));
+    }
+    Ok(base.join(arg))
 }
 
 /// Whether `name` is one of the directives [`TlsLevel::apply`] takes.

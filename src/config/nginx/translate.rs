@@ -6,7 +6,7 @@ use super::client::ClientLevel;
 use super::level::Level;
 use super::parser::{Directive, Pos};
 use super::tls::TlsLevel;
-use super::{limits, server, upstream, variables};
+use super::{acme, limits, server, upstream, variables};
 use crate::config::{
     Config, ConfigError, ErrorLog, GeoVar, Lifecycle, LimitConnZone, LimitReqZone, Listener,
     LogEscape, LogFormat, LogLevel, MapVar, Origin, Upstream,
@@ -214,6 +214,8 @@ pub struct Translator {
     /// `resolver` and `resolver_timeout` of the `http` block.
     pub resolver: Option<crate::config::Resolver>,
     resolver_timeout: Option<Duration>,
+    /// `acme_issuer` blocks, by name.
+    pub acme_issuers: BTreeMap<String, crate::config::AcmeIssuer>,
 }
 
 /// What [`Translator::finish`] needs to give TLS listeners their settings.
@@ -247,6 +249,7 @@ pub fn translate(main_file: &Path, directives: &[Directive]) -> Result<Config, C
         server_tls: Vec::new(),
         resolver: None,
         resolver_timeout: None,
+        acme_issuers: BTreeMap::new(),
     };
     let mut http_seen = false;
     for d in directives.iter().map(Nginx::new) {
@@ -337,6 +340,7 @@ impl Translator {
                 "limit_req_zone" => limits::req_zone(self, &d)?,
                 "limit_conn_zone" => limits::conn_zone(self, &d)?,
                 "log_format" => self.log_format(&d)?,
+                "acme_issuer" => acme::issuer(self, &d)?,
                 _ => {}
             }
         }
@@ -349,7 +353,8 @@ impl Translator {
         for d in block.iter().map(Nginx::new) {
             match d.name() {
                 "upstream" | "map" | "geo" | "limit_req_zone" | "limit_conn_zone"
-                | "log_format" => {}
+                | "log_format" | "acme_issuer" => {}
+                "acme_shared_zone" => acme::shared_zone(&d)?,
                 "server" => servers.push(d),
                 "merge_slashes" => self.merge_slashes = flag(&d)?,
                 "keepalive_timeout" => {
@@ -454,6 +459,7 @@ impl Translator {
             error_log: self.error_log,
             log_formats: self.log_formats,
             resolver: self.resolver,
+            acme_issuers: self.acme_issuers,
         })
     }
 }
