@@ -27,7 +27,7 @@ impl AdminApp {
 
     /// `/status`: the process, the config generation and reload outcome, every upstream
     /// and server with its state and counters, what is known of each `resolve` name, and
-    /// the pins.
+    /// the pins, and each ACME certificate.
     pub fn status(&self) -> Value {
         let shared = &self.shared;
         let current = shared.current.load();
@@ -94,6 +94,7 @@ impl AdminApp {
             "last_reload": last_reload,
             "upstreams": upstreams,
             "pins": pins(&current.config),
+            "acme": shared.acme.status(),
         })
     }
 }

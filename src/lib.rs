@@ -92,6 +92,10 @@ pub fn build_server(shared: &Arc<Shared>, opt: Opt) -> Result<Server, String> {
         lifecycle::reload::ReloadService::new(Arc::clone(shared)),
     ));
     server.add_service(background_service(
+        "acme",
+        tls::acme::AcmeService::new(Arc::clone(&shared.acme)),
+    ));
+    server.add_service(background_service(
         "readiness",
         lifecycle::ready::ReadyService::new(Arc::clone(shared)),
     ));

@@ -5,6 +5,7 @@ use crate::config::Config;
 use crate::observe::access_log::Sinks;
 use crate::runtime::Runtime;
 use crate::tls::CertStore;
+use crate::tls::acme::Acme;
 use crate::upstream::discovery::Discovery;
 use arc_swap::ArcSwap;
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ pub struct Shared {
     /// The certificates TLS listeners answer with: the current generation's files, and
     /// any installed at run time.
     pub certs: Arc<CertStore>,
+    /// Certificates from ACME issuers, and the HTTP-01 answers of their orders.
+    pub acme: Arc<Acme>,
     /// Access log destinations, kept open across reloads.
     pub sinks: Sinks,
     /// Wakes the health checks and the name lookups when a reload (or new addresses of a
@@ -84,8 +87,12 @@ impl Shared {
     ) -> Arc<Shared> {
         let config = Arc::new(config);
         let certs = CertStore::new(runtime.tls.clone());
+        let acme = Acme::new(Arc::clone(&certs));
+        // Stored certificates are served from the first handshake on.
+        acme.configure(runtime.acme.clone());
         Arc::new(Shared {
             certs,
+            acme,
             config_path,
             started_with: Arc::clone(&config),
             current: ArcSwap::from_pointee(Generation {

@@ -102,6 +102,7 @@ pub fn reload(shared: &Shared) -> ReloadReport {
             // Reloads run one at a time (one SIGHUP handler), so the number cannot race.
             let generation = old.number + 1;
             shared.certs.replace_files(runtime.tls.clone());
+            shared.acme.configure(runtime.acme.clone());
             shared.current.store(Arc::new(Generation {
                 number: generation,
                 config: Arc::new(config),

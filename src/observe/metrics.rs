@@ -46,6 +46,13 @@ pub struct Metrics {
     servers: IntGaugeVec,
     /// Responses that set a sticky cookie, by upstream.
     sticky_set: IntCounterVec,
+    /// ACME orders by certificate (`acme:ISSUER:ID`) and result (`success`, `failure`).
+    acme_orders: IntCounterVec,
+    /// Expiry (Unix seconds) of the certificate served, by ACME certificate; absent
+    /// while the self-signed stand-in is served.
+    acme_expiry: IntGaugeVec,
+    /// Failed ACME orders in a row, by certificate; 0 after a success.
+    acme_failures: IntGaugeVec,
 }
 
 /// The process-wide metrics.
@@ -127,6 +134,21 @@ impl Metrics {
                 "pinlb_limit_conn_total",
                 "Requests checked by a limit_conn zone, by result.",
                 &["zone", "result"],
+            ),
+            acme_orders: counter(
+                "pinlb_acme_orders_total",
+                "ACME orders by certificate and result.",
+                &["certificate", "result"],
+            ),
+            acme_expiry: gauge(
+                "pinlb_acme_certificate_expiry_timestamp_seconds",
+                "When the ACME certificate served expires.",
+                &["certificate"],
+            ),
+            acme_failures: gauge(
+                "pinlb_acme_consecutive_failures",
+                "Failed ACME orders in a row.",
+                &["certificate"],
             ),
             server_up: gauge(
                 "pinlb_server_up",
@@ -236,6 +258,24 @@ impl Metrics {
         self.reloads
             .with_label_values(&[if ok { "success" } else { "failure" }])
             .inc();
+    }
+
+    /// An ACME order of `certificate` ended; `failures` in a row now.
+    pub fn acme_order(&self, certificate: &str, ok: bool, failures: u32) {
+        let result = if ok { "success" } else { "failure" };
+        self.acme_orders
+            .with_label_values(&[certificate, result])
+            .inc();
+        self.acme_failures
+            .with_label_values(&[certificate])
+            .set(i64::from(failures));
+    }
+
+    /// `certificate` now serves one that expires at `not_after` (Unix seconds).
+    pub fn acme_expiry(&self, certificate: &str, not_after: i64) {
+        self.acme_expiry
+            .with_label_values(&[certificate])
+            .set(not_after);
     }
 
     /// Forgets the series of servers no longer configured.

@@ -2,6 +2,7 @@
 
 use crate::request;
 use crate::runtime::AddHeaderRule;
+use crate::tls::acme::challenge::Challenges;
 use crate::variables::{RequestInfo, Template};
 use bytes::Bytes;
 use http::HeaderValue;
@@ -162,6 +163,20 @@ pub fn write_text(session: &mut Session, mut resp: ResponseHeader, body: Vec<u8>
         }
         Ok(())
     })
+}
+
+/// Answers ACME's HTTP-01 validation (`GET /.well-known/acme-challenge/TOKEN` on a
+/// plain connection) with the pending challenge's key authorization; whether it did.
+/// Other requests, unknown tokens included, go on to routing.
+pub async fn acme_challenge(session: &mut Session, challenges: &Challenges) -> Result<bool> {
+    let path = session.req_header().uri.path();
+    let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
+    let Some(answer) = challenges.answer(path).filter(|_| !tls) else {
+        return Ok(false);
+    };
+    let resp = ResponseHeader::build(200, Some(3))?;
+    write_text(session, resp, answer.as_bytes().to_vec()).await?;
+    Ok(true)
 }
 
 #[cfg(test)]

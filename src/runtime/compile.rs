@@ -85,7 +85,10 @@ impl Runtime {
         };
         let merge_slashes = [true, false].into_iter().find(|&on| merges(on));
         let tls = crate::tls::sni_tables(config)?;
+        let acme = crate::tls::acme::plans(config)?;
         Ok(Runtime {
+            acme_http01: !acme.is_empty(),
+            acme,
             any_tls: !tls.is_empty(),
             tls,
             pools,

@@ -55,6 +55,11 @@ pub struct Runtime {
     pub tls: crate::tls::SniTables,
     /// Whether any listener speaks TLS (otherwise requests never look for TLS details).
     pub any_tls: bool,
+    /// The certificates ordered from ACME issuers.
+    pub acme: Vec<Arc<crate::tls::acme::plan::CertPlan>>,
+    /// Whether plain listeners answer ACME's HTTP-01 challenges (some certificate is
+    /// ordered); when not, requests never look.
+    pub acme_http01: bool,
 }
 
 pub struct VirtualServer {

@@ -3,7 +3,7 @@
 
 use super::load::{LoadedCert, load_pair};
 use super::store::{CertBundle, SniMap, SniTables};
-use crate::config::{CertPair, Config, ConfigError, ServerName};
+use crate::config::{AcmeCertificate, CertPair, Config, ConfigError, ServerName};
 use crate::routing::server_names::Names;
 use log::warn;
 use std::collections::HashMap;
@@ -33,7 +33,10 @@ pub fn sni_tables(config: &Config) -> Result<SniTables, ConfigError> {
         let mut entries = Vec::new();
         let mut default = None;
         for vs in &config.virtual_servers {
-            if vs.certificates.is_empty() || !vs.listen.iter().any(|a| listener.serves(a)) {
+            let acme = vs.acme.as_ref().filter(|_| vs.acme_serves);
+            if (vs.certificates.is_empty() && acme.is_none())
+                || !vs.listen.iter().any(|a| listener.serves(a))
+            {
                 continue;
             }
             let certs = vs
@@ -43,7 +46,10 @@ pub fn sni_tables(config: &Config) -> Result<SniTables, ConfigError> {
                 .collect::<Result<Vec<_>, _>>()?;
             let names = Names::new(&vs.server_names)
                 .map_err(|msg| ConfigError::invalid(&config.source, &vs.origin, msg))?;
-            let bundle = Arc::new(bundle(certs));
+            let bundle = match acme {
+                Some(acme) => Arc::new(stand_in(config, acme)?),
+                None => Arc::new(bundle(certs)),
+            };
             let is_default = vs.default_for.iter().any(|a| listener.serves(a));
             if is_default || default.is_none() {
                 default = Some(Arc::clone(&bundle));
@@ -58,6 +64,12 @@ pub fn sni_tables(config: &Config) -> Result<SniTables, ConfigError> {
             default.get_or_insert_with(|| Arc::clone(&bundle));
             entries.push((names, bundle));
         }
+        // ACME certificates of the listener answer for their identifiers.
+        for acme in &tls.acme {
+            let bundle = Arc::new(stand_in(config, acme)?);
+            default.get_or_insert_with(|| Arc::clone(&bundle));
+            entries.push((cert_names(&acme.identifiers), bundle));
+        }
         if default.is_none() {
             return Err(ConfigError::invalid(
                 &config.source,
@@ -68,6 +80,22 @@ pub fn sni_tables(config: &Config) -> Result<SniTables, ConfigError> {
         tables.insert(listener.addr, Arc::new(SniMap::new(entries, default)));
     }
     Ok(tables)
+}
+
+/// The self-signed certificate served for an ACME certificate until it exists; the
+/// ACME one replaces it, by its alias, once installed.
+fn stand_in(config: &Config, acme: &AcmeCertificate) -> Result<CertBundle, ConfigError> {
+    let key = super::acme::stand_in(&acme.identifiers).map_err(|e| {
+        ConfigError::invalid(
+            &config.source,
+            &acme.origin,
+            format!("cannot make a self-signed certificate: {e}"),
+        )
+    })?;
+    Ok(CertBundle::stand_in(
+        vec![key],
+        &super::acme::alias_of(acme),
+    ))
 }
 
 /// Preferred first: ECDSA (and other non-RSA) keys, then RSA, each in config order.

@@ -21,13 +21,27 @@ pub struct LoadedCert {
     pub rsa: bool,
     /// Set when the certificate is not valid now: what to warn about.
     pub warning: Option<String>,
+    /// The leaf's validity, seconds since the Unix epoch: not before, not after.
+    pub validity: (i64, i64),
 }
 
 /// Reads and checks the pair. The error says which file and why, in one line.
 pub fn load_pair(cert: &Path, key: &Path) -> Result<LoadedCert, String> {
     let cert_pem = std::fs::read(cert)
         .map_err(|e| format!("cannot load certificate \"{}\": {e}", cert.display()))?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+    let key_pem = std::fs::read(key)
+        .map_err(|e| format!("cannot load certificate key \"{}\": {e}", key.display()))?;
+    pair_from_pem(&cert_pem, &key_pem, cert, key)
+}
+
+/// Checks a pair already read; `cert` and `key` name where it came from, for errors.
+pub fn pair_from_pem(
+    cert_pem: &[u8],
+    key_pem: &[u8],
+    cert: &Path,
+    key: &Path,
+) -> Result<LoadedCert, String> {
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(cert_pem)
         .collect::<Result<_, _>>()
         .map_err(|e| format!("cannot load certificate \"{}\": {e}", cert.display()))?;
     if chain.is_empty() {
@@ -36,9 +50,7 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<LoadedCert, String> {
             cert.display()
         ));
     }
-    let key_pem = std::fs::read(key)
-        .map_err(|e| format!("cannot load certificate key \"{}\": {e}", key.display()))?;
-    let private = PrivateKeyDer::from_pem_slice(&key_pem).map_err(|e| {
+    let private = PrivateKeyDer::from_pem_slice(key_pem).map_err(|e| {
         format!(
             "cannot load certificate key \"{}\": no PEM private key in the file ({e})",
             key.display()
@@ -77,6 +89,10 @@ pub fn load_pair(cert: &Path, key: &Path) -> Result<LoadedCert, String> {
         None
     };
     Ok(LoadedCert {
+        validity: (
+            validity.not_before.timestamp(),
+            validity.not_after.timestamp(),
+        ),
         names: names(&leaf),
         key: Arc::new(certified),
         rsa,

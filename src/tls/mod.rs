@@ -1,8 +1,9 @@
 //! TLS termination: certificate pairs read and checked ([`load`]), the SNI maps of a
 //! config ([`compile`]), the certificate store every TLS listener's rustls resolver reads
-//! and that reloads (and, later, ACME) write ([`store`]), and each listener's rustls
-//! config ([`listener`]).
+//! and that reloads and ACME write ([`store`]), each listener's rustls config
+//! ([`listener`]), and automatic certificates ([`acme`]).
 
+pub mod acme;
 pub mod compile;
 pub mod listener;
 pub mod load;

@@ -16,12 +16,27 @@ use std::sync::Arc;
 #[derive(Debug, Clone, Default)]
 pub struct CertBundle {
     keys: Vec<Arc<CertifiedKey>>,
+    /// The name an installed certificate replaces this one under (an ACME
+    /// certificate's, whose self-signed stand-in this is); `None` for files.
+    installed_as: Option<Box<str>>,
 }
 
 impl CertBundle {
     /// `keys` in the order to try them.
     pub fn new(keys: Vec<Arc<CertifiedKey>>) -> Self {
-        CertBundle { keys }
+        CertBundle {
+            keys,
+            installed_as: None,
+        }
+    }
+
+    /// A stand-in served until a certificate is installed as `name`
+    /// ([`CertStore::install`]); from then on that one answers wherever this would.
+    pub fn stand_in(keys: Vec<Arc<CertifiedKey>>, name: &str) -> Self {
+        CertBundle {
+            keys,
+            installed_as: Some(name.into()),
+        }
     }
 
     /// The certificates, preferred first.
@@ -143,7 +158,13 @@ impl CertStore {
             }
         }
         let files = self.files.load();
-        files.get(listener)?.find(sni).cloned()
+        let bundle = files.get(listener)?.find(sni)?;
+        if let Some(name) = &bundle.installed_as {
+            if let Some(installed) = self.installed.load().get(name.as_ref()) {
+                return Some(Arc::clone(installed));
+            }
+        }
+        Some(Arc::clone(bundle))
     }
 
     /// The rustls resolver of the TLS listener at `listener`.
@@ -264,6 +285,21 @@ mod tests {
             tag(store.certificates_for(&listener, Some("site.test"))),
             Some(2)
         );
+        // A stand-in gives way to what is installed under its name, for any SNI.
+        let stand_in = Arc::new(CertBundle::stand_in(bundle(7).keys().to_vec(), "acme:le:a"));
+        store.replace_files(SniTables::from([(
+            listener,
+            Arc::new(SniMap::new(Vec::new(), Some(stand_in))),
+        )]));
+        assert_eq!(tag(store.certificates_for(&listener, None)), Some(7));
+        store.install("acme:le:a", bundle(8).keys().to_vec());
+        assert_eq!(tag(store.certificates_for(&listener, None)), Some(8));
+        assert_eq!(
+            tag(store.certificates_for(&listener, Some("x.test"))),
+            Some(8)
+        );
+        store.remove("acme:le:a");
+        store.replace_files(files(2));
         // A listener the new config dropped keeps what it had.
         let other: SocketAddr = "127.0.0.1:8443".parse().unwrap();
         store.replace_files(SniTables::from([(
