@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing pinlb needs beyond Rust (cmake, a C compiler; patch for
 # `make vendor-check`; nginx, which `pinlb compare` and its tests run beside pinlb; openssl,
-# curl and h2load, the HTTPS tests' certificate maker and clients) when it is missing and
+# curl and h2load, the HTTPS tests' certificate maker and clients; pebble and
+# pebble-challtestsrv, the ACME tests' CA and DNS) when it is missing and
 # this user can (root with apt-get); otherwise says exactly what to install.
 # `install-build-deps.sh callgrind` adds what `make callgrind` needs (valgrind).
 set -euo pipefail
@@ -18,6 +19,7 @@ fi
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 command -v h2load >/dev/null || missing+=(nghttp2-client)
+{ command -v pebble >/dev/null && command -v pebble-challtestsrv >/dev/null; } || missing+=(pebble)
 command -v cargo >/dev/null || { echo "pinlb: cargo not found: install Rust from https://rustup.rs" >&2; exit 1; }
 [ ${#missing[@]} -eq 0 ] && exit 0
 

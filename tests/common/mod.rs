@@ -6,6 +6,7 @@ pub mod backend;
 pub mod client;
 pub mod dns;
 pub mod load;
+pub mod pebble;
 pub mod raw;
 pub mod tls;
 
