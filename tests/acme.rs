@@ -251,11 +251,46 @@ fn an_unreachable_directory_serves_a_stand_in_and_keeps_everything_else_serving(
     assert!(common::tls::get(&client_config(&[]), tls, Some("site.test"), "/", &[]).is_ok());
 }
 
+#[test]
+fn ssl_verify_off_challenge_and_renew_before_expiry_take_effect() {
+    let dir = TempDir::new();
+    let ca_dir = TempDir::new();
+    let (tls, plain) = (free_addr(), free_addr());
+    // An hour-long certificate renewed 3590 s before it expires: 10 s after issuance.
+    let pebble = Pebble::start(ca_dir.path(), plain.port(), 3600);
+    let conf = acme_conf(&dir, &pebble.directory, &pebble.https_cert, tls, plain);
+    // No trusted certificate: only `ssl_verify off` lets pinlb talk to pebble.
+    let text = std::fs::read_to_string(&conf).unwrap().replace(
+        &format!("ssl_trusted_certificate {};", pebble.https_cert.display()),
+        "ssl_verify off; challenge http-01; renew_before_expiry 3590s;",
+    );
+    std::fs::write(&conf, text).unwrap();
+    let lb = Pinlb::start_file(&conf, dir, plain);
+    let verifying = verifying_client(&pebble.root_pem().unwrap());
+    let issued = poll_until(Duration::from_secs(60), || {
+        leaf(&verifying, tls, "site.test").is_ok()
+    });
+    assert!(issued, "no certificate; log:\n{}", lb.log());
+    let entry = acme_status(&lb);
+    let (renew, not_after) = (entry["renew_at"].as_i64(), entry["not_after"].as_i64());
+    assert_eq!(
+        renew.zip(not_after).map(|(r, n)| n - r),
+        Some(3590),
+        "{entry}"
+    );
+    let first = leaf(&verifying, tls, "site.test").unwrap();
+    let renewed = poll_until(Duration::from_secs(60), || {
+        leaf(&verifying, tls, "site.test").is_ok_and(|l| l != first)
+    });
+    assert!(renewed, "not renewed; log:\n{}", lb.log());
+}
+
 /// `pinlb -t` on an nginx config with `http` block `body`.
 fn check(dir: &TempDir, body: &str) -> String {
     let conf = dir.write("bad.conf", &format!("http {{\n{body}\n}}\n"));
     let (status, out, err) = run_pinlb(&["-t", "-c", conf.to_str().unwrap()]);
     assert!(!status.success(), "accepted: {out}{err}");
+    assert_eq!(err.trim().lines().count(), 1, "one line: {err}");
     err
 }
 
@@ -356,9 +391,6 @@ fn bad_acme_input_is_one_line_with_file_and_line() {
         err.contains("needs an \"acme_certificate\" in the same server"),
         "{err}"
     );
-    for line in [&err] {
-        assert_eq!(line.trim().lines().count(), 1, "{line}");
-    }
     // The good one passes, offline.
     let conf = dir.write(
         "good.conf",

@@ -105,6 +105,15 @@ proxy.ssl_server_name                   nginx_tls.rs::proxy_pass_https_sends_sni
 proxy.ssl_name                          nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
 proxy.ssl_verify                        nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
 proxy.ssl_trusted_certificate           nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+listeners[].tls.acme                    acme.rs::json_acme_keys_are_checked_with_their_paths acme.rs::an_unreachable_directory_serves_a_stand_in_and_keeps_everything_else_serving
+acme_issuers.NAME.uri                   acme.rs::json_acme_keys_are_checked_with_their_paths acme.rs::an_unreachable_directory_serves_a_stand_in_and_keeps_everything_else_serving
+acme_issuers.NAME.accept_terms_of_service acme.rs::json_acme_keys_are_checked_with_their_paths
+acme_issuers.NAME.contact               acme.rs::json_acme_keys_are_checked_with_their_paths
+acme_issuers.NAME.state_path            acme.rs::json_acme_keys_are_checked_with_their_paths
+acme_issuers.NAME.ssl_trusted_certificate acme.rs::json_acme_keys_are_checked_with_their_paths
+acme_issuers.NAME.ssl_verify            acme.rs::json_acme_keys_are_checked_with_their_paths acme.rs::ssl_verify_off_challenge_and_renew_before_expiry_take_effect
+acme_issuers.NAME.challenge             acme.rs::json_acme_keys_are_checked_with_their_paths acme.rs::ssl_verify_off_challenge_and_renew_before_expiry_take_effect
+acme_issuers.NAME.renew_before_expiry_ms acme.rs::json_acme_keys_are_checked_with_their_paths src/tls/acme/schedule.rs::renewal_comes_at_two_thirds_or_a_month_before_expiry acme.rs::ssl_verify_off_challenge_and_renew_before_expiry_take_effect
 served_by_header                        headers.rs::responses_name_the_server_that_answered headers.rs::no_served_by_header_unless_configured
 served_by_reason                        pin_guard.rs::served_by_says_why_when_configured
 keepalive_timeout_ms                    process.rs::an_idle_client_connection_is_closed_after_keepalive_timeout
@@ -201,6 +210,16 @@ server/send_timeout                         src/config/nginx/client.rs::servers_
 server/client_header_buffer_size            src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::configured_header_buffers_set_the_limits
 server/large_client_header_buffers          src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::configured_header_buffers_set_the_limits
 server/keepalive_requests                   src/config/nginx/client.rs::servers_inherit_client_limits_from_http_and_override_them http1_limits.rs::keepalive_requests_closes_the_connection_after_that_many
+http/acme_issuer                        acme.rs::pebble_issues_renews_and_a_restart_serves_the_stored_certificate acme.rs::bad_acme_input_is_one_line_with_file_and_line src/config/nginx/acme.rs::issuer_directives_translate_with_the_modules_defaults
+acme_issuer/uri                         acme.rs::pebble_issues_renews_and_a_restart_serves_the_stored_certificate acme.rs::bad_acme_input_is_one_line_with_file_and_line src/config/nginx/acme.rs::issuer_directives_translate_with_the_modules_defaults
+acme_issuer/contact                     acme.rs::pebble_issues_renews_and_a_restart_serves_the_stored_certificate src/config/nginx/acme.rs::issuer_directives_translate_with_the_modules_defaults
+acme_issuer/state_path                  acme.rs::pebble_issues_renews_and_a_restart_serves_the_stored_certificate acme.rs::bad_acme_input_is_one_line_with_file_and_line src/config/nginx/acme.rs::issuer_directives_translate_with_the_modules_defaults
+acme_issuer/accept_terms_of_service     acme.rs::pebble_issues_renews_and_a_restart_serves_the_stored_certificate acme.rs::bad_acme_input_is_one_line_with_file_and_line src/config/nginx/acme.rs::issuer_directives_translate_with_the_modules_defaults
+acme_issuer/ssl_trusted_certificate     acme.rs::pebble_issues_renews_and_a_restart_serves_the_stored_certificate src/config/nginx/acme.rs::issuer_directives_translate_with_the_modules_defaults
+acme_issuer/ssl_verify                  src/config/nginx/acme.rs::issuer_directives_translate_with_the_modules_defaults acme.rs::ssl_verify_off_challenge_and_renew_before_expiry_take_effect
+acme_issuer/challenge                   src/config/nginx/acme.rs::issuer_directives_translate_with_the_modules_defaults src/config/nginx/acme.rs::unsupported_issuer_settings_are_refused_by_name acme.rs::ssl_verify_off_challenge_and_renew_before_expiry_take_effect
+acme_issuer/renew_before_expiry         src/config/nginx/acme.rs::issuer_directives_translate_with_the_modules_defaults src/tls/acme/schedule.rs::renewal_comes_at_two_thirds_or_a_month_before_expiry acme.rs::ssl_verify_off_challenge_and_renew_before_expiry_take_effect
+server/acme_certificate                 acme.rs::pebble_issues_renews_and_a_restart_serves_the_stored_certificate acme.rs::bad_acme_input_is_one_line_with_file_and_line src/config/nginx/acme.rs::explicit_identifiers_and_key_win_over_server_names
 location/proxy_pass                     nginx_tutorial.rs::tutorial_balances_round_robin src/config/nginx/tests.rs::location_kinds_and_proxy_pass_uri src/proxy/headers.rs::proxy_pass_uri_replaces_the_location_prefix
 location/proxy_ssl_server_name          nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
 location/proxy_ssl_name                 nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections

@@ -76,7 +76,7 @@ impl Pebble {
             .stderr(Stdio::null())
             .spawn()
             .expect("pebble (Debian package pebble) must be installed");
-        let mut p = Pebble {
+        let p = Pebble {
             pebble: Some(pebble),
             dns,
             directory: format!("https://localhost:{}/dir", listen.port()),

@@ -223,3 +223,97 @@ pub fn is_acme_variable(arg: &str) -> bool {
 pub fn variable_path(arg: &str) -> PathBuf {
     PathBuf::from(arg)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{http, translate_str};
+    use crate::config::AcmeKey;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    const SERVER: &str = "server { listen 443 ssl; server_name .example.test www.example.test _;
+        acme_certificate le; ssl_certificate $acme_certificate;
+        ssl_certificate_key $acme_certificate_key; location / { return 200; } }";
+
+    #[test]
+    fn issuer_directives_translate_with_the_modules_defaults() {
+        let c = translate_str(&http(&format!(
+            "acme_issuer le {{ uri https://acme.test/dir; contact admin@example.test;
+                contact mailto:ops@example.test; accept_terms_of_service;
+                ssl_trusted_certificate ca.pem; ssl_verify off; challenge http-01;
+                renew_before_expiry 20d; }}
+             acme_issuer other {{ uri https://other.test/dir; state_path off;
+                accept_terms_of_service; }}
+             acme_shared_zone zone=ngx_acme_shared:1M;
+             {SERVER}"
+        )))
+        .unwrap();
+        let le = &c.acme_issuers["le"];
+        assert_eq!(le.uri, "https://acme.test/dir");
+        assert_eq!(
+            le.contacts,
+            ["mailto:admin@example.test", "mailto:ops@example.test"]
+        );
+        assert_eq!(le.state_path, Some(PathBuf::from("/etc/nginx/acme_le")));
+        assert_eq!(
+            le.trusted_certificate,
+            Some(PathBuf::from("/etc/nginx/ca.pem"))
+        );
+        assert!(!le.verify && le.accept_terms_of_service);
+        assert_eq!(
+            le.renew_before_expiry,
+            Some(Duration::from_secs(20 * 86400))
+        );
+        assert_eq!(c.acme_issuers["other"].state_path, None);
+        assert!(c.acme_issuers["other"].verify);
+        let vs = &c.virtual_servers[0];
+        assert!(vs.acme_serves && vs.certificates.is_empty());
+        let cert = vs.acme.as_ref().unwrap();
+        // `.example.test` is `example.test` and its subdomains: the name is ordered, the
+        // wildcard is not; `_` is no name.
+        assert_eq!(cert.identifiers, ["example.test", "www.example.test"]);
+        assert_eq!(cert.key, AcmeKey::EcdsaP256);
+    }
+
+    #[test]
+    fn explicit_identifiers_and_key_win_over_server_names() {
+        let c = translate_str(&http(&format!(
+            "acme_issuer le {{ uri https://acme.test/dir; accept_terms_of_service; }}
+             {}",
+            SERVER.replace(
+                "acme_certificate le;",
+                "acme_certificate le A.example.test key=ecdsa:384;"
+            )
+        )))
+        .unwrap();
+        let cert = c.virtual_servers[0].acme.as_ref().unwrap();
+        assert_eq!(cert.identifiers, ["a.example.test"]);
+        assert_eq!(cert.key, AcmeKey::EcdsaP384);
+    }
+
+    #[test]
+    fn unsupported_issuer_settings_are_refused_by_name() {
+        let ok = "uri https://a.test/d; accept_terms_of_service;";
+        for (inner, msg) in [
+            (
+                format!("{ok} challenge tls-alpn-01;"),
+                "\"tls-alpn-01\" is not supported",
+            ),
+            (
+                format!("{ok} account_key rsa:2048;"),
+                "\"account_key\" is not supported",
+            ),
+            (
+                "uri ftp://x; accept_terms_of_service;".into(),
+                "invalid uri \"ftp://x\"",
+            ),
+            (
+                format!("{ok} frobnicate on;"),
+                "unsupported directive \"frobnicate\"",
+            ),
+        ] {
+            let err = translate_str(&http(&format!("acme_issuer le {{ {inner} }}"))).unwrap_err();
+            assert!(err.contains(msg) && err.contains("nginx.conf:2"), "{err}");
+        }
+    }
+}
