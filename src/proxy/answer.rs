@@ -165,18 +165,22 @@ pub fn write_text(session: &mut Session, mut resp: ResponseHeader, body: Vec<u8>
     })
 }
 
-/// Answers ACME's HTTP-01 validation (`GET /.well-known/acme-challenge/TOKEN` on a
-/// plain connection) with the pending challenge's key authorization; whether it did.
-/// Other requests, unknown tokens included, go on to routing.
-pub async fn acme_challenge(session: &mut Session, challenges: &Challenges) -> Result<bool> {
-    let path = session.req_header().uri.path();
+/// The answer to ACME's HTTP-01 validation (`GET /.well-known/acme-challenge/TOKEN` on a
+/// plain connection): the pending challenge's key authorization. `None` for other
+/// requests, unknown tokens included, which go on to routing. Not `async`, as
+/// [`respond_text`]: the hook's future stays small when it does not answer.
+pub fn acme_challenge<'a>(
+    session: &'a mut Session,
+    challenges: &Challenges,
+) -> Option<Answering<'a>> {
     let tls = session.digest().is_some_and(|d| d.ssl_digest.is_some());
-    let Some(answer) = challenges.answer(path).filter(|_| !tls) else {
-        return Ok(false);
-    };
-    let resp = ResponseHeader::build(200, Some(3))?;
-    write_text(session, resp, answer.as_bytes().to_vec()).await?;
-    Ok(true)
+    let answer = challenges
+        .answer(session.req_header().uri.path())
+        .filter(|_| !tls)?;
+    Some(match ResponseHeader::build(200, Some(3)) {
+        Ok(resp) => write_text(session, resp, answer.as_bytes().to_vec()),
+        Err(e) => Box::pin(std::future::ready(Err(e))),
+    })
 }
 
 #[cfg(test)]

@@ -142,10 +142,11 @@ impl ProxyHttp for Proxy {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         session.set_keepalive(self.client_keepalive(ctx));
         // ACME's HTTP-01 validation comes before routing (and any `return 301`).
-        if ctx.generation.runtime.acme_http01
-            && answer::acme_challenge(session, &self.shared.acme.challenges).await?
-        {
-            return Ok(true);
+        if ctx.generation.runtime.acme_http01 {
+            if let Some(answering) = answer::acme_challenge(session, &self.shared.acme.challenges) {
+                answering.await?;
+                return Ok(true);
+            }
         }
         let refused = match route_request(session, ctx)? {
             None => None,

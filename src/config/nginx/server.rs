@@ -87,6 +87,14 @@ pub fn translate(
         Some(e) => Some(acme::certificate(t, e, &vs.server_names)?),
         None => None,
     };
+    let on_tls = t
+        .listeners
+        .iter()
+        .any(|l| l.tls.is_some() && vs.listen.iter().any(|a| l.serves(a)));
+    if vs.acme_serves && vs.acme.is_none() && !on_tls {
+        // Inherited from `http` by a plain server: no certificate to choose.
+        vs.acme_serves = false;
+    }
     if vs.acme_serves && vs.acme.is_none() {
         return Err(at(
             d,
