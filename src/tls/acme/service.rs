@@ -102,8 +102,12 @@ impl AcmeService {
                 METRICS.acme_expiry(&plan.alias, not_after);
             }
             Err(e) => {
-                // A failed account (an unreachable directory) is tried afresh next time.
+                // A failed account (an unreachable directory) is tried afresh next time;
+                // one the CA does not know (its data was reset) is made anew.
                 accounts.remove(&account_key(plan));
+                if e.contains("accountDoesNotExist") {
+                    plan.issuer.state.forget_account();
+                }
                 let mut failures = 0;
                 let mut retry = 0;
                 self.acme.update(&plan.alias, |s| {

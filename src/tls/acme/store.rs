@@ -60,6 +60,13 @@ impl StateDir {
             .map_err(|e| format!("cannot write \"{}\": {e}", dir.join(ACCOUNT_FILE).display()))
     }
 
+    /// Forgets the stored account (the CA no longer knows it): the next order makes one.
+    pub fn forget_account(&self) {
+        if let Some(dir) = &self.path {
+            let _ = fs::remove_file(dir.join(ACCOUNT_FILE));
+        }
+    }
+
     /// The chain and key (PEM) stored for certificate `id`.
     pub fn certificate(&self, id: &str) -> Option<(Vec<u8>, Vec<u8>)> {
         let (cert, key) = self.cert_files(id)?;
