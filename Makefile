@@ -55,6 +55,14 @@ fuzz: deps
 	$(CARGO) test --release --locked --lib -- --ignored million_random_paths
 	PROPTEST_CASES=$(FUZZ_HEADS) $(CARGO) test --release --locked --test http1_head_props
 
+# Instructions per proxied request with each feature (realip, sticky, limits, access log,
+# TLS) switched on, beside the bench config without it.
+.PHONY: callgrind-features
+callgrind-features: deps
+	@scripts/install-build-deps.sh callgrind
+	$(CARGO) build --release --locked --bin pinlb
+	bench/callgrind-features.py
+
 # Fails when instructions per proxied request exceed bench/callgrind-budget.
 .PHONY: callgrind-check
 callgrind-check: deps
