@@ -26,9 +26,9 @@ All TLS cases use one ECDSA P-256 certificate made with openssl for the run, TLS
 
   bench/bench.py [--rounds 3] [--secs 5] [--conns 50] [--workers 1]
                  [--cases keepalive,close,websocket,https,handshake,h2]
-                 [--pingora-bin PATH] [--hyper-bin PATH]
+                 [--pingora-bin PATH] [--hyper-bin PATH] [--svg bench/results.svg]
 """
-import argparse, os, shutil, signal, socket, subprocess, sys, tempfile, time
+import argparse, datetime, json, os, shutil, signal, socket, subprocess, sys, tempfile, time
 
 import configs, loadgen
 
@@ -37,6 +37,7 @@ TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 PINLB = os.path.join(TARGET, "release/pinlb")
 DEMO = os.path.join(TARGET, "release/examples/demo_backend")
 WS_BENCH = os.path.join(TARGET, "release/examples/ws_bench")
+VENV = os.path.join(TARGET, "bench-venv")
 ORDER = ["nginx", "haproxy", "pingora-example", "hyper", "pinlb"]
 TLS_CASES = {"https", "handshake", "h2"}
 # Which proxies each case can run: the anchors proxy plain HTTP/1.1 only.
@@ -212,6 +213,27 @@ def machine():
     return f"{os.cpu_count()} CPUs ({model})"
 
 
+def write_chart(report, svg):
+    """Saves the numbers and renders the chart with pygal from a venv under the target dir
+    (bench/chart-requirements.txt pins it), made on first use."""
+    data = os.path.join(TARGET, "bench-results.json")
+    with open(data, "w") as f:
+        json.dump(report, f, indent=2)
+    python = os.path.join(VENV, "bin/python")
+    reqs = os.path.join(ROOT, "bench/chart-requirements.txt")
+    stamp = os.path.join(VENV, "requirements.txt")
+    try:
+        if not os.path.exists(stamp) or open(stamp).read() != open(reqs).read():
+            subprocess.run([sys.executable, "-m", "venv", VENV], check=True)
+            subprocess.run([python, "-m", "pip", "install", "-q", "-r", reqs], check=True)
+            shutil.copyfile(reqs, stamp)
+        subprocess.run([python, os.path.join(ROOT, "bench/chart.py"), data, svg], check=True)
+    except subprocess.CalledProcessError as e:
+        sys.exit(f"no chart: {' '.join(e.cmd)} failed; the numbers are in {data} "
+                 f"(`{python} bench/chart.py {data} {svg}` draws them)")
+    print(f"\nwrote {os.path.relpath(svg)} (numbers: {data})")
+
+
 def parse_args():
     ap = argparse.ArgumentParser(description="pinlb, nginx and HAProxy side by side")
     ap.add_argument("--rounds", type=int, default=3)
@@ -221,6 +243,7 @@ def parse_args():
     ap.add_argument("--cases", default=",".join(LABELS))
     ap.add_argument("--pingora-bin", default="/tmp/anchor-pingora/target/release/probe")
     ap.add_argument("--hyper-bin", default="/tmp/anchor-hyper/target/release/hyperlb")
+    ap.add_argument("--svg", default=os.path.join(ROOT, "bench/results.svg"))
     a = ap.parse_args()
     a.cases = a.cases.split(",")
     unknown = [c for c in a.cases if c not in LABELS]
@@ -253,6 +276,9 @@ def main():
         shutil.rmtree(d, ignore_errors=True)
     for name, why in absent.items():
         print(f"absent: {name}: {why}")
+    write_chart({"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+                 "machine": machine(), "setup": setup, "labels": LABELS, "order": ORDER,
+                 "absent": absent, "results": results}, a.svg)
 
 
 if __name__ == "__main__":
