@@ -19,7 +19,8 @@ Cases (tool; what a row measures):
               wrk keeps the session of the connection it closes and offers it on the next
               (so does h2load): measured, 99% of its handshakes were resumptions. The servers
               therefore resume nothing (no tickets, no session cache), and the bench checks
-              that with openssl s_client before it measures.
+              that with openssl s_client before it measures. wrk's latency starts when
+              the request is written, after the handshake.
   h2          h2load -c10 -m10 over TLS with ALPN h2: HTTP/2, 10 streams in flight on each
               of 10 connections; p50/p99 from h2load's per-request log
 All TLS cases use one ECDSA P-256 certificate made with openssl for the run, TLSv1.3.
@@ -264,9 +265,9 @@ def main():
         if cert:
             check_no_resumption(targets)
         time.sleep(1)
-        setup = (f"{a.rounds} rounds x {a.secs}s, {a.conns} connections (h2: 10 x 10 streams), "
-                 f"{a.workers} worker(s) per proxy, loopback, {machine()}; medians")
-        print(f"# {setup}")
+        setup = (f"{a.rounds} round(s) x {a.secs}s, {a.conns} connections (h2: 10 x 10 streams), "
+                 f"{a.workers} worker(s) per proxy, loopback, medians")
+        print(f"# {setup}; {machine()}")
         results = {}
         for case in a.cases:
             results[case] = measure(case, targets, a)

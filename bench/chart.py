@@ -33,7 +33,7 @@ def bar_chart(report, title, height, value_format):
 
 def series_name(report, name):
     why = report["absent"].get(name)
-    return f"{NAMES[name]} (absent: {why.split(' (')[0]})" if why else NAMES[name]
+    return f"{NAMES[name]}: {why.split(' (')[0]}" if why else NAMES[name]
 
 
 def add_series(chart, report, value):
@@ -43,21 +43,19 @@ def add_series(chart, report, value):
                   [value(rows[name], rows) if name in rows else None for rows in report["results"].values()])
 
 
-def case_labels(report):
-    labels = []
-    for case, rows in report["results"].items():
-        base = rows.get("nginx")
-        unit = "msg/s" if case == "websocket" else "req/s"
-        labels.append(f"{report['labels'][case]} (nginx {base['rate']:,.0f} {unit})" if base
-                      else report["labels"][case])
-    return labels
+def nginx_rates(report):
+    """nginx's own rate per case, for the reader who wants absolute numbers."""
+    rates = [f"{report['labels'][case]} {rows['nginx']['rate']:,.0f}{' msg' if case == 'websocket' else ''}"
+             for case, rows in report["results"].items() if "nginx" in rows]
+    return "nginx's requests/s: " + ", ".join(rates) if rates else "nginx absent: ratios to pinlb"
 
 
 def rate_chart(report):
     title = (f"pinlb beside nginx, HAProxy and two Rust anchors: requests/s relative to nginx "
-             f"(nginx = 1.00; higher is better)\n{report['date']}, {report['machine']}\n{report['setup']}")
-    chart = bar_chart(report, title, 560, "{:.2f}")
-    chart.x_labels = case_labels(report)
+             f"(nginx = 1.00; higher is better)\n{report['date']}, {report['machine']}, "
+             f"{report['setup']}\n{nginx_rates(report)}")
+    chart = bar_chart(report, title, 580, "{:.2f}")
+    chart.x_labels = [report["labels"][c] for c in report["results"]]
 
     def ratio(row, rows):
         return row["rate"] / rows.get("nginx", rows["pinlb"])["rate"]
