@@ -69,15 +69,21 @@ def runs_case(name, case):
     return case in ("keepalive", "close") or name not in PLAIN_ONLY
 
 
+def listening(port):
+    try:
+        socket.create_connection(("127.0.0.1", port), 0.2).close()
+        return True
+    except OSError:
+        return False
+
+
 def wait_port(port, timeout=20):
     deadline = time.time() + timeout
-    while time.time() < deadline:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            return True
-        except OSError:
-            time.sleep(0.05)
-    return False
+    while not listening(port):
+        if time.time() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def rss_mib(pid):
@@ -129,6 +135,10 @@ class Processes:
         self.procs.append(p)
         return p
 
+    def exited(self):
+        time.sleep(0.5)
+        return [" ".join(p.args[:3]) for p in self.procs if p.poll() is not None]
+
     def stop(self):
         for p in self.procs:
             try:
@@ -147,9 +157,19 @@ def start_targets(d, a, procs, cert, absent):
     and fills `absent` with the proxies that do not run and why."""
     anchors = {"pingora-example": [a.pingora_bin, "-c", f"{d}/pingora.yaml"], "hyper": [a.hyper_bin]}
     for name, cmd in list(anchors.items()):
+        busy = [p for p in configs.ANCHOR_APPS + [configs.PORTS[name]] if listening(p)]
         if not os.path.exists(cmd[0]):
             absent[name] = f"not built (../shared/bench/build-anchor.sh; looked for {cmd[0]})"
-            del anchors[name]
+        elif busy:
+            # The anchors' ports are compiled in and shared with ../shared/bench/run.py.
+            absent[name] = f"ports in use ({', '.join(map(str, busy))}: another bench running?)"
+        else:
+            continue
+        del anchors[name]
+    ours = configs.APPS + configs.WS_APPS + [configs.PORTS[n] for n in ("pinlb", "nginx", "haproxy")]
+    busy = [p for p in ours + list(configs.TLS_PORTS.values()) if listening(p)]
+    if busy:
+        sys.exit(f"ports {', '.join(map(str, busy))} are in use: is another bench running?")
     app_ports = configs.apps(d, bool(anchors))
     configs.nginx(d, a.workers, cert)
     configs.haproxy(d, a.workers, cert)
@@ -173,11 +193,12 @@ def start_targets(d, a, procs, cert, absent):
         targets[name] = procs.start(cmd)
     ports = app_ports + configs.WS_APPS + [configs.PORTS[t] for t in targets]
     ports += [configs.TLS_PORTS[t] for t in targets if cert and t in configs.TLS_PORTS]
-    for port in ports:
-        if not wait_port(port):
-            # The folder goes with the exit: show what the proxies said.
-            log = open(f"{d}/stderr.log", errors="replace").read()[-2000:]
-            sys.exit(f"nothing listens on {port}; the proxies' stderr:\n{log}")
+    # A process that failed to bind one port may hold another for a moment before it exits.
+    down = [port for port in ports if not wait_port(port)] + procs.exited()
+    if down:
+        # The folder goes with the exit: show what the proxies said.
+        log = open(f"{d}/stderr.log", errors="replace").read()[-2000:]
+        sys.exit(f"not running: {down}; the stderr of the bench's processes:\n{log}")
     return {name: targets[name] for name in ORDER if name in targets}
 
 
@@ -277,6 +298,10 @@ def main():
         shutil.rmtree(d, ignore_errors=True)
     for name, why in absent.items():
         print(f"absent: {name}: {why}")
+    for case, rows in results.items():
+        for name, r in rows.items():
+            if r["errors"]:
+                print(f"WARNING: {name} had {r['errors']} errors in {case}: its numbers are not comparable")
     write_chart({"date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                  "machine": machine(), "setup": setup, "labels": LABELS, "order": ORDER,
                  "absent": absent, "results": results}, a.svg)
