@@ -26,8 +26,9 @@ test: deps
 	$(CARGO) test --locked -p pingora-http --lib
 	$(CARGO) test --locked -p pingora-timeout --lib
 
-# pinlb beside nginx and HAProxy (when installed) on the same upstream apps; needs wrk.
-# BENCH_ARGS passes options, e.g. BENCH_ARGS="--workers 2 --cases keepalive".
+# pinlb beside nginx and HAProxy (when installed) on the same upstream apps, plain and over
+# TLS; needs wrk (h2load and openssl come with deps). Writes bench/results.svg (pygal, in a
+# venv under the target dir). BENCH_ARGS passes options, e.g. BENCH_ARGS="--workers 2 --cases keepalive".
 bench: deps
 	$(CARGO) build --release --locked --bin pinlb --example demo_backend --example ws_bench
 	python3 bench/bench.py $(BENCH_ARGS)
@@ -54,6 +55,14 @@ fuzz: deps
 	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release --locked --lib -- never_panic
 	$(CARGO) test --release --locked --lib -- --ignored million_random_paths
 	PROPTEST_CASES=$(FUZZ_HEADS) $(CARGO) test --release --locked --test http1_head_props
+
+# Instructions per proxied request with each feature (realip, sticky, limits, access log,
+# TLS) switched on, beside the bench config without it.
+.PHONY: callgrind-features
+callgrind-features: deps
+	@scripts/install-build-deps.sh callgrind
+	$(CARGO) build --release --locked --bin pinlb
+	bench/callgrind-features.py
 
 # Fails when instructions per proxied request exceed bench/callgrind-budget.
 .PHONY: callgrind-check

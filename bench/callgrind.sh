@@ -11,7 +11,8 @@
 # apps this script starts on 127.0.0.1:19001-19003 (like the bench's, each adds an
 # `X-Server` header to its answer). After 300 warm-up requests the
 # counters are zeroed, REQUESTS (default 2000) keep-alive requests are sent one by one,
-# and the counters are dumped.
+# and the counters are dumped. CALLGRIND_SCHEME=https speaks TLS (any certificate is
+# taken); CALLGRIND_HEADERS="Name: value; Name2: value" adds headers to every request.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
@@ -41,18 +42,26 @@ valgrind --tool=callgrind --callgrind-out-file="$dir/out.%p" "${cmd[@]}" >"$dir/
 proxy=$!
 
 python3 - "$n" "$proxy" "$dir" "$port" <<'PY'
-import http.client, subprocess, sys, time, glob
+import http.client, os, ssl, subprocess, sys, time, glob
 n, pid, d, port = int(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
+headers = {"User-Agent": "callgrind"}
+for h in filter(None, os.environ.get("CALLGRIND_HEADERS", "").split(";")):
+    name, value = h.split(":", 1)
+    headers[name.strip()] = value.strip()
+def connect():
+    if os.environ.get("CALLGRIND_SCHEME") == "https":
+        return http.client.HTTPSConnection("127.0.0.1", port, timeout=30, context=ssl._create_unverified_context())
+    return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 deadline = time.time() + 120
 while True:
     try:
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=30); c.request("GET", "/"); c.getresponse().read(); break
+        c = connect(); c.request("GET", "/"); c.getresponse().read(); break
     except OSError:
         if time.time() > deadline: sys.exit("the proxy did not start under valgrind")
         time.sleep(0.5)
 def run(count):
     for _ in range(count):
-        c.request("GET", "/", headers={"User-Agent": "callgrind"})
+        c.request("GET", "/", headers=headers)
         r = c.getresponse(); r.read()
         assert r.status == 200, r.status
 run(300)

@@ -9,6 +9,14 @@ pub fn init(error_log: Option<&ErrorLog>) -> Result<(), String> {
     let level = error_log.map_or(LogLevel::Info, |e| e.level);
     let mut builder = env_logger::Builder::new();
     builder.filter_level(level.filter());
+    // rustls warns about what a client did (an IP address sent as SNI by every client that
+    // connects by address, ...), once per connection; nginx logs a client's handshake
+    // errors at `info`, below its default. Those records show from `debug` on.
+    let rustls = match level.filter() >= log::LevelFilter::Debug {
+        true => level.filter(),
+        false => log::LevelFilter::Error,
+    };
+    builder.filter_module("rustls", rustls);
     if let Ok(spec) = std::env::var("RUST_LOG") {
         builder.parse_filters(&spec);
     }

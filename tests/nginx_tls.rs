@@ -569,6 +569,17 @@ fn garbage_stalled_handshakes_and_plain_http_on_the_tls_port_close_only_that_con
     );
     let reply = tls_get(&client, listen, None, "/", &[]).unwrap();
     assert_eq!(reply.status, 200);
+    // A client that sends an address as SNI (wrk, scripts connecting by IP) is served
+    // without a warning per connection in the log.
+    let by_ip = Command::new("openssl")
+        .args(["s_client", "-connect", &listen.to_string(), "-servername"])
+        .arg(listen.ip().to_string())
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("openssl s_client");
+    let said = String::from_utf8_lossy(&by_ip.stdout);
+    assert!(said.contains("New, TLSv1.3"), "{said}");
+    assert!(!lb.log().contains("Illegal SNI"), "{}", lb.log());
     drop(lb);
 }
 

@@ -228,3 +228,23 @@ fn keepalive_bounds_the_idle_connections_of_its_upstream() {
     assert_eq!(get(addr, "/", &[]).unwrap().status, 200);
     assert_eq!(server.accepted(), 3, "the kept connection is reused");
 }
+
+#[test]
+fn each_request_on_a_reused_connection_gets_the_whole_read_timeout() {
+    // The read timer is kept per upstream connection (vendor patch 0029): the timer armed
+    // by one request fires 500 ms into the next one on the same connection, which must
+    // still get its whole 1.5 s.
+    let server = CountingServer::slow(None, Duration::from_millis(1000));
+    let lb = Pinlb::start(&config(
+        server.servers(),
+        json!({ "proxy": { "read_timeout_ms": 1500 } }),
+        json!({}),
+    ));
+    let mut client = lb.client();
+    for _ in 0..3 {
+        assert_eq!(client.get("/", &[]).unwrap().status, 200);
+    }
+    // A request that beats its predecessor's release to the pool may open a new connection;
+    // at least one went over a reused one.
+    assert!(server.accepted() < 3, "{} connections", server.accepted());
+}

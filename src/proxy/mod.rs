@@ -26,7 +26,6 @@ use crate::runtime::{RouteAction, Runtime};
 use crate::state::Shared;
 use crate::upstream::InFlightGuard;
 use crate::variables::{ConnAddrs, RequestInfo, TlsConn};
-use async_trait::async_trait;
 use bytes::Bytes;
 use log::debug;
 use pingora::http::{RequestHeader, ResponseHeader};
@@ -106,7 +105,6 @@ fn request_info<'a>(
     }
 }
 
-#[async_trait]
 impl ProxyHttp for Proxy {
     type CTX = RequestCtx;
 

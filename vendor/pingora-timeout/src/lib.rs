@@ -34,10 +34,12 @@
 //!
 
 pub mod fast_timeout;
+pub mod kept;
 pub mod timer;
 
 pub use fast_timeout::fast_sleep as sleep;
 pub use fast_timeout::fast_timeout as timeout;
+pub use kept::KeptTimeout;
 
 use pin_project_lite::pin_project;
 use std::future::Future;

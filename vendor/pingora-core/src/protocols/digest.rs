@@ -95,6 +95,9 @@ pub struct SocketDigest {
     /// What a PROXY protocol header at the start of this connection said, set by a
     /// [`PreTlsProcess`](crate::listeners::PreTlsProcess) callback that read one.
     pub proxy_protocol: OnceCell<ProxyProtocolDigest>,
+    /// The read timer of a client connection, kept while the connection waits in the pool
+    /// (pinlb patch: see `HttpSession::reuse()` of HTTP/1).
+    pub(crate) read_timer: parking_lot::Mutex<pingora_timeout::KeptTimeout>,
 }
 
 /// The addresses of a PROXY protocol header (v1 or v2) a downstream connection began with.
@@ -117,6 +120,7 @@ impl SocketDigest {
             original_dst: OnceCell::new(),
             requests: AtomicU32::new(0),
             proxy_protocol: OnceCell::new(),
+            read_timer: Default::default(),
         }
     }
 
@@ -129,6 +133,7 @@ impl SocketDigest {
             original_dst: OnceCell::new(),
             requests: AtomicU32::new(0),
             proxy_protocol: OnceCell::new(),
+            read_timer: Default::default(),
         }
     }
 

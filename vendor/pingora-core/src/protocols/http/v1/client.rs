@@ -19,7 +19,7 @@ use http::{header, header::AsHeaderName, HeaderValue, StatusCode, Version};
 use log::{debug, trace};
 use pingora_error::{Error, ErrorType::*, OrErr, Result, RetryType};
 use pingora_http::{HMap, IntoCaseHeaderName, RequestHeader, ResponseHeader};
-use pingora_timeout::timeout;
+use pingora_timeout::{timeout, KeptTimeout};
 use std::io::ErrorKind;
 use std::mem::MaybeUninit;
 use std::str;
@@ -51,6 +51,9 @@ pub struct HttpSession {
     /// The timeout is reset on every write. This is not a timeout on the overall duration of the
     /// request.
     pub write_timeout: Option<Duration>,
+    // pinlb patch: the timer of `read_timeout`, kept per connection: taken from the socket
+    // digest at this session's first timed read, put back there by `reuse()`.
+    read_timer: Option<KeptTimeout>,
     keepalive_timeout: KeepaliveStatus,
     pub(crate) digest: Box<Digest>,
     response_header: Option<Box<ResponseHeader>>,
@@ -79,6 +82,20 @@ pub struct HttpSession {
 /// Headers that the proxy's server session inserts into each forwarded response head
 /// (`Date`, `Connection`): the parsed head has room for them (pinlb patch).
 const RESPONSE_HEADERS_ADDED: usize = 2;
+
+/// The connection's kept read timer (pinlb patch): one timer per connection, its deadline
+/// moved on each read, instead of a timer registered for every read that is pending. Taken
+/// from the socket digest (where it waits while the connection is pooled) at the session's
+/// first timed read; a stream without a socket digest gets one for this session.
+fn kept_read_timer<'a>(timer: &'a mut Option<KeptTimeout>, digest: &Digest) -> &'a mut KeptTimeout {
+    timer.get_or_insert_with(|| {
+        digest
+            .socket_digest
+            .as_ref()
+            .map(|socket| std::mem::take(&mut *socket.read_timer.lock()))
+            .unwrap_or_default()
+    })
+}
 
 /// What the session needs of the request it wrote (pinlb patch: instead of the request).
 struct WrittenRequest {
@@ -116,6 +133,7 @@ impl HttpSession {
             request_written: None,
             read_timeout: None,
             write_timeout: None,
+            read_timer: None,
             digest,
             bytes_sent: 0,
             body_recv: 0,
@@ -428,11 +446,15 @@ impl HttpSession {
                 self.response_header_read_buf.reserve(INIT_HEADER_BUF_SIZE);
             }
 
-            let read_fut = self
-                .underlying_stream
-                .read_buf(&mut self.response_header_read_buf);
             let read_result = match self.read_timeout {
-                Some(t) => match timeout(t, read_fut).await {
+                Some(t) => match kept_read_timer(&mut self.read_timer, &self.digest)
+                    .wait(
+                        t,
+                        self.underlying_stream
+                            .read_buf(&mut self.response_header_read_buf),
+                    )
+                    .await
+                {
                     Ok(res) => res,
                     Err(_) => {
                         return self.fail_response_header_read(Error::explain(
@@ -441,7 +463,11 @@ impl HttpSession {
                         ));
                     }
                 },
-                None => read_fut.await,
+                None => {
+                    self.underlying_stream
+                        .read_buf(&mut self.response_header_read_buf)
+                        .await
+                }
             };
 
             match read_result {
@@ -521,10 +547,17 @@ impl HttpSession {
     /// Return `Ok(None)` if there is no more body to read.
     pub async fn read_body_ref(&mut self) -> Result<Option<&[u8]>> {
         let result = match self.read_timeout {
-            Some(t) => match timeout(t, self.do_read_body()).await {
-                Ok(res) => res,
-                Err(_) => Error::e_explain(ReadTimedout, format!("reading body, timeout: {t:?}")),
-            },
+            Some(t) => {
+                self.init_body_reader();
+                let read = self.body_reader.read_body(&mut self.underlying_stream);
+                let timer = kept_read_timer(&mut self.read_timer, &self.digest);
+                match timer.wait(t, read).await {
+                    Ok(res) => res,
+                    Err(_) => {
+                        Error::e_explain(ReadTimedout, format!("reading body, timeout: {t:?}"))
+                    }
+                }
+            }
             None => self.do_read_body().await,
         };
 
@@ -720,7 +753,15 @@ impl HttpSession {
                 self.shutdown().await;
                 None
             }
-            _ => Some(self.underlying_stream),
+            _ => {
+                // pinlb patch: the read timer stays with the connection
+                if let (Some(timer), Some(socket)) =
+                    (self.read_timer.take(), self.digest.socket_digest.as_ref())
+                {
+                    *socket.read_timer.lock() = timer;
+                }
+                Some(self.underlying_stream)
+            }
         }
     }
 
