@@ -522,6 +522,8 @@ struct ProxyConf {
     ssl_name: Option<String>,
     ssl_verify: Option<bool>,
     ssl_trusted_certificate: Option<PathBuf>,
+    /// HTTP/2 to the servers (gRPC): h2c, or ALPN h2 with `tls`.
+    http2: Option<bool>,
 }
 
 /// The `proxy_next_upstream` conditions pinlb understands, named as nginx names them.
@@ -611,6 +613,7 @@ impl ProxyConf {
                     .clone()
                     .or_else(|| base.upstream_tls.trusted_certificate.clone()),
             },
+            http2: self.http2.unwrap_or(base.http2),
         }
     }
 

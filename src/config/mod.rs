@@ -549,6 +549,10 @@ pub struct ProxySettings {
     /// TLS to the servers; off by default.
     #[serde(skip_serializing_if = "is_default")]
     pub upstream_tls: UpstreamTls,
+    /// Speak HTTP/2 to the servers (nginx `grpc_pass`): with prior knowledge on a plain
+    /// connection (h2c), by ALPN `h2` over TLS. Default off: HTTP/1.1.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub http2: bool,
 }
 
 impl Default for ProxySettings {
@@ -575,6 +579,7 @@ impl Default for ProxySettings {
             ],
             client_max_body_size: None,
             upstream_tls: UpstreamTls::default(),
+            http2: false,
         }
     }
 }

@@ -191,6 +191,15 @@ fn compile_route(
                     ),
                 ));
             }
+            if r.proxy.http2 && http_check {
+                return Err(invalid(
+                    &at,
+                    format!(
+                        "the health checks of upstream \"{}\" speak HTTP/1.1 to servers reached over HTTP/2; use a tcp check",
+                        pass.upstream
+                    ),
+                ));
+            }
             let at = origin.field("pin");
             let pins = pass
                 .pins

@@ -1,5 +1,5 @@
 //! Settings that nginx inherits from `http` to `server` to `location`: the `proxy_*`
-//! directives, `add_header`, `access_log`, `client_max_body_size`, the request limits, realip
+//! directives (and the `grpc_*` ones that mean the same), `add_header`, `access_log`, `client_max_body_size`, the request limits, realip
 //! and pinlb's `pinlb_pin_secret`.
 
 use super::limits::LimitLevel;
@@ -104,6 +104,8 @@ impl Level {
                 n => Some(n),
             },
             upstream_tls: self.ssl.upstream_tls(),
+            // Set by the location's `grpc_pass`.
+            http2: false,
         }
     }
 
@@ -147,7 +149,8 @@ impl Level {
             return Ok(true);
         }
         let args = d.args();
-        match d.name() {
+        // `grpc_read_timeout` and the like set what their `proxy_*` namesakes do.
+        match super::grpc::proxy_name(d.name()) {
             "pinlb_pin_secret" => {
                 arg_count(d, 1..=1)?;
                 let secret = &args[0];

@@ -3,6 +3,7 @@
 
 mod acme;
 mod client;
+mod grpc;
 mod level;
 pub mod lexer;
 mod limits;

@@ -16,9 +16,10 @@ pub struct ProxySslLevel {
 }
 
 impl ProxySslLevel {
-    /// Takes `d` if it is one of the `proxy_ssl_*` directives pinlb translates.
+    /// Takes `d` if it is one of the `proxy_ssl_*` (or `grpc_ssl_*`) directives pinlb
+    /// translates.
     pub fn apply(&mut self, d: &Nginx) -> Result<bool, ConfigError> {
-        match d.name() {
+        match super::grpc::proxy_name(d.name()) {
             "proxy_ssl_server_name" => self.server_name = Some(flag(d)?),
             "proxy_ssl_verify" => self.verify = Some(flag(d)?),
             "proxy_ssl_name" => {

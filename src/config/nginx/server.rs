@@ -1,5 +1,5 @@
 //! nginx `server { ... }` blocks and their `location`s: listen addresses, names, routes,
-//! `proxy_pass`, `return`, `health_check`, and `if` blocks that become pins.
+//! `proxy_pass`, `grpc_pass`, `return`, `health_check`, and `if` blocks that become pins.
 
 use super::client::{self, ClientLevel};
 use super::level::Level;
@@ -8,7 +8,7 @@ use super::tls::{self, TlsLevel};
 use super::translate::{
     HTTP_ONLY, Nginx, Translator, accepted, arg_count, at, flag, not_allowed, unsupported,
 };
-use super::{acme, upstream, values};
+use super::{acme, grpc, upstream, values};
 use crate::config::{
     Action, CheckKind, ConfigError, HealthCheck, OnUnhealthy, PathMatch, PinMatch, PinRule,
     PinSource, PinTarget, ProxyPass, ReturnAction, Route, ServerName, VirtualServer,
@@ -210,12 +210,21 @@ fn location(
     let mut health = None;
     for e in d.block()?.iter().map(Nginx::new) {
         match e.name() {
-            "proxy_pass" => {
+            // nginx allows one content handler: a second `proxy_pass` or `grpc_pass` is a
+            // duplicate whichever came first.
+            "proxy_pass" | "grpc_pass" => {
                 arg_count(&e, 1..=1)?;
                 if proxy_pass.is_some() {
-                    return Err(at(&e, "\"proxy_pass\" directive is duplicate"));
+                    return Err(at(&e, format!("\"{}\" directive is duplicate", e.name())));
                 }
                 proxy_pass = Some(e);
+            }
+            "proxy_http_version" => {
+                arg_count(&e, 1..=1)?;
+                // pinlb speaks HTTP/1.1 (or HTTP/2 with `grpc_pass`) whatever it says.
+                if !matches!(e.args()[0].as_str(), "1.0" | "1.1") {
+                    return Err(at(&e, format!("invalid value \"{}\"", e.args()[0])));
+                }
             }
             "return" => answer_with = Some(answer(&e)?),
             "if" => ifs.push(e),
@@ -249,11 +258,21 @@ fn location(
     }
     let level = level.inherit(server);
     let mut upstream_tls = false;
+    let mut http2 = false;
     let action = match (answer_with, proxy_pass) {
         // nginx runs `return` before the content phase, so it wins over proxy_pass.
         (Some(answer), _) => Action::Return(answer),
         (None, Some(pass)) => {
-            let (upstream, uri, tls) = proxy_target(t, &pass)?;
+            http2 = pass.name() == "grpc_pass";
+            let url = match http2 {
+                true => grpc::target(&pass.args()[0]),
+                false => values::ProxyUrl::parse(&pass.args()[0]),
+            }
+            .map_err(|msg| at(&pass, msg))?;
+            if let (true, Some(e)) = (http2, ifs.first()) {
+                return Err(at(e, "\"if\" pins are not supported with \"grpc_pass\""));
+            }
+            let (upstream, uri, tls) = proxy_target(t, &pass, url);
             upstream_tls = tls;
             let mut pins = Vec::with_capacity(ifs.len());
             // Among matching `if`s the last one wins in nginx: try them last first.
@@ -288,6 +307,7 @@ fn location(
     };
     let mut proxy = level.settings();
     proxy.upstream_tls.enabled = upstream_tls;
+    proxy.http2 = http2;
     Ok(Route {
         path,
         action,
@@ -363,17 +383,17 @@ fn answer(d: &Nginx) -> Result<ReturnAction, ConfigError> {
 fn proxy_target(
     t: &mut Translator,
     d: &Nginx,
-) -> Result<(String, Option<String>, bool), ConfigError> {
-    let url = values::ProxyUrl::parse(&d.args()[0]).map_err(|msg| at(d, msg))?;
+    url: values::ProxyUrl,
+) -> (String, Option<String>, bool) {
     if url.port.is_none() && t.upstream_pos.contains_key(&url.host) {
-        return Ok((url.host, url.uri, url.tls));
+        return (url.host, url.uri, url.tls);
     }
     let name = match url.port {
         Some(port) => format!("{}:{port}", url.host),
         None => url.host.clone(),
     };
     let upstream = upstream::implicit(t, &name, &url.host_port(), d);
-    Ok((upstream, url.uri, url.tls))
+    (upstream, url.uri, url.tls)
 }
 
 /// `if ($http_NAME = "value") { proxy_pass http://target; }`, or with `$cookie_NAME` or
@@ -474,7 +494,7 @@ fn pin_target(
             server: server.name.clone(),
         });
     }
-    let (upstream, _, _) = proxy_target(t, d)?;
+    let (upstream, _, _) = proxy_target(t, d, url);
     Ok(PinTarget::Upstream(upstream))
 }
 

@@ -131,7 +131,6 @@ pub fn accepted(d: &Nginx, context: &str) -> bool {
             "proxy_busy_buffers_size",
             "proxy_request_buffering",
             "proxy_cache_bypass",
-            "proxy_http_version",
             "resolver",
             "resolver_timeout",
         ],
