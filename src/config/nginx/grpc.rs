@@ -49,7 +49,42 @@ pub fn target(value: &str) -> Result<ProxyUrl, String> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::{http, translate_str};
     use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn grpc_pass_and_grpc_settings_translate() {
+        let c = translate_str(&http(
+            "upstream g { server 10.0.0.1:50051; }
+             grpc_read_timeout 7s;
+             server { grpc_ssl_verify on;
+               location /plain/ { grpc_pass grpc://g; grpc_set_header X-A 1; grpc_connect_timeout 2s;
+                 grpc_send_timeout 3s; grpc_next_upstream error; grpc_next_upstream_tries 2; }
+               location /tls/ { grpc_pass grpcs://g; grpc_ssl_server_name on; grpc_ssl_name g.test;
+                 grpc_ssl_trusted_certificate /ca.pem; }
+               location / { proxy_pass http://g; proxy_http_version 1.1; } }",
+        ))
+        .unwrap();
+        let proxy = |r: usize| &c.virtual_servers[0].routes[r].proxy;
+        let plain = proxy(0);
+        assert!(plain.http2 && !plain.upstream_tls.enabled);
+        assert_eq!(plain.read_timeout, Duration::from_secs(7), "from http");
+        assert_eq!(plain.connect_timeout, Duration::from_secs(2));
+        assert_eq!(plain.send_timeout, Duration::from_secs(3));
+        assert!(!plain.next_upstream.timeout);
+        assert_eq!(plain.next_upstream_tries, 2);
+        assert!(plain.set_headers.iter().any(|h| h.name == "X-A" && h.value == "1"));
+        let tls = proxy(1);
+        assert!(tls.http2 && tls.upstream_tls.enabled && tls.upstream_tls.verify);
+        assert!(tls.upstream_tls.server_name);
+        assert_eq!(tls.upstream_tls.name.as_deref(), Some("g.test"));
+        assert_eq!(
+            tls.upstream_tls.trusted_certificate.as_deref(),
+            Some(std::path::Path::new("/ca.pem"))
+        );
+        assert!(!proxy(2).http2, "proxy_pass speaks HTTP/1.1");
+    }
 
     #[test]
     fn schemes_map_onto_proxy_urls() {
