@@ -232,7 +232,7 @@ location/proxy_read_timeout             src/config/nginx/tests.rs::proxy_setting
 location/proxy_send_timeout             src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location errors.rs::an_upload_the_server_does_not_read_gives_504_after_the_send_timeout
 location/proxy_next_upstream            nginx_least_conn.rs::a_503_moves_the_request_to_the_next_server_within_the_tries
 location/proxy_next_upstream_tries      nginx_least_conn.rs::a_503_moves_the_request_to_the_next_server_within_the_tries src/config/nginx/tests.rs::generated_configs_translate_as_written retry.rs::next_upstream_tries_bounds_the_attempts
-location/grpc_pass                      src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate grpc.rs::grpc_pass_speaks_h2c_to_the_servers_balances_and_returns_the_trailers
+location/grpc_pass                      src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate grpc.rs::grpc_pass_speaks_h2c_to_the_servers_balances_and_returns_the_trailers grpc.rs::grpcs_speaks_http2_over_tls_to_the_servers_and_to_a_tls_client
 location/grpc_set_header                src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate grpc.rs::grpc_pass_speaks_h2c_to_the_servers_balances_and_returns_the_trailers
 location/grpc_connect_timeout           src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate errors.rs::a_connect_that_hangs_gives_up_after_the_connect_timeout
 location/grpc_read_timeout              src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate errors.rs::a_slow_server_gives_504_after_the_read_timeout
@@ -240,9 +240,9 @@ location/grpc_send_timeout              src/config/nginx/grpc.rs::grpc_pass_and_
 location/grpc_next_upstream             src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate nginx_least_conn.rs::a_503_moves_the_request_to_the_next_server_within_the_tries
 location/grpc_next_upstream_tries       src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate retry.rs::next_upstream_tries_bounds_the_attempts
 location/grpc_ssl_server_name           src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
-location/grpc_ssl_name                  src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
-location/grpc_ssl_verify                src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
-location/grpc_ssl_trusted_certificate   src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections
+location/grpc_ssl_name                  src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections grpc.rs::grpcs_speaks_http2_over_tls_to_the_servers_and_to_a_tls_client
+location/grpc_ssl_verify                src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections grpc.rs::grpcs_speaks_http2_over_tls_to_the_servers_and_to_a_tls_client
+location/grpc_ssl_trusted_certificate   src/config/nginx/grpc.rs::grpc_pass_and_grpc_settings_translate nginx_tls.rs::proxy_pass_https_sends_sni_verifies_the_server_and_pools_connections grpc.rs::grpcs_speaks_http2_over_tls_to_the_servers_and_to_a_tls_client
 location/return                         nginx_websocket.rs::exact_location_answers_directly nginx_least_conn.rs::server_name_picks_the_server_block
 location/add_header                     nginx_directives.rs::add_header_marks_good_answers_and_always_every_answer src/proxy/answer.rs::add_header_skips_error_statuses_unless_always
 location/access_log                     src/config/nginx/tests.rs::map_and_log_format_and_main_directives_translate src/config/nginx/setting_tests.rs::settings_inherit_from_http_to_server_to_location observe.rs::access_log_lines_parse_into_the_request_facts

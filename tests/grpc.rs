@@ -1,8 +1,11 @@
 //! gRPC through pinlb: `grpc_pass grpc://` (and JSON `proxy.http2`) speaks HTTP/2 with
 //! prior knowledge to the servers, passes the request's headers, hands the response
-//! trailers (`grpc-status`, `grpc-message`) back to the client, and balances per request.
+//! trailers (`grpc-status`, `grpc-message`) back to the client, and balances per request;
+//! `grpc_pass grpcs://` speaks HTTP/2 over TLS (ALPN h2) with the `grpc_ssl_*` settings.
 
 mod common;
+
+use common::tls::{Key, make_cert};
 
 use bytes::Bytes;
 use common::*;
@@ -33,6 +36,11 @@ struct H2Backend {
 
 impl H2Backend {
     fn start(name: &'static str) -> H2Backend {
+        H2Backend::start_with(name, None)
+    }
+
+    /// With `tls`, the server speaks TLS first (its config offers `h2` by ALPN).
+    fn start_with(name: &'static str, tls: Option<Arc<rustls::ServerConfig>>) -> H2Backend {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         listener.set_nonblocking(true).unwrap();
         let addr = listener.local_addr().unwrap();
@@ -43,13 +51,16 @@ impl H2Backend {
             rt.block_on(async move {
                 let listener = tokio::net::TcpListener::from_std(listener).unwrap();
                 while let Ok((socket, _)) = listener.accept().await {
-                    let log = log.clone();
+                    let (log, tls) = (log.clone(), tls.clone());
                     tokio::spawn(async move {
-                        let Ok(mut conn) = h2::server::handshake(socket).await else {
-                            return;
-                        };
-                        while let Some(Ok((req, respond))) = conn.accept().await {
-                            tokio::spawn(answer(name, req, respond, log.clone()));
+                        match tls {
+                            None => serve(name, socket, log).await,
+                            Some(config) => {
+                                let acceptor = pingora::tls::TlsAcceptor::from(config);
+                                if let Ok(stream) = acceptor.accept(socket).await {
+                                    serve(name, stream, log).await;
+                                }
+                            }
                         }
                     });
                 }
@@ -60,6 +71,19 @@ impl H2Backend {
 
     fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Serves one HTTP/2 connection.
+async fn serve<T>(name: &'static str, io: T, log: Arc<Mutex<Vec<Seen>>>)
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let Ok(mut conn) = h2::server::handshake(io).await else {
+        return;
+    };
+    while let Some(Ok((req, respond))) = conn.accept().await {
+        tokio::spawn(answer(name, req, respond, log.clone()));
     }
 }
 
@@ -125,12 +149,33 @@ struct Reply {
 }
 
 /// Makes `n` gRPC-style calls (POST, `application/grpc`, `te: trailers`) to `path` over
-/// one h2c connection to `addr`, each with a deadline.
+/// one h2c connection to `addr`, with a deadline.
 fn calls(addr: SocketAddr, path: &str, n: usize) -> Vec<Reply> {
     runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        calls_on(tcp, path, n).await
+    })
+}
+
+/// [`calls`] over TLS, offering only `h2` by ALPN.
+fn tls_calls(addr: SocketAddr, path: &str, n: usize) -> Vec<Reply> {
+    runtime().block_on(async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let connector = pingora::tls::TlsConnector::from(common::tls::client_config(&[b"h2"]));
+        let name = rustls::pki_types::ServerName::try_from("grpc.test").unwrap();
+        let tls = connector.connect(name, tcp).await.unwrap();
+        assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]));
+        calls_on(tls, path, n).await
+    })
+}
+
+async fn calls_on<T>(io: T, path: &str, n: usize) -> Vec<Reply>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    {
         let call = async {
-            let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-            let (client, conn) = h2::client::handshake(tcp).await.unwrap();
+            let (client, conn) = h2::client::handshake(io).await.unwrap();
             tokio::spawn(conn);
             let mut replies = Vec::new();
             for i in 0..n {
@@ -174,7 +219,7 @@ fn calls(addr: SocketAddr, path: &str, n: usize) -> Vec<Reply> {
         tokio::time::timeout(Duration::from_secs(10), call)
             .await
             .expect("the calls finished within 10 s")
-    })
+    }
 }
 
 fn trailer<'a>(reply: &'a Reply, name: &str) -> &'a str {
@@ -296,4 +341,60 @@ fn grpc_directives_are_checked_with_their_line() {
         assert!(err.contains(error), "{directives}: {err}");
         assert!(err.contains("nginx.conf:2"), "{directives}: {err}");
     }
+}
+
+/// A TLS server config for `cert`/`key` that offers only `h2`.
+fn h2_tls_config(cert: &std::path::Path, key: &std::path::Path) -> Arc<rustls::ServerConfig> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(cert)
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(key).unwrap();
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(config)
+}
+
+#[test]
+fn grpcs_speaks_http2_over_tls_to_the_servers_and_to_a_tls_client() {
+    let dir = TempDir::new();
+    let (back_cert, back_key) = make_cert(dir.path(), "back", &["back.test"], Key::Ecdsa, 30);
+    let (front_cert, front_key) = make_cert(dir.path(), "front", &["grpc.test"], Key::Ecdsa, 30);
+    let a = H2Backend::start_with("tls", Some(h2_tls_config(&back_cert, &back_key)));
+    let listen = free_addr();
+    let text = format!(
+        "pid {pid};\nhttp {{ access_log off; upstream grpc_tls {{ server {a}; }}\n\
+         server {{ listen {listen} ssl; http2 on; server_name grpc.test;\n\
+         ssl_certificate {fc}; ssl_certificate_key {fk};\n\
+         location / {{ grpc_pass grpcs://grpc_tls; grpc_ssl_verify on; grpc_ssl_name back.test;\n\
+         grpc_ssl_trusted_certificate {bc}; }} }} }}\n",
+        pid = dir.path().join("pinlb.pid").display(),
+        a = a.addr,
+        fc = front_cert.display(),
+        fk = front_key.display(),
+        bc = back_cert.display(),
+    );
+    let conf = dir.write("nginx.conf", &text);
+    let lb = Pinlb::start_file(&conf, dir, listen);
+    let replies = tls_calls(lb.addr, "/pkg.Greeter/SayHello", 3);
+    for reply in &replies {
+        assert_eq!(reply.status, 200, "{reply:?}");
+        assert_eq!(trailer(reply, "grpc-status"), "0", "{reply:?}");
+        assert_eq!(trailer(reply, "grpc-message"), "from-tls", "{reply:?}");
+    }
+    let seen = a.seen();
+    assert_eq!(seen.len(), 3);
+    assert!(
+        seen.iter()
+            .all(|s| s.te == "trailers" && s.path == "/pkg.Greeter/SayHello")
+    );
 }

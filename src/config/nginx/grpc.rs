@@ -74,7 +74,12 @@ mod tests {
         assert_eq!(plain.send_timeout, Duration::from_secs(3));
         assert!(!plain.next_upstream.timeout);
         assert_eq!(plain.next_upstream_tries, 2);
-        assert!(plain.set_headers.iter().any(|h| h.name == "X-A" && h.value == "1"));
+        assert!(
+            plain
+                .set_headers
+                .iter()
+                .any(|h| h.name == "X-A" && h.value == "1")
+        );
         let tls = proxy(1);
         assert!(tls.http2 && tls.upstream_tls.enabled && tls.upstream_tls.verify);
         assert!(tls.upstream_tls.server_name);
