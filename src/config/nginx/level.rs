@@ -1,6 +1,6 @@
 //! Settings that nginx inherits from `http` to `server` to `location`: the `proxy_*`
-//! directives (and the `grpc_*` ones that mean the same), `add_header`, `access_log`, `client_max_body_size`, the request limits, realip
-//! and pinlb's `pinlb_pin_secret`.
+//! directives (and the `grpc_*` ones that set the same), `add_header`, `access_log`,
+//! `client_max_body_size`, the request limits, realip and pinlb's `pinlb_pin_secret`.
 
 use super::limits::LimitLevel;
 use super::real_ip::RealIpLevel;

@@ -210,8 +210,8 @@ fn location(
     let mut health = None;
     for e in d.block()?.iter().map(Nginx::new) {
         match e.name() {
-            // nginx allows one content handler: a second `proxy_pass` or `grpc_pass` is a
-            // duplicate whichever came first.
+            // One upstream per location: a second `proxy_pass` or `grpc_pass` is refused,
+            // whichever of the two came first.
             "proxy_pass" | "grpc_pass" => {
                 arg_count(&e, 1..=1)?;
                 if proxy_pass.is_some() {
