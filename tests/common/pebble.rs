@@ -3,13 +3,13 @@
 //! ports chosen here, with a generated HTTPS certificate; killed on drop.
 #![allow(dead_code)]
 
-use super::tls::{Key, client_config, make_cert};
+use super::tls::{Key, client_config, connect, make_cert};
 use super::{free_addr, poll_until};
+use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+use rustls::{ClientConfig, RootCertStore};
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -104,7 +104,7 @@ impl Pebble {
     /// The root certificate it signs with (new at every start), PEM.
     pub fn root_pem(&self) -> Result<String, String> {
         let config = client_config(&[]);
-        let mut stream = tls_connect(&config, self.management, "localhost")?;
+        let mut stream = connect(&config, self.management, Some("localhost"))?;
         let req = "GET /roots/0 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
         stream
             .write_all(req.as_bytes())
@@ -142,29 +142,9 @@ pub fn verifying_client(root_pem: &str) -> Arc<ClientConfig> {
 
 /// Handshakes with `addr` for `sni`; the leaf certificate it got (DER).
 pub fn leaf(config: &Arc<ClientConfig>, addr: SocketAddr, sni: &str) -> Result<Vec<u8>, String> {
-    let stream = tls_connect(config, addr, sni)?;
+    let stream = connect(config, addr, Some(sni))?;
     let certs = stream.conn.peer_certificates().ok_or("no certificate")?;
     Ok(certs[0].as_ref().to_vec())
-}
-
-fn tls_connect(
-    config: &Arc<ClientConfig>,
-    addr: SocketAddr,
-    sni: &str,
-) -> Result<StreamOwned<ClientConnection, TcpStream>, String> {
-    let name = ServerName::try_from(sni.to_string()).map_err(|e| e.to_string())?;
-    let conn = ClientConnection::new(Arc::clone(config), name).map_err(|e| e.to_string())?;
-    let tcp =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
-    tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut stream = StreamOwned::new(conn, tcp);
-    while stream.conn.is_handshaking() {
-        stream
-            .conn
-            .complete_io(&mut stream.sock)
-            .map_err(|e| format!("handshake: {e}"))?;
-    }
-    Ok(stream)
 }
 
 /// The first certificate of a PEM file, DER.

@@ -206,10 +206,9 @@ pub fn connect_after(
         None => ServerName::IpAddress(addr.ip().into()),
     };
     let conn = ClientConnection::new(Arc::clone(config), name).map_err(|e| e.to_string())?;
-    let tcp =
+    let mut tcp =
         TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| e.to_string())?;
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    let mut tcp = tcp;
     tcp.write_all(preamble).map_err(|e| e.to_string())?;
     let mut stream = StreamOwned::new(conn, tcp);
     while stream.conn.is_handshaking() {
