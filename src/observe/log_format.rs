@@ -3,8 +3,8 @@
 //! nginx's escaping.
 
 use crate::config::{LogEscape, LogFormat};
-use crate::variables::{RequestInfo, Token, Var, tokenize};
-use std::io::Write;
+use crate::variables::{RequestInfo, Token, Var, tokenize, write_decimal, write_ip};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// nginx's `combined`.
@@ -79,6 +79,15 @@ pub struct Outcome<'a> {
     pub now: SystemTime,
 }
 
+impl Outcome<'_> {
+    fn epoch_secs(&self) -> u64 {
+        self.now
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs()
+    }
+}
+
 impl Format {
     /// The format called `name`: a built-in one or one of `custom`.
     pub fn named(
@@ -116,91 +125,122 @@ impl Format {
         Ok(Format { parts, escape })
     }
 
-    /// Appends one line (with its newline) to `out`.
+    /// Whether lines show `$upstream_response_time`: measured only then (a clock read).
+    pub fn shows_upstream_response_time(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Log(LogVar::UpstreamResponseTime)))
+    }
+
+    /// Appends one line (with its newline) to `out`. Values are written straight into
+    /// `out` and escaped afterwards only when they hold a byte that needs it: most values
+    /// (numbers, times, addresses, plain header text) need none.
     pub fn render(&self, req: &RequestInfo<'_>, outcome: &Outcome<'_>, out: &mut Vec<u8>) {
-        let mut value = Vec::new();
         for part in &self.parts {
-            value.clear();
+            let start = out.len();
             match part {
                 Part::Literal(l) => {
                     out.extend_from_slice(l);
                     continue;
                 }
-                Part::Request(var) => req.expand_var(var, &mut value),
-                Part::Log(var) => log_value(*var, req, outcome, &mut value),
+                Part::Request(var) => req.expand_var(var, out),
+                Part::Log(var) => log_value(*var, req, outcome, out),
             }
-            self.escape_into(&value, out);
+            self.escape_tail(out, start);
         }
         out.push(b'\n');
     }
 
-    /// nginx prints `-` for an empty value, except with `escape=json`.
-    fn escape_into(&self, value: &[u8], out: &mut Vec<u8>) {
-        match self.escape {
-            LogEscape::None => out.extend_from_slice(value),
-            LogEscape::Default if value.is_empty() => out.push(b'-'),
-            LogEscape::Default => {
-                for &b in value {
-                    if b == b'"' || b == b'\\' || !(0x20..0x7f).contains(&b) {
-                        let _ = write!(out, "\\x{b:02X}");
-                    } else {
-                        out.push(b);
-                    }
-                }
+    /// Escapes `out[start..]`, the value just written, in place. nginx prints `-` for an
+    /// empty value, except with `escape=json`.
+    fn escape_tail(&self, out: &mut Vec<u8>, start: usize) {
+        let escaped: &[bool; 256] = match self.escape {
+            LogEscape::None => return,
+            LogEscape::Default if out.len() == start => return out.push(b'-'),
+            LogEscape::Default => &ESCAPED_DEFAULT,
+            LogEscape::Json => &ESCAPED_JSON,
+        };
+        let Some(first) = out[start..].iter().position(|&b| escaped[usize::from(b)]) else {
+            return;
+        };
+        let value = out.split_off(start + first);
+        for &b in &value {
+            if !escaped[usize::from(b)] {
+                out.push(b);
+                continue;
             }
-            LogEscape::Json => {
-                for &b in value {
-                    match b {
-                        b'"' => out.extend_from_slice(b"\\\""),
-                        b'\\' => out.extend_from_slice(b"\\\\"),
-                        b'\n' => out.extend_from_slice(b"\\n"),
-                        b'\r' => out.extend_from_slice(b"\\r"),
-                        b'\t' => out.extend_from_slice(b"\\t"),
-                        0..0x20 => {
-                            let _ = write!(out, "\\u{b:04x}");
-                        }
-                        _ => out.push(b),
+            match self.escape {
+                LogEscape::Json => match b {
+                    b'"' => out.extend_from_slice(b"\\\""),
+                    b'\\' => out.extend_from_slice(b"\\\\"),
+                    b'\n' => out.extend_from_slice(b"\\n"),
+                    b'\r' => out.extend_from_slice(b"\\r"),
+                    b'\t' => out.extend_from_slice(b"\\t"),
+                    _ => {
+                        out.extend_from_slice(b"\\u00");
+                        push_hex(b, b"0123456789abcdef", out);
                     }
+                },
+                _ => {
+                    out.extend_from_slice(b"\\x");
+                    push_hex(b, b"0123456789ABCDEF", out);
                 }
             }
         }
     }
 }
 
+/// The bytes nginx's default escaping writes as `\xHH`: `"`, `\`, control bytes and
+/// everything from 0x7f up.
+static ESCAPED_DEFAULT: [bool; 256] = escape_table(0x7f);
+
+/// The bytes `escape=json` escapes: `"`, `\` and control bytes.
+static ESCAPED_JSON: [bool; 256] = escape_table(0x100);
+
+const fn escape_table(from: usize) -> [bool; 256] {
+    let mut table = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        table[b] = b < 0x20 || b >= from || b == b'"' as usize || b == b'\\' as usize;
+        b += 1;
+    }
+    table
+}
+
+fn push_hex(b: u8, digits: &[u8; 16], out: &mut Vec<u8>) {
+    out.push(digits[usize::from(b >> 4)]);
+    out.push(digits[usize::from(b & 0xf)]);
+}
+
+/// Writes one log variable without `fmt`: a line renders several numbers and a date, and
+/// `write!` of each cost more than the rest of the line.
 fn log_value(var: LogVar, req: &RequestInfo<'_>, o: &Outcome<'_>, out: &mut Vec<u8>) {
-    let since_epoch = o.now.duration_since(UNIX_EPOCH).unwrap_or_default();
     match var {
         LogVar::RemoteUser => {}
-        LogVar::TimeLocal => time_local(since_epoch.as_secs(), out),
-        LogVar::TimeIso8601 => time_iso8601(since_epoch.as_secs(), out),
+        LogVar::TimeLocal => time_local(o.epoch_secs(), out),
+        LogVar::TimeIso8601 => time_iso8601(o.epoch_secs(), out),
         LogVar::Msec => {
-            let _ = write!(
-                out,
-                "{}.{:03}",
-                since_epoch.as_secs(),
-                since_epoch.subsec_millis()
-            );
+            let since_epoch = o.now.duration_since(UNIX_EPOCH).unwrap_or_default();
+            seconds(since_epoch, out);
         }
         LogVar::Request => {
             // The target as the client sent it (nginx logs the request line as read).
             let r = req.req;
-            let _ = write!(out, "{} ", r.method);
+            out.extend_from_slice(r.method.as_str().as_bytes());
+            out.push(b' ');
             out.extend_from_slice(r.raw_path());
-            let _ = write!(out, " {:?}", r.version);
+            out.push(b' ');
+            out.extend_from_slice(version_text(r.version));
         }
-        LogVar::Status => {
-            let _ = write!(out, "{}", o.status);
-        }
-        LogVar::BodyBytesSent => {
-            let _ = write!(out, "{}", o.body_bytes_sent);
-        }
+        LogVar::Status => write_decimal(u64::from(o.status), out),
+        LogVar::BodyBytesSent => write_decimal(o.body_bytes_sent as u64, out),
         LogVar::RequestTime => seconds(o.request_time, out),
         LogVar::UpstreamAddr => {
             for (i, addr) in o.upstream_addrs.iter().enumerate() {
                 if i > 0 {
                     out.extend_from_slice(b", ");
                 }
-                let _ = write!(out, "{addr}");
+                write_socket_addr(addr, out);
             }
         }
         LogVar::UpstreamName => out.extend_from_slice(o.upstream_name.unwrap_or("").as_bytes()),
@@ -211,35 +251,88 @@ fn log_value(var: LogVar, req: &RequestInfo<'_>, o: &Outcome<'_>, out: &mut Vec<
         }
         LogVar::UpstreamStatus => {
             if let Some(s) = o.upstream_status {
-                let _ = write!(out, "{s}");
+                write_decimal(u64::from(s), out);
             }
         }
     }
 }
 
-/// nginx's `0.012`: seconds with millisecond resolution.
-fn seconds(d: Duration, out: &mut Vec<u8>) {
-    let _ = write!(out, "{}.{:03}", d.as_secs(), d.subsec_millis());
+/// The protocol as nginx logs it in `$request`.
+fn version_text(version: http::Version) -> &'static [u8] {
+    match version {
+        http::Version::HTTP_09 => b"HTTP/0.9",
+        http::Version::HTTP_10 => b"HTTP/1.0",
+        http::Version::HTTP_2 => b"HTTP/2.0",
+        http::Version::HTTP_3 => b"HTTP/3.0",
+        _ => b"HTTP/1.1",
+    }
 }
 
-const MONTHS: [&str; 12] = [
-    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+/// `127.0.0.1:8080`, `[::1]:8080`.
+fn write_socket_addr(addr: &SocketAddr, out: &mut Vec<u8>) {
+    match addr {
+        SocketAddr::V4(v4) => write_ip(IpAddr::V4(*v4.ip()), out),
+        SocketAddr::V6(v6) => {
+            out.push(b'[');
+            write_ip(IpAddr::V6(*v6.ip()), out);
+            out.push(b']');
+        }
+    }
+    out.push(b':');
+    write_decimal(u64::from(addr.port()), out);
+}
+
+/// nginx's `0.012`: seconds with millisecond resolution.
+fn seconds(d: Duration, out: &mut Vec<u8>) {
+    write_decimal(d.as_secs(), out);
+    out.push(b'.');
+    let ms = d.subsec_millis();
+    out.extend_from_slice(&[
+        b'0' + (ms / 100) as u8,
+        b'0' + (ms / 10 % 10) as u8,
+        b'0' + (ms % 10) as u8,
+    ]);
+}
+
+/// Two digits, zero-padded (every field of a date but the year is below 100).
+fn two_digits(n: u64, out: &mut Vec<u8>) {
+    out.extend_from_slice(&[b'0' + (n / 10 % 10) as u8, b'0' + (n % 10) as u8]);
+}
+
+const MONTHS: [&[u8]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
 ];
 
 /// `22/Nov/2026:03:02:45 +0000` (UTC).
 fn time_local(secs: u64, out: &mut Vec<u8>) {
     let (y, m, d, hh, mm, ss) = civil(secs);
-    let _ = write!(
-        out,
-        "{d:02}/{}/{y}:{hh:02}:{mm:02}:{ss:02} +0000",
-        MONTHS[(m - 1) as usize]
-    );
+    two_digits(u64::from(d), out);
+    out.push(b'/');
+    out.extend_from_slice(MONTHS[(m - 1) as usize]);
+    out.push(b'/');
+    write_decimal(y.max(0) as u64, out);
+    for n in [hh, mm, ss] {
+        out.push(b':');
+        two_digits(n, out);
+    }
+    out.extend_from_slice(b" +0000");
 }
 
 /// `2026-11-22T03:02:45+00:00` (UTC).
 fn time_iso8601(secs: u64, out: &mut Vec<u8>) {
     let (y, m, d, hh, mm, ss) = civil(secs);
-    let _ = write!(out, "{y}-{m:02}-{d:02}T{hh:02}:{mm:02}:{ss:02}+00:00");
+    write_decimal(y.max(0) as u64, out);
+    out.push(b'-');
+    two_digits(u64::from(m), out);
+    out.push(b'-');
+    two_digits(u64::from(d), out);
+    out.push(b'T');
+    two_digits(hh, out);
+    for n in [mm, ss] {
+        out.push(b':');
+        two_digits(n, out);
+    }
+    out.extend_from_slice(b"+00:00");
 }
 
 /// Calendar date and time of a Unix time (Howard Hinnant's `civil_from_days`).
@@ -348,6 +441,34 @@ mod tests {
         req.append_header("X", value).unwrap();
         let line = render("$http_x", LogEscape::Default, &req);
         assert_eq!(line, "a\\x22b\\x5Cc\\xE9\n");
+    }
+
+    #[test]
+    fn json_escaping_keeps_utf8_and_escapes_the_rest() {
+        let mut req = get(&[]);
+        let value = http::HeaderValue::from_bytes("a\"b\\c\té".as_bytes()).unwrap();
+        req.append_header("X", value).unwrap();
+        let line = render("[$http_x][$http_none]", LogEscape::Json, &req);
+        assert_eq!(line, "[a\\\"b\\\\c\\té][]\n");
+    }
+
+    #[test]
+    fn times_and_numbers_are_written_as_nginx_writes_them() {
+        let line = render(
+            "$msec $request_time $time_iso8601 $status $upstream_status $remote_user",
+            LogEscape::Default,
+            &get(&[]),
+        );
+        assert_eq!(
+            line,
+            "1795316565.000 0.012 2026-11-22T03:02:45+00:00 200 200 -\n"
+        );
+        let mut out = Vec::new();
+        for n in [0, 9, 10, 65_535, u64::MAX] {
+            write_decimal(n, &mut out);
+            out.push(b' ');
+        }
+        assert_eq!(out, b"0 9 10 65535 18446744073709551615 ");
     }
 
     #[test]

@@ -43,13 +43,16 @@ pub fn log_access(session: &Session, ctx: &RequestCtx, status: u16, elapsed: Dur
     }
     let proxy_host = ctx.proxy_route().map_or("", |p| p.proxy_host.as_str());
     let info = request_info(session, ctx, proxy_host);
+    let timed = targets
+        .iter()
+        .any(|t| t.format.shows_upstream_response_time());
     let outcome = Outcome {
         status,
         body_bytes_sent: session.body_bytes_sent(),
         request_time: elapsed,
         upstream_addrs: &addrs,
         upstream_name: pool.map(|p| p.name.as_str()),
-        upstream_response_time: ctx.upstream.started.map(|t| t.elapsed()),
+        upstream_response_time: ctx.upstream.started.filter(|_| timed).map(|t| t.elapsed()),
         upstream_status: ctx.upstream.status,
         now: std::time::SystemTime::now(),
     };

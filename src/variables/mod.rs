@@ -7,7 +7,7 @@ mod request_info;
 mod template;
 
 pub use map::CompiledMap;
-pub use request_info::{ConnAddrs, RequestInfo, write_ip};
+pub use request_info::{ConnAddrs, RequestInfo, write_decimal, write_ip};
 pub use template::Template;
 
 use http::HeaderName;

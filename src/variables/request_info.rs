@@ -75,7 +75,7 @@ impl RequestInfo<'_> {
             }
             Var::ProxyProtocolPort => {
                 if let Some(source) = self.conn.and_then(|c| c.proxy_protocol) {
-                    write_decimal(u32::from(source.port()), out);
+                    write_decimal(u64::from(source.port()), out);
                 }
             }
             Var::ProxyAddXForwardedFor => {
@@ -137,7 +137,7 @@ impl RequestInfo<'_> {
             Var::ServerName => out.extend_from_slice(self.server_name.as_bytes()),
             Var::ServerPort => {
                 if let Some(port) = self.server_port {
-                    write_decimal(u32::from(port), out);
+                    write_decimal(u64::from(port), out);
                 }
             }
             Var::RequestUri => {
@@ -161,11 +161,11 @@ impl RequestInfo<'_> {
 pub fn write_ip(ip: IpAddr, out: &mut Vec<u8>) {
     match ip {
         IpAddr::V4(v4) => {
-            for (i, octet) in v4.octets().into_iter().enumerate() {
-                if i > 0 {
-                    out.push(b'.');
-                }
-                write_decimal(u32::from(octet), out);
+            let [a, b, c, d] = v4.octets();
+            write_octet(a, out);
+            for octet in [b, c, d] {
+                out.push(b'.');
+                write_octet(octet, out);
             }
         }
         IpAddr::V6(v6) => {
@@ -175,16 +175,29 @@ pub fn write_ip(ip: IpAddr, out: &mut Vec<u8>) {
     }
 }
 
-pub(super) fn write_decimal(mut n: u32, out: &mut Vec<u8>) {
-    let mut digits = [0u8; 10];
+fn write_octet(n: u8, out: &mut Vec<u8>) {
+    if n >= 100 {
+        out.push(b'0' + n / 100);
+    }
+    if n >= 10 {
+        out.push(b'0' + n / 10 % 10);
+    }
+    out.push(b'0' + n % 10);
+}
+
+/// Writes a number in decimal, without `fmt` (a `write!` of one number costs several hundred
+/// instructions, this a few dozen).
+pub fn write_decimal(mut n: u64, out: &mut Vec<u8>) {
+    if n < 10 {
+        out.push(b'0' + n as u8);
+        return;
+    }
+    let mut digits = [0u8; 20];
     let mut i = digits.len();
-    loop {
+    while n > 0 {
         i -= 1;
         digits[i] = b'0' + (n % 10) as u8;
         n /= 10;
-        if n == 0 {
-            break;
-        }
     }
     out.extend_from_slice(&digits[i..]);
 }
