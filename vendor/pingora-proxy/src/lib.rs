@@ -1216,12 +1216,14 @@ where
             session.subrequest_spawner = Some(SubrequestSpawner::new(self.clone()));
         }
 
-        let req = session.downstream_session.req_header_mut();
-
         // Built-in downstream request filters go first
-        if let Err(e) = session
+        // pinlb patch: the head is borrowed mutably only for modules that may change it, so
+        // that without them the session keeps the facts it recognised while parsing it.
+        if session.downstream_modules_ctx.is_empty() {
+            // nothing to filter
+        } else if let Err(e) = session
             .downstream_modules_ctx
-            .request_header_filter(req)
+            .request_header_filter(session.downstream_session.req_header_mut())
             .await
         {
             return Box::pin(self.handle_error(

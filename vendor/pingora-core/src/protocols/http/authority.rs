@@ -17,7 +17,7 @@
 //! The boundary classification these checks act on lives in [`pingora_http::authority`] and
 //! is re-exported here.
 
-use http::{header, HeaderValue};
+use http::header;
 use pingora_error::{Error, ErrorType::InvalidHTTPHeader, Result};
 use pingora_http::RequestHeader;
 
@@ -47,9 +47,19 @@ pub use pingora_http::authority::{
 /// [RFC 9112 section 3.2]: https://www.rfc-editor.org/rfc/rfc9112.html#section-3.2
 /// [RFC 9112 section 3.2.2]: https://www.rfc-editor.org/rfc/rfc9112.html#section-3.2.2
 pub fn validate_request_authority(req: &RequestHeader) -> Result<()> {
-    validate_request_authority_fields(req)?;
+    let mut hosts = req.headers.get_all(header::HOST).iter();
+    let (host, duplicate_host) = (hosts.next(), hosts.next().is_some());
+    validate_request_authority_host(req, host.map(|host| host.as_bytes()), duplicate_host)
+}
 
-    let host = req.headers.get(header::HOST);
+/// [`validate_request_authority`] given the request's first `Host` value and whether it has
+/// more (pinlb patch: the HTTP/1 server session knows them from parsing the head).
+pub(crate) fn validate_request_authority_host(
+    req: &RequestHeader,
+    host: Option<&[u8]>,
+    duplicate_host: bool,
+) -> Result<()> {
+    validate_authority_fields(req, host, duplicate_host)?;
 
     if req.method == http::Method::CONNECT {
         return validate_connect_authority(req.raw_path(), host);
@@ -78,7 +88,7 @@ pub fn validate_request_authority(req: &RequestHeader) -> Result<()> {
             if authority.contains(&b'@') {
                 return Error::e_explain(InvalidHTTPHeader, "userinfo in request target");
             }
-            if host.is_some_and(|host| host.as_bytes() != authority) {
+            if host.is_some_and(|host| host != authority) {
                 return Error::e_explain(
                     InvalidHTTPHeader,
                     "Host header differs from request-target authority",
@@ -93,13 +103,20 @@ pub fn validate_request_authority(req: &RequestHeader) -> Result<()> {
 /// Validate authority fields shared by H1 and H2 ingress.
 pub(super) fn validate_request_authority_fields(req: &RequestHeader) -> Result<()> {
     let mut hosts = req.headers.get_all(header::HOST).iter();
-    let (host, duplicate_host) = (hosts.next(), hosts.next());
+    let (host, duplicate_host) = (hosts.next(), hosts.next().is_some());
+    validate_authority_fields(req, host.map(|host| host.as_bytes()), duplicate_host)
+}
 
-    if duplicate_host.is_some() {
+fn validate_authority_fields(
+    req: &RequestHeader,
+    host: Option<&[u8]>,
+    duplicate_host: bool,
+) -> Result<()> {
+    if duplicate_host {
         return Error::e_explain(InvalidHTTPHeader, "multiple Host header fields");
     }
 
-    if host.is_some_and(|host| host.as_bytes().contains(&b'@')) {
+    if host.is_some_and(|host| host.contains(&b'@')) {
         return Error::e_explain(InvalidHTTPHeader, "userinfo in Host header");
     }
 
@@ -110,7 +127,7 @@ pub(super) fn validate_request_authority_fields(req: &RequestHeader) -> Result<(
 
     if host
         .zip(uri_authority)
-        .is_some_and(|(host, authority)| host.as_bytes() != authority.as_bytes())
+        .is_some_and(|(host, authority)| host != authority.as_bytes())
     {
         return Error::e_explain(InvalidHTTPHeader, "Host header differs from URI authority");
     }
@@ -119,7 +136,7 @@ pub(super) fn validate_request_authority_fields(req: &RequestHeader) -> Result<(
 }
 
 /// Reconcile authority-like CONNECT targets with `Host` while preserving custom target forms.
-fn validate_connect_authority(target: &[u8], host: Option<&HeaderValue>) -> Result<()> {
+fn validate_connect_authority(target: &[u8], host: Option<&[u8]>) -> Result<()> {
     let authority_end = target
         .iter()
         .position(|byte| matches!(byte, b'/' | b'?' | b'#'))
@@ -195,12 +212,8 @@ fn validate_connect_authority(target: &[u8], host: Option<&HeaderValue>) -> Resu
 /// `CONNECT example.com:80` with `Host: example.com`.
 ///
 /// [RFC 9112 section 3.2.3]: https://www.rfc-editor.org/rfc/rfc9112.html#section-3.2.3
-fn reconcile_connect_host(
-    authority: &[u8],
-    authority_host: &[u8],
-    host: &HeaderValue,
-) -> Result<()> {
-    if host.as_bytes() == authority || host.as_bytes() == authority_host {
+fn reconcile_connect_host(authority: &[u8], authority_host: &[u8], host: &[u8]) -> Result<()> {
+    if host == authority || host == authority_host {
         Ok(())
     } else {
         Error::e_explain(
@@ -242,6 +255,7 @@ pub(super) fn has_ambiguous_port_suffix(authority: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use http::HeaderValue;
 
     fn request(method: &str, target: &str, hosts: &[&str]) -> RequestHeader {
         let mut request = RequestHeader::build(method, target.as_bytes(), None).unwrap();

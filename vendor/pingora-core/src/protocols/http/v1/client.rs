@@ -28,6 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::body::{BodyReader, BodyWriter};
 use super::common::*;
+use super::facts::HeadFacts;
 use crate::protocols::http::HttpTask;
 use crate::protocols::{Digest, SocketAddr, Stream, UniqueID, UniqueIDType};
 use crate::utils::{BufRef, KVRef};
@@ -61,6 +62,9 @@ pub struct HttpSession {
     // the head itself on (moved out, not cloned): its status and its keep-alive offer.
     response_status: Option<StatusCode>,
     response_keepalive: Option<u64>,
+    // pinlb patch: the framing facts of the response head read last, recognised while it
+    // was parsed (the session's head is never changed after that).
+    response_facts: HeadFacts,
     // pinlb patch: the facts the session needs of the request it wrote, instead of the
     // request itself.
     request_written: Option<WrittenRequest>,
@@ -130,6 +134,7 @@ impl HttpSession {
             response_header: None,
             response_status: None,
             response_keepalive: None,
+            response_facts: HeadFacts::default(),
             request_written: None,
             read_timeout: None,
             write_timeout: None,
@@ -255,10 +260,12 @@ impl HttpSession {
     // Validate the response header read. This function must be called after the response header
     // read.
     fn validate_response(&self) -> Result<()> {
-        let resp_header = self
-            .response_header
-            .as_ref()
-            .expect("response header must be read");
+        assert!(
+            self.response_header.is_some(),
+            "response header must be read"
+        );
+        // pinlb patch: the facts of the head, recognised while it was parsed
+        let facts = &self.response_facts;
 
         // Validate/reconcile Content-Length per RFC 9110 section 8.6 (hyper
         // parity): identical duplicates and comma-combined identical values are
@@ -266,9 +273,9 @@ impl HttpSession {
         // unrecoverable framing error. A peer may opt to tolerate a single,
         // otherwise-invalid value and treat the response as close-delimited.
         // Note: Content-Length is already removed if Transfer-Encoding is present.
-        if let Err(e) = super::common::validate_content_length(&resp_header.headers) {
+        if let Err(e) = facts.validate_content_length() {
             if self.allow_h1_response_invalid_content_length
-                && super::common::content_length_is_single_token(&resp_header.headers)
+                && facts.content_length_is_single_token()
             {
                 debug!(
                     "tolerating invalid Content-Length ({e}); \
@@ -366,11 +373,17 @@ impl HttpSession {
 
                         let buf = std::mem::take(&mut self.response_header_read_buf).freeze();
 
+                        // pinlb patch: the framing facts, recognised while the headers are
+                        // put in the map instead of looked up there again and again.
+                        let mut facts = HeadFacts::default();
                         for header in header_refs {
                             let header_name = header.get_name_bytes(&buf);
                             let header_name = header_name.into_case_header_name();
                             let value_bytes = header.get_value_bytes(&buf);
                             let header_value = pingora_http::header_value_from_raw(value_bytes);
+                            // No place for the value: it may be normalized, and the
+                            // session never asks for a response's `Host`.
+                            facts.observe(header.get_name(&buf), &header_value, (0, 0));
                             if let Err(e) = response_header
                                 .append_header(header_name, header_value)
                                 .or_err(InvalidHTTPHeader, "while parsing request header")
@@ -379,17 +392,12 @@ impl HttpSession {
                             }
                         }
 
-                        let contains_transfer_encoding = response_header
-                            .headers
-                            .contains_key(header::TRANSFER_ENCODING);
-                        let contains_content_length =
-                            response_header.headers.contains_key(header::CONTENT_LENGTH);
-
                         // Transfer encoding overrides content length, so when
                         // both are present, we MUST remove content length. This is
                         // https://datatracker.ietf.org/doc/html/rfc9112#section-6.3-2.3
-                        if contains_content_length && contains_transfer_encoding {
+                        if facts.has_content_length() && facts.has_transfer_encoding() {
                             response_header.remove_header(&header::CONTENT_LENGTH);
+                            facts.remove_content_length();
                         }
 
                         self.raw_header = Some(BufRef(0, s));
@@ -397,6 +405,7 @@ impl HttpSession {
                         self.buf = buf;
                         self.response_status = Some(response_header.status);
                         self.response_keepalive = None;
+                        self.response_facts = facts;
                         self.response_header = Some(response_header);
                         if let Err(e) = self.validate_response() {
                             return self.fail_response_header_read(e);
@@ -661,15 +670,15 @@ impl HttpSession {
     fn keepalive_offered(&self, resp: &ResponseHeader) -> Option<u64> {
         // Per [RFC 9112 Section 6.1-16](https://datatracker.ietf.org/doc/html/rfc9112#section-6.1-16),
         // if Transfer-Encoding is received in HTTP/1.0 response, connection MUST be closed after processing.
-        if resp.version == Version::HTTP_10 && resp.headers.contains_key(header::TRANSFER_ENCODING)
-        {
+        // pinlb patch: `resp` is the head last read, whose facts the session has.
+        let facts = &self.response_facts;
+        if resp.version == Version::HTTP_10 && facts.has_transfer_encoding() {
             return None;
         }
-        if let Some(keepalive) = self.is_connection_keepalive(resp) {
+        if let Some(keepalive) = self.is_connection_keepalive() {
             if keepalive {
-                let (timeout, _max_use) = Self::keepalive_values(resp);
                 // TODO: respect max_use
-                Some(timeout.unwrap_or(0)) // none: infinite
+                Some(facts.keep_alive_timeout().unwrap_or(0)) // none: infinite
             } else {
                 None
             }
@@ -685,13 +694,13 @@ impl HttpSession {
         !matches!(self.keepalive_timeout, KeepaliveStatus::Off)
     }
 
-    fn is_connection_keepalive(&self, resp: &ResponseHeader) -> Option<bool> {
+    fn is_connection_keepalive(&self) -> Option<bool> {
         let request_keepalive = self.request_written.as_ref().and_then(|req| req.keepalive);
 
         match request_keepalive {
             // ignore what the server sends if request disables keepalive explicitly
             Some(false) => Some(false),
-            _ => is_buf_keepalive(resp.headers.get(header::CONNECTION)),
+            _ => self.response_facts.connection_keepalive(),
         }
     }
 
@@ -705,28 +714,11 @@ impl HttpSession {
             .map_or((None, None), Self::keepalive_values)
     }
 
+    #[cfg(test)]
     fn keepalive_values(resp: &ResponseHeader) -> (Option<u64>, Option<usize>) {
-        let Some(keep_alive_header) = resp.headers.get("Keep-Alive") else {
-            return (None, None);
-        };
-
-        let Ok(header_value) = str::from_utf8(keep_alive_header.as_bytes()) else {
-            return (None, None);
-        };
-
-        let mut timeout = None;
-        let mut max = None;
-
-        for param in header_value.split(',') {
-            let parts = param.split_once('=').map(|(k, v)| (k.trim(), v));
-            match parts {
-                Some(("timeout", timeout_value)) => timeout = timeout_value.trim().parse().ok(),
-                Some(("max", max_value)) => max = max_value.trim().parse().ok(),
-                _ => {}
-            }
-        }
-
-        (timeout, max)
+        resp.headers
+            .get("Keep-Alive")
+            .map_or((None, None), super::facts::keep_alive_params)
     }
 
     /// Close the connection abruptly. This allows to signal the server that the connection is closed
@@ -845,15 +837,13 @@ impl HttpSession {
 
     fn get_content_length(&self) -> Result<Option<usize>> {
         match self.resp_header() {
-            Some(h) => content_length_for_framing(&h.headers),
+            Some(_) => self.response_facts.content_length_for_framing(),
             None => Ok(None),
         }
     }
 
     fn is_chunked_encoding(&self) -> bool {
-        self.resp_header()
-            .map(|h| is_chunked_encoding_from_headers(&h.headers))
-            .unwrap_or(false)
+        self.resp_header().is_some() && self.response_facts.is_chunked()
     }
 
     fn init_req_body_writer(&mut self, header: &RequestHeader) {

@@ -179,8 +179,12 @@ pub(crate) fn is_chunked_encoding_from_headers(headers: &HMap) -> bool {
         return false;
     };
 
-    let bytes = last_header_value.as_bytes();
+    te_value_ends_chunked(last_header_value.as_bytes())
+}
 
+/// Whether `chunked` is the final encoding of one `Transfer-Encoding` value.
+#[inline]
+pub(super) fn te_value_ends_chunked(bytes: &[u8]) -> bool {
     // Fast path: exact match for "chunked"
     if bytes.eq_ignore_ascii_case(b"chunked") {
         return true;
@@ -343,11 +347,21 @@ pub(crate) fn content_length_parse_all(headers: &HMap) -> Option<u64> {
 /// checked several times per message), and a single value of plain digits, the usual
 /// case, is read without splitting and trimming.
 fn content_length_lookup(headers: &HMap) -> std::result::Result<Option<u64>, ()> {
-    let mut values = headers.get_all(header::CONTENT_LENGTH).into_iter();
-    let Some(first) = values.next() else {
-        return Ok(None);
-    };
-    let mut content_length: Option<u64> = None;
+    let mut content_length = None;
+    for value in headers.get_all(header::CONTENT_LENGTH) {
+        content_length = Some(content_length_fold(content_length, value)?);
+    }
+    Ok(content_length)
+}
+
+/// One `Content-Length` line folded into the value of the lines before it (`seen`): the
+/// value all of them agree on, `Err(())` when they do not or this one is not a length.
+/// Shared by the map lookup above and the facts recorded while a head is parsed.
+pub(super) fn content_length_fold(
+    seen: Option<u64>,
+    value: &HeaderValue,
+) -> std::result::Result<u64, ()> {
+    let mut content_length = seen;
     let mut agree = |n: u64| match content_length {
         Some(prev) if prev != n => Err(()),
         _ => {
@@ -355,11 +369,9 @@ fn content_length_lookup(headers: &HMap) -> std::result::Result<Option<u64>, ()>
             Ok(())
         }
     };
-    for value in std::iter::once(first).chain(values) {
-        if let Some(n) = from_digits(value.as_bytes()) {
-            agree(n)?;
-            continue;
-        }
+    if let Some(n) = from_digits(value.as_bytes()) {
+        agree(n)?;
+    } else {
         // A non-visible-ASCII value can't be a valid Content-Length, so the
         // framing is ambiguous.
         let line = value.to_str().map_err(|_| ())?;
@@ -367,7 +379,7 @@ fn content_length_lookup(headers: &HMap) -> std::result::Result<Option<u64>, ()>
             agree(from_digits(v.trim().as_bytes()).ok_or(())?)?;
         }
     }
-    content_length.map(Some).ok_or(())
+    content_length.ok_or(())
 }
 
 /// Resolve the framing `Content-Length` of a message following hyper's decode
@@ -375,7 +387,15 @@ fn content_length_lookup(headers: &HMap) -> std::result::Result<Option<u64>, ()>
 /// present but cannot be resolved to a single value (conflicting duplicates or
 /// an unparseable value), or `None` when the header is absent.
 pub(crate) fn content_length_for_framing(headers: &HMap) -> Result<Option<usize>> {
-    match content_length_lookup(headers) {
+    content_length_framing(content_length_lookup(headers))
+}
+
+/// [`content_length_for_framing`] of a reconciled `Content-Length` (see
+/// [`content_length_lookup`]).
+pub(super) fn content_length_framing(
+    lookup: std::result::Result<Option<u64>, ()>,
+) -> Result<Option<usize>> {
+    match lookup {
         Ok(Some(cl)) => {
             // Content-Length frames the body, so a value that does not fit in
             // `usize` cannot be represented and must not be silently truncated

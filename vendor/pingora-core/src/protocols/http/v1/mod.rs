@@ -17,6 +17,7 @@
 pub(crate) mod body;
 pub mod client;
 pub mod common;
+mod facts;
 pub mod head_limits;
 pub(crate) mod header;
 pub mod server;

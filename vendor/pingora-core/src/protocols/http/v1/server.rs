@@ -35,11 +35,13 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::body::{BodyReader, BodyWriter};
 use super::common::*;
+use super::facts::HeadFacts;
 use super::head_limits::{partial_request_line, HeadLimits};
 use super::header::HeaderWriter;
 use crate::protocols::http::{
-    authority::validate_request_authority, body_buffer::FixedBuffer, date, HttpTask,
-    ReusableHttpStream,
+    authority::{validate_request_authority, validate_request_authority_host},
+    body_buffer::FixedBuffer,
+    date, HttpTask, ReusableHttpStream,
 };
 use crate::protocols::{Digest, SocketAddr, Stream};
 use crate::utils::{BufRef, KVRef};
@@ -111,6 +113,9 @@ pub struct HttpSession {
     response_written: Option<Box<ResponseHeader>>,
     /// The parsed request header
     request_header: Option<Box<RequestHeader>>,
+    /// The framing facts of `request_header` recognised while it was parsed (pinlb patch);
+    /// `None` once it may have been changed (`req_header_mut`), when its map is asked.
+    request_facts: Option<HeadFacts>,
     /// An internal buffer that holds a copy of the request body up to a certain size
     retry_buffer: Option<FixedBuffer>,
     /// Whether this session is an upgraded session. This flag is calculated when sending the
@@ -193,6 +198,7 @@ impl HttpSession {
             update_resp_headers: true,
             response_written: None,
             request_header: None,
+            request_facts: None,
             read_timeout: Some(Duration::from_secs(60)),
             write_timeout: None,
             total_drain_timeout: None,
@@ -327,6 +333,7 @@ impl HttpSession {
         const MAX_ERR_BUF_LEN: usize = 2048;
 
         self.buf.clear();
+        self.request_facts = None;
         // Account parsing a fully buffered request against Tokio's cooperative task budget. Do
         // this before taking the prefix so cancellation cannot discard bytes between sessions.
         if self
@@ -458,6 +465,9 @@ impl HttpSession {
                         };
                         let buf = buf.freeze();
 
+                        // pinlb patch: the framing facts, recognised while the headers are
+                        // put in the map instead of looked up there again and again.
+                        let mut facts = HeadFacts::default();
                         for header in header_refs {
                             let header_name = header.get_name_bytes(&buf);
                             let header_name = header_name.into_case_header_name();
@@ -466,16 +476,16 @@ impl HttpSession {
                             let header_value = unsafe {
                                 http::HeaderValue::from_maybe_shared_unchecked(value_bytes)
                             };
+                            let value_at = (header.value().0, header.value().1);
+                            facts.observe(header.get_name(&buf), &header_value, value_at);
 
                             request_header
                                 .append_header(header_name, header_value)
                                 .or_err(InvalidHTTPHeader, "while parsing request header")?;
                         }
 
-                        let contains_transfer_encoding =
-                            request_header.headers.contains_key(TRANSFER_ENCODING);
-                        let contains_content_length =
-                            request_header.headers.contains_key(CONTENT_LENGTH);
+                        let contains_transfer_encoding = facts.has_transfer_encoding();
+                        let contains_content_length = facts.has_content_length();
 
                         // Transfer encoding overrides content length, so when
                         // both are present, we can remove content length. This
@@ -487,11 +497,13 @@ impl HttpSession {
                             contains_content_length && contains_transfer_encoding;
                         if has_both_te_and_cl {
                             request_header.remove_header(&CONTENT_LENGTH);
+                            facts.remove_content_length();
                         }
 
                         self.buf = buf;
                         self.preread_body = Some(preread_body);
                         self.request_header = Some(request_header);
+                        self.request_facts = Some(facts);
 
                         self.body_reader.reinit();
                         self.pipelined_idle_bytes_stashed = false;
@@ -566,12 +578,30 @@ impl HttpSession {
     /// [`Self::validate_request`], go on as one line (pinlb patch: they were forwarded as
     /// sent, leaving the next hop to reconcile them again).
     fn fold_content_length(&mut self) -> Result<()> {
-        let headers = &self.req_header().headers;
-        if super::common::content_length_is_single_token(headers) {
-            return Ok(());
-        }
-        if let Some(len) = super::common::content_length_for_framing(headers)? {
-            self.req_header_mut().insert_header(CONTENT_LENGTH, len)?;
+        let length = match self.request_facts.as_mut() {
+            Some(facts) => {
+                if facts.content_length_is_single_token() {
+                    return Ok(());
+                }
+                let length = facts.content_length_for_framing()?;
+                // The facts stay true: one line of the same value.
+                facts.content_length_folded();
+                length
+            }
+            None => {
+                let headers = &self.req_header().headers;
+                if super::common::content_length_is_single_token(headers) {
+                    return Ok(());
+                }
+                super::common::content_length_for_framing(headers)?
+            }
+        };
+        if let Some(len) = length {
+            let req = self
+                .request_header
+                .as_mut()
+                .expect("Request header is not read yet");
+            req.insert_header(CONTENT_LENGTH, len)?;
         }
         Ok(())
     }
@@ -582,17 +612,32 @@ impl HttpSession {
     /// this function and most other functions will panic if called before [`Self::read_request()`]
     pub fn validate_request(&self) -> Result<()> {
         let req_header = self.req_header();
+        // pinlb patch: the facts of the head while it is the parsed one, else its map
+        let facts = self.request_facts.as_ref();
 
         // Reject an ambiguous authority before anything routes on it.
-        validate_request_authority(req_header)?;
+        match facts {
+            Some(facts) => {
+                let (host, duplicate_host) = facts.host(&self.buf);
+                validate_request_authority_host(req_header, host, duplicate_host)?;
+            }
+            None => validate_request_authority(req_header)?,
+        }
 
         // Validate/reconcile Content-Length per RFC 9110 section 8.6 (hyper
         // parity): identical duplicates and comma-combined identical values are
         // accepted and collapsed; differing or unparseable values are rejected.
         // This is a no-op when Transfer-Encoding is present (TE overrides CL).
-        super::common::validate_content_length(&req_header.headers)?;
+        match facts {
+            Some(facts) => facts.validate_content_length()?,
+            None => super::common::validate_content_length(&req_header.headers)?,
+        }
 
-        if req_header.headers.contains_key(TRANSFER_ENCODING) {
+        let has_transfer_encoding = match facts {
+            Some(facts) => facts.has_transfer_encoding(),
+            None => req_header.headers.contains_key(TRANSFER_ENCODING),
+        };
+        if has_transfer_encoding {
             // Per [RFC 9112 Section 6.1-16](https://datatracker.ietf.org/doc/html/rfc9112#section-6.1-16),
             // HTTP/1.0 requests with Transfer-Encoding MUST be treated as having faulty framing.
             // We reject with 400 Bad Request and close the connection.
@@ -625,6 +670,8 @@ impl HttpSession {
     /// # Panics
     /// this function and most other functions will panic if called before [`Self::read_request()`]
     pub fn req_header_mut(&mut self) -> &mut RequestHeader {
+        // pinlb patch: the head may change, so its map is asked from now on
+        self.request_facts = None;
         self.request_header
             .as_mut()
             .expect("Request header is not read yet")
@@ -670,9 +717,10 @@ impl HttpSession {
 
     /// Is the request a upgrade request
     pub fn is_upgrade_req(&self) -> bool {
-        match self.request_header.as_deref() {
-            Some(req) => is_upgrade_req(req),
-            None => false,
+        match (self.request_header.as_deref(), &self.request_facts) {
+            (Some(req), Some(facts)) => req.version == Version::HTTP_11 && facts.has_upgrade(),
+            (Some(req), None) => is_upgrade_req(req),
+            (None, _) => false,
         }
     }
 
@@ -869,14 +917,18 @@ impl HttpSession {
     }
 
     fn is_expect_continue_req(&self) -> bool {
-        match self.request_header.as_deref() {
-            Some(req) => is_expect_continue_req(req),
-            None => false,
+        match (self.request_header.as_deref(), &self.request_facts) {
+            (Some(req), Some(facts)) => req.version == Version::HTTP_11 && facts.expects_continue(),
+            (Some(req), None) => is_expect_continue_req(req),
+            (None, _) => false,
         }
     }
 
     fn is_connection_keepalive(&self) -> Option<bool> {
-        is_buf_keepalive(self.get_header(header::CONNECTION))
+        match &self.request_facts {
+            Some(facts) => facts.connection_keepalive(),
+            None => is_buf_keepalive(self.get_header(header::CONNECTION)),
+        }
     }
 
     // calculate write timeout from min_send_rate if set, otherwise return write_timeout
@@ -1207,11 +1259,17 @@ impl HttpSession {
     }
 
     fn is_chunked_encoding(&self) -> bool {
-        is_chunked_encoding_from_headers(&self.req_header().headers)
+        match &self.request_facts {
+            Some(facts) => facts.is_chunked(),
+            None => is_chunked_encoding_from_headers(&self.req_header().headers),
+        }
     }
 
     fn get_content_length(&self) -> Result<Option<usize>> {
-        content_length_for_framing(&self.req_header().headers)
+        match &self.request_facts {
+            Some(facts) => facts.content_length_for_framing(),
+            None => content_length_for_framing(&self.req_header().headers),
+        }
     }
 
     fn init_body_reader(&mut self) {
