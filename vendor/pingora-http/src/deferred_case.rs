@@ -8,6 +8,7 @@
 //! the full case map built, and from then on it is used as before.
 
 use crate::case_header_name::{CaseHeaderName, IntoCaseHeaderName};
+use crate::wire::Name;
 use crate::{title_case, CaseMap, HMap};
 use bytes::{BufMut, Bytes};
 use http::header::HeaderName;
@@ -43,6 +44,7 @@ impl DeferredCase {
     /// values if `replace`. When this cannot be kept here, builds the full case map into
     /// `name_map` from `headers` (as they are before the addition) and stops deferring:
     /// the caller then adds the name to the map as usual.
+    #[inline]
     pub(crate) fn keep(
         &mut self,
         name_map: &mut Option<CaseMap>,
@@ -54,11 +56,23 @@ impl DeferredCase {
         if !self.active {
             return Ok(());
         }
-        let titled = is_title_case(name, case.as_slice());
-        if titled && self.overrides.is_empty() {
+        if self.overrides.is_empty() && is_title_case(name, case.as_slice()) {
             // The common case: nothing kept before, nothing to keep now.
             return Ok(());
         }
+        self.keep_other(name_map, headers, name, case, replace)
+    }
+
+    /// [Self::keep()] for a name not in title case, or while some name is kept in another case.
+    fn keep_other(
+        &mut self,
+        name_map: &mut Option<CaseMap>,
+        headers: &HMap,
+        name: &HeaderName,
+        case: &CaseHeaderName,
+        replace: bool,
+    ) -> Result<()> {
+        let titled = is_title_case(name, case.as_slice());
         let existing = self.overrides.iter().position(|(n, _)| n == name);
         if replace {
             if let Some(i) = existing {
@@ -130,6 +144,15 @@ impl DeferredCase {
         match self.case_override(name) {
             Some(case) => buf.put_slice(case.as_slice()),
             None => put_title_case(name, buf),
+        }
+    }
+
+    /// How `name` is written: in its kept case, or else in title case.
+    #[inline]
+    pub(crate) fn wire_name<'a>(&'a self, name: &'a HeaderName) -> Name<'a> {
+        match self.case_override(name) {
+            Some(case) => Name::AsIs(case.as_slice()),
+            None => Name::Titled(name.as_str().as_bytes()),
         }
     }
 

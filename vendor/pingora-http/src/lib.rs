@@ -22,11 +22,9 @@
 
 #![allow(clippy::new_without_default)]
 
-use bytes::BufMut;
+use bytes::{BufMut, BytesMut};
 use http::header::{AsHeaderName, HeaderName, HeaderValue};
-use http::request::Builder as ReqBuilder;
 use http::request::Parts as ReqParts;
-use http::response::Builder as RespBuilder;
 use http::response::Parts as RespParts;
 use http::uri::Uri;
 use pingora_error::{ErrorType::*, OrErr, Result};
@@ -48,6 +46,7 @@ pub use case_header_name::IntoCaseHeaderName;
 mod deferred_case;
 use deferred_case::DeferredCase;
 mod title_case;
+mod wire;
 
 pub mod prelude {
     pub use crate::RequestHeader;
@@ -155,8 +154,10 @@ impl Deref for RequestHeader {
 
 impl RequestHeader {
     fn new_no_case(size_hint: Option<usize>) -> Self {
-        let mut base = ReqBuilder::new().body(()).unwrap().into_parts().0;
-        base.headers.reserve(http_header_map_upper_bound(size_hint));
+        // pinlb patch: the parts made directly, with the map's room made as it is created,
+        // instead of through a `Builder` (which moves the parts through a `Result` twice).
+        let (mut base, ()) = http::Request::new(()).into_parts();
+        base.headers = HMap::with_capacity(http_header_map_upper_bound(size_hint));
         RequestHeader {
             base,
             header_name_map: None,
@@ -317,6 +318,17 @@ impl RequestHeader {
     /// The header case will be preserved.
     pub fn header_to_h1_wire(&self, buf: &mut impl BufMut) {
         header_to_h1_wire(
+            self.header_name_map.as_ref(),
+            &self.deferred_case,
+            &self.base.headers,
+            buf,
+        )
+    }
+
+    /// Like [Self::header_to_h1_wire()] into a [BytesMut], with room checked once per line
+    /// and the pieces copied straight in (pinlb patch).
+    pub fn header_to_h1_bytes(&self, buf: &mut BytesMut) {
+        header_to_h1_bytes(
             self.header_name_map.as_ref(),
             &self.deferred_case,
             &self.base.headers,
@@ -582,8 +594,9 @@ impl ResponseHeader {
     }
 
     fn new_no_case(size_hint: Option<usize>) -> Self {
-        let mut base = RespBuilder::new().body(()).unwrap().into_parts().0;
-        base.headers.reserve(http_header_map_upper_bound(size_hint));
+        // pinlb patch: as `RequestHeader::new_no_case`.
+        let (mut base, ()) = http::Response::new(()).into_parts();
+        base.headers = HMap::with_capacity(http_header_map_upper_bound(size_hint));
         ResponseHeader {
             base,
             header_name_map: None,
@@ -717,6 +730,17 @@ impl ResponseHeader {
     /// The header case will be preserved.
     pub fn header_to_h1_wire(&self, buf: &mut impl BufMut) {
         header_to_h1_wire(
+            self.header_name_map.as_ref(),
+            &self.deferred_case,
+            &self.base.headers,
+            buf,
+        )
+    }
+
+    /// Like [Self::header_to_h1_wire()] into a [BytesMut], with room checked once per line
+    /// and the pieces copied straight in (pinlb patch).
+    pub fn header_to_h1_bytes(&self, buf: &mut BytesMut) {
+        header_to_h1_bytes(
             self.header_name_map.as_ref(),
             &self.deferred_case,
             &self.base.headers,
@@ -902,31 +926,14 @@ fn parse_request_target(target: &[u8]) -> Result<ParsedRequestTarget> {
     })
 }
 
+// pinlb patch: `http` 1.x parts are `Clone`; building them through a `Builder` and
+// replacing their fields moved them (and dropped an empty map) several times per clone.
 fn clone_req_parts(me: &ReqParts) -> ReqParts {
-    let mut parts = ReqBuilder::new()
-        .method(me.method.clone())
-        .uri(me.uri.clone())
-        .version(me.version)
-        .body(())
-        .unwrap()
-        .into_parts()
-        .0;
-    parts.headers = me.headers.clone();
-    parts.extensions = me.extensions.clone();
-    parts
+    me.clone()
 }
 
 fn clone_resp_parts(me: &RespParts) -> RespParts {
-    let mut parts = RespBuilder::new()
-        .status(me.status)
-        .version(me.version)
-        .body(())
-        .unwrap()
-        .into_parts()
-        .0;
-    parts.headers = me.headers.clone();
-    parts.extensions = me.extensions.clone();
-    parts
+    me.clone()
 }
 
 // This function returns an upper bound on the size of the header map used inside the http crate.
@@ -1083,7 +1090,7 @@ pub fn header_value_from_slice(raw: &[u8]) -> HeaderValue {
 /// [RFC 9110 section 5.5]: https://datatracker.ietf.org/doc/html/rfc9110#section-5.5
 fn normalize_field_value(raw: bytes::Bytes) -> bytes::Bytes {
     // Fast path: no CR/LF/NUL, nothing to do.
-    if !raw.iter().any(|b| matches!(b, b'\r' | b'\n' | b'\0')) {
+    if !has_cr_lf_nul(&raw) {
         return raw;
     }
 
@@ -1125,6 +1132,66 @@ fn normalize_field_value(raw: bytes::Bytes) -> bytes::Bytes {
         push_with_replacement(&mut unfolded, line);
     }
     bytes::Bytes::from(unfolded)
+}
+
+/// Whether `bytes` has a CR, LF or NUL, looked for eight bytes at a time (pinlb patch: every
+/// value read from an upstream is checked).
+#[inline]
+fn has_cr_lf_nul(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // Non-zero when `x` has a zero byte (exact as a yes/no answer).
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        if has_zero(x)
+            | has_zero(x ^ (ONES * u64::from(b'\r')))
+            | has_zero(x ^ (ONES * u64::from(b'\n')))
+            != 0
+        {
+            return true;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .any(|b| matches!(b, b'\r' | b'\n' | b'\0'))
+}
+
+/// [header_to_h1_wire] into a [BytesMut] through [wire::put_line].
+fn header_to_h1_bytes(
+    key_map: Option<&CaseMap>,
+    deferred_case: &DeferredCase,
+    value_map: &HMap,
+    buf: &mut BytesMut,
+) {
+    if deferred_case.is_active() {
+        for (header, value) in value_map {
+            wire::put_line(buf, deferred_case.wire_name(header), value.as_bytes());
+        }
+    } else if let Some(key_map) = key_map {
+        case_header_iter(key_map.into(), value_map).for_each(|(case_header, val)| {
+            wire::put_line(
+                buf,
+                wire::Name::AsIs(case_header.as_slice()),
+                val.as_bytes(),
+            );
+        });
+    } else {
+        for (header, value) in value_map {
+            let name = default_case_name(header).as_bytes();
+            wire::put_line(buf, wire::Name::AsIs(name), value.as_bytes());
+        }
+    }
+}
+
+/// Appends `bytes` to `buf` as [RequestHeader::header_to_h1_bytes()] appends a line: for the
+/// request and status lines written before the headers (pinlb patch).
+pub fn put_h1_bytes(buf: &mut BytesMut, bytes: &[u8]) {
+    wire::put(buf, bytes)
 }
 
 #[inline]
@@ -1892,6 +1959,63 @@ mod tests {
                 .map(|d| d.as_bytes())
                 .unwrap()
         );
+    }
+
+    #[test]
+    fn has_cr_lf_nul_agrees_with_a_byte_search() {
+        for len in 0..40 {
+            for at in 0..=len {
+                for byte in [b'\r', b'\n', b'\0', b'\t', 0x01, 0x0b, 0x8d, 0xff, b'a'] {
+                    let mut value = vec![b'v'; len];
+                    if at < len {
+                        value[at] = byte;
+                    }
+                    let expected = value.iter().any(|b| matches!(b, b'\r' | b'\n' | b'\0'));
+                    assert_eq!(has_cr_lf_nul(&value), expected, "{value:?}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn header_to_h1_bytes_writes_what_header_to_h1_wire_writes() {
+        let names = [
+            "Host",
+            "x-lower",
+            "X-Real-IP",
+            "ETag",
+            "Content-Length",
+            "A-Long-Header-Name-Here",
+        ];
+        let mut deferred = RequestHeader::build_case_deferred("GET", b"/", None).unwrap();
+        let mut cased = RequestHeader::build("GET", b"/", None).unwrap();
+        let mut no_case = RequestHeader::build_no_case("GET", b"/", None).unwrap();
+        let mut resp = ResponseHeader::build_case_deferred(200, None).unwrap();
+        for (i, name) in names.iter().enumerate() {
+            let value = "v".repeat(i * 5);
+            deferred
+                .append_header(name.to_string(), value.as_str())
+                .unwrap();
+            cased
+                .append_header(name.to_string(), value.as_str())
+                .unwrap();
+            no_case
+                .append_header(name.to_string(), value.as_str())
+                .unwrap();
+            resp.append_header(name.to_string(), value.as_str())
+                .unwrap();
+        }
+        deferred.append_header("host", "second").unwrap();
+        for req in [&deferred, &cased, &no_case] {
+            let (mut wire, mut bytes) = (Vec::new(), BytesMut::new());
+            req.header_to_h1_wire(&mut wire);
+            req.header_to_h1_bytes(&mut bytes);
+            assert_eq!(&bytes[..], &wire[..]);
+        }
+        let (mut wire, mut bytes) = (Vec::new(), BytesMut::with_capacity(3));
+        resp.header_to_h1_wire(&mut wire);
+        resp.header_to_h1_bytes(&mut bytes);
+        assert_eq!(&bytes[..], &wire[..]);
     }
 
     #[test]

@@ -51,6 +51,33 @@ fn word(bytes: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(word)
 }
 
+/// The bytes of `bytes` (shorter than 8) as a little-endian word, zero above them: at most
+/// three loads instead of a loop over the bytes. Zero bytes are neither letters nor dashes,
+/// so [title_bits] leaves them alone.
+#[inline(always)]
+fn short_word(bytes: &[u8]) -> u64 {
+    debug_assert!(bytes.len() < 8);
+    let len = bytes.len();
+    let mut x = 0u64;
+    let mut at = 0;
+    if len & 4 != 0 {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&bytes[..4]);
+        x = u64::from(u32::from_le_bytes(w));
+        at = 4;
+    }
+    if len & 2 != 0 {
+        let mut w = [0u8; 2];
+        w.copy_from_slice(&bytes[at..at + 2]);
+        x |= u64::from(u16::from_le_bytes(w)) << (8 * at);
+        at += 2;
+    }
+    if len & 1 != 0 {
+        x |= u64::from(bytes[at]) << (8 * at);
+    }
+    x
+}
+
 /// Whether `wire` is `lower` in title case: upper case at the start and after each `-`.
 pub(crate) fn is_title_case(lower: &[u8], wire: &[u8]) -> bool {
     let len = lower.len();
@@ -58,15 +85,9 @@ pub(crate) fn is_title_case(lower: &[u8], wire: &[u8]) -> bool {
         return false;
     }
     if len < 8 {
-        let mut starts_word = true;
-        for (&l, &w) in lower.iter().zip(wire) {
-            let (titled, next) = title_byte(l, starts_word);
-            if w != titled {
-                return false;
-            }
-            starts_word = next;
-        }
-        return true;
+        let l = short_word(lower);
+        let (flip, _) = title_bits(l, true);
+        return short_word(wire) == l ^ flip;
     }
     let mut at = 0;
     let mut starts_word = true;
@@ -81,6 +102,46 @@ pub(crate) fn is_title_case(lower: &[u8], wire: &[u8]) -> bool {
         }
         // The last word may overlap the one before; a byte's case depends only on the
         // byte before it.
+        at = (at + 8).min(len - 8);
+        starts_word = if at % 8 == 0 {
+            next
+        } else {
+            lower[at - 1] == b'-'
+        };
+    }
+}
+
+/// Writes `lower` in title case to `dst`, word by word; the last word of a name whose
+/// length is not a multiple of 8 overlaps the one before, computed again from `lower`.
+///
+/// # Safety
+///
+/// `dst` must be valid for writes of `lower.len()` bytes.
+#[inline]
+pub(crate) unsafe fn write_title_case(lower: &[u8], dst: *mut u8) {
+    let len = lower.len();
+    if len < 8 {
+        let l = short_word(lower);
+        let (flip, _) = title_bits(l, true);
+        let titled = (l ^ flip).to_le_bytes();
+        // SAFETY: `len` < 8 bytes of `titled`, and the caller's guarantee for `dst`.
+        unsafe { std::ptr::copy_nonoverlapping(titled.as_ptr(), dst, len) };
+        return;
+    }
+    let mut at = 0;
+    let mut starts_word = true;
+    loop {
+        let l = word(lower, at);
+        let (flip, next) = title_bits(l, starts_word);
+        // SAFETY: `at + 8 <= len`, and the caller's guarantee for `dst`.
+        unsafe {
+            dst.add(at)
+                .cast::<u64>()
+                .write_unaligned((l ^ flip).to_le())
+        };
+        if at + 8 == len {
+            return;
+        }
         at = (at + 8).min(len - 8);
         starts_word = if at % 8 == 0 {
             next
@@ -199,6 +260,10 @@ mod tests {
                 .collect();
             let titled = naive_title_case(&lower);
             assert_eq!(title_case(&lower), titled, "{lower:?}");
+            let mut written = vec![0u8; len];
+            // SAFETY: `written` has `len` bytes.
+            unsafe { write_title_case(&lower, written.as_mut_ptr()) };
+            assert_eq!(written, titled, "{lower:?}");
             assert!(is_title_case(&lower, &titled), "{lower:?}");
             // Any other case of the same name is not title case.
             let flip = next();

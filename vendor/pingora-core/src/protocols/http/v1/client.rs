@@ -998,35 +998,36 @@ pub(crate) fn request_target_has_forbidden_byte(path: &[u8]) -> bool {
 // TODO: change it to to_buf
 #[inline]
 pub fn http_req_header_to_wire(req: &RequestHeader) -> Option<BytesMut> {
+    // pinlb patch: the head written with `pingora_http`'s straight copies (one room check
+    // per line, no `memcpy` call for short pieces).
+    use pingora_http::put_h1_bytes;
     let mut buf = BytesMut::with_capacity(512);
 
     // Request-Line
     let method = req.method.as_str().as_bytes();
-    buf.put_slice(method);
-    buf.put_u8(b' ');
+    put_h1_bytes(&mut buf, method);
+    put_h1_bytes(&mut buf, b" ");
 
     let path = req.raw_path();
     if request_target_has_forbidden_byte(path) {
         return None;
     }
-    buf.put_slice(path);
-    buf.put_u8(b' ');
+    put_h1_bytes(&mut buf, path);
 
     let version = match req.version {
-        Version::HTTP_09 => "HTTP/0.9",
-        Version::HTTP_10 => "HTTP/1.0",
-        Version::HTTP_11 => "HTTP/1.1",
-        Version::HTTP_2 => "HTTP/2",
+        Version::HTTP_09 => " HTTP/0.9\r\n",
+        Version::HTTP_10 => " HTTP/1.0\r\n",
+        Version::HTTP_11 => " HTTP/1.1\r\n",
+        Version::HTTP_2 => " HTTP/2\r\n",
         _ => {
             return None; /*TODO: unsupported version */
         }
     };
-    buf.put_slice(version.as_bytes());
-    buf.put_slice(CRLF);
+    put_h1_bytes(&mut buf, version.as_bytes());
 
     // headers
-    req.header_to_h1_wire(&mut buf);
-    buf.put_slice(CRLF);
+    req.header_to_h1_bytes(&mut buf);
+    put_h1_bytes(&mut buf, CRLF);
     Some(buf)
 }
 

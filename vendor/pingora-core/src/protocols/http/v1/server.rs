@@ -2027,21 +2027,24 @@ fn http_resp_header_to_buf(
             return Err(()); /*TODO: unsupported version */
         }
     };
-    buf.put_slice(version.as_bytes());
+    // pinlb patch: the head written with `pingora_http`'s straight copies (one room check
+    // per line, no `memcpy` call for short pieces).
+    use pingora_http::put_h1_bytes;
+    put_h1_bytes(buf, version.as_bytes());
     let status = resp.status;
-    buf.put_slice(status.as_str().as_bytes());
-    buf.put_u8(b' ');
+    put_h1_bytes(buf, status.as_str().as_bytes());
+    put_h1_bytes(buf, b" ");
     let reason = resp.get_reason_phrase();
     if let Some(reason_buf) = reason {
-        buf.put_slice(reason_buf.as_bytes());
+        put_h1_bytes(buf, reason_buf.as_bytes());
     }
-    buf.put_slice(CRLF);
+    put_h1_bytes(buf, CRLF);
 
     // headers
     // TODO: style: make sure Server and Date headers are the first two
-    resp.header_to_h1_wire(buf);
+    resp.header_to_h1_bytes(buf);
 
-    buf.put_slice(CRLF);
+    put_h1_bytes(buf, CRLF);
     Ok(())
 }
 
