@@ -131,6 +131,18 @@ where
             }
         }
 
+        // pinlb patch: an HTTP/1 exchange without a request body is one loop (see
+        // `proxy_h1_exchange`); everything else takes the two halves below.
+        if h1_exchange_fits_one_future(session) {
+            session.as_mut().enable_retry_buffering();
+            return match self.proxy_h1_exchange(session, client_session, ctx).await {
+                Ok((downstream_can_reuse, upstream_can_reuse)) => {
+                    (downstream_can_reuse, upstream_can_reuse, None)
+                }
+                Err(e) => (false, false, Some(e)),
+            };
+        }
+
         let mut downstream_custom_message_writer = session
             .downstream_session
             .as_custom_mut()
@@ -248,6 +260,130 @@ where
         session.set_upstream_write_pending_time(upstream_write_pending);
 
         (server_session_reuse, client_session_reuse, error)
+    }
+
+    /// pinlb patch: the exchange of `proxy_handle_downstream` and `proxy_handle_upstream` for a
+    /// request without a body (`h1_exchange_fits_one_future`), as one loop without the task
+    /// pipes: the end of the request goes through the request body filters and is sent, then
+    /// each response task is read, filtered and written as the downstream half does, while the
+    /// client's connection is watched for its close as the downstream half watches it. The
+    /// reuse of both connections and the errors are those of the two halves:
+    /// - a response read error (closed early, garbage, `proxy_read_timeout`) is the response's
+    ///   `Failed` task, or the request's send error if there was one; the upstream connection
+    ///   is not reused;
+    /// - a `proxy_send_timeout` sending the request fails the request at once;
+    /// - when the client's response ends by its own framing before the upstream's, one more
+    ///   task is read, and the upstream connection is reused only if it ends the response.
+    ///
+    /// Returns (downstream can reuse, upstream can reuse).
+    async fn proxy_h1_exchange(
+        &self,
+        session: &mut Session,
+        client_session: &mut HttpSessionV1,
+        ctx: &mut SV::CTX,
+    ) -> Result<(bool, bool)>
+    where
+        SV: ProxyHttp + Send + Sync,
+        SV::CTX: Send + Sync,
+    {
+        let mut upstream_can_reuse = true;
+        let mut send_error = None;
+        let mut next_task = None;
+
+        // the end of the request (or the retry buffer), as `proxy_handle_downstream` sends it
+        let buffer = session.as_ref().get_retry_buffer();
+        if let Some(task) = self.filter_request_body(session, buffer, true, ctx).await? {
+            match send_body_to1(client_session, Some(task)).await {
+                Ok(_) => {}
+                Err(e) if e.etype() == &WriteTimedout => {
+                    // as `proxy_handle_upstream`: nginx's `proxy_send_timeout`
+                    upstream_can_reuse = false;
+                    next_task = Some(HttpTask::Failed(e.into_up()));
+                }
+                Err(e) => {
+                    warn!("send error, draining read buf: {e}");
+                    // a complete response can be forwarded, but the partially written
+                    // request makes the upstream connection unsafe to reuse
+                    upstream_can_reuse = false;
+                    send_error = Some(e);
+                }
+            }
+        }
+
+        let mut response_state = ResponseStateMachine::new();
+        let mut serve_from_cache = ServeFromCache::new();
+        let mut range_body_filter = RangeBodyFilter::new();
+        // Some once the client's response is ended: whether its connection can be reused
+        let mut reuse_downstream = None;
+        let mut watch_client = true;
+
+        loop {
+            let task = match next_task.take() {
+                Some(task) => task,
+                None => {
+                    let client_watched = watch_client && reuse_downstream.is_none();
+                    tokio::select! {
+                        biased;
+                        res = client_session.read_response_task() => match res {
+                            Ok(task) => task,
+                            Err(e) => {
+                                // the HTTP/1 message boundary is lost
+                                upstream_can_reuse = false;
+                                HttpTask::Failed(send_error.take().unwrap_or(e).into_up())
+                            }
+                        },
+                        // no body is expected: this resolves only when the client closes or
+                        // sends data after its request
+                        res = session.downstream_session.read_body_or_idle(true), if client_watched => {
+                            match res {
+                                Err(e) => return Err(e.into_down()),
+                                // not for an HTTP/1 session without a body: not polled again
+                                Ok(_) => {
+                                    watch_client = false;
+                                    continue;
+                                }
+                            }
+                        }
+                    }
+                }
+            };
+            let upstream_done = task.is_end();
+
+            if let Some(reuse_downstream) = reuse_downstream {
+                // the client's response already ended: this task is not forwarded
+                if !upstream_done {
+                    upstream_can_reuse = false;
+                }
+                return Ok((reuse_downstream, upstream_can_reuse));
+            }
+
+            let mut downstream_done = false;
+            if !serve_from_cache.should_discard_upstream() {
+                if let Some(task) = self
+                    .filter_upstream_task(
+                        session,
+                        ctx,
+                        task,
+                        &mut serve_from_cache,
+                        &mut range_body_filter,
+                        &mut response_state,
+                    )
+                    .await?
+                {
+                    if serve_from_cache.should_send_to_downstream() {
+                        downstream_done = session.write_response_tasks(vec![task]).await?;
+                    }
+                }
+            }
+
+            if downstream_done || upstream_done {
+                let reuse = finish_downstream_body(session).await;
+                if upstream_done {
+                    return Ok((reuse, upstream_can_reuse));
+                }
+                reuse_downstream = Some(reuse);
+            }
+        }
     }
 
     async fn proxy_handle_upstream(
@@ -412,35 +548,21 @@ where
 
         /* run filters before sending to downstream */
         let mut filtered_tasks = Vec::with_capacity(TASK_BUFFER_SIZE);
-        for mut t in tasks {
-            if self.revalidate_or_stale(session, &mut t, ctx).await {
-                serve_from_cache.enable();
-                response_state.enable_cached_response();
+        for t in tasks {
+            let Some(task) = self
+                .filter_upstream_task(
+                    session,
+                    ctx,
+                    t,
+                    serve_from_cache,
+                    range_body_filter,
+                    response_state,
+                )
+                .await?
+            else {
                 // skip downstream filtering entirely as the 304 will not be sent
                 break;
-            }
-            #[cfg(feature = "upstream_modules")]
-            if let HttpTask::Header(header, end_of_stream) = &t {
-                self.inner
-                    .adjust_upstream_modules(session, header, *end_of_stream, ctx)
-                    .await?;
-            }
-            #[cfg(feature = "upstream_modules")]
-            session.upstream_modules_filter_task(&mut t).await?;
-            session.upstream_compression.response_filter(&mut t);
-            let task = self
-                .h1_response_filter(session, t, ctx, serve_from_cache, range_body_filter, false)
-                .await?;
-            if serve_from_cache.is_miss_header() {
-                response_state.enable_cached_response();
-            }
-            // check error and abort
-            // otherwise the error is surfaced via write_response_tasks()
-            if !serve_from_cache.should_send_to_downstream() {
-                if let HttpTask::Failed(e) = task {
-                    return Err(e);
-                }
-            }
+            };
             filtered_tasks.push(task);
         }
 
@@ -452,6 +574,52 @@ where
         let response_done = session.write_response_tasks(filtered_tasks).await?;
 
         Ok(Some(response_done))
+    }
+
+    /// pinlb patch: one upstream response task through the filters that run before it is
+    /// written downstream (shared by `process_upstream_tasks` and `proxy_h1_exchange`).
+    /// `None`: the upstream revalidated the cached response, which is served instead.
+    async fn filter_upstream_task(
+        &self,
+        session: &mut Session,
+        ctx: &mut SV::CTX,
+        mut t: HttpTask,
+        serve_from_cache: &mut ServeFromCache,
+        range_body_filter: &mut RangeBodyFilter,
+        response_state: &mut ResponseStateMachine,
+    ) -> Result<Option<HttpTask>>
+    where
+        SV: ProxyHttp + Send + Sync,
+        SV::CTX: Send + Sync,
+    {
+        if self.revalidate_or_stale(session, &mut t, ctx).await {
+            serve_from_cache.enable();
+            response_state.enable_cached_response();
+            return Ok(None);
+        }
+        #[cfg(feature = "upstream_modules")]
+        if let HttpTask::Header(header, end_of_stream) = &t {
+            self.inner
+                .adjust_upstream_modules(session, header, *end_of_stream, ctx)
+                .await?;
+        }
+        #[cfg(feature = "upstream_modules")]
+        session.upstream_modules_filter_task(&mut t).await?;
+        session.upstream_compression.response_filter(&mut t);
+        let task = self
+            .h1_response_filter(session, t, ctx, serve_from_cache, range_body_filter, false)
+            .await?;
+        if serve_from_cache.is_miss_header() {
+            response_state.enable_cached_response();
+        }
+        // check error and abort
+        // otherwise the error is surfaced via write_response_tasks()
+        if !serve_from_cache.should_send_to_downstream() {
+            if let HttpTask::Failed(e) = task {
+                return Err(e);
+            }
+        }
+        Ok(Some(task))
     }
 
     // todo use this function to replace bidirection_1to2()
@@ -849,18 +1017,8 @@ where
             }
         }
 
-        let mut reuse_downstream = !downstream_state.is_errored();
-        if reuse_downstream {
-            match session.as_mut().finish_body().await {
-                Ok(_) => {
-                    debug!("finished sending body to downstream");
-                }
-                Err(e) => {
-                    error!("Error finish sending body to downstream: {}", e);
-                    reuse_downstream = false;
-                }
-            }
-        }
+        let reuse_downstream =
+            !downstream_state.is_errored() && finish_downstream_body(session).await;
         // Signal the upstream half that the downstream half completed cleanly before
         // dropping rx, so a resulting task-pipe closure is treated as benign.
         pipe_state.store(PipeState::DownstreamComplete as u8, Ordering::Release);
@@ -1036,7 +1194,7 @@ where
     async fn send_body_to_pipe(
         &self,
         session: &mut Session,
-        mut data: Option<Bytes>,
+        data: Option<Bytes>,
         end_of_body: bool,
         tx: task_pipe::Permit<'_, HttpTask>,
         ctx: &mut SV::CTX,
@@ -1049,7 +1207,29 @@ where
         // this var is to signal if downstream finish sending the body, which shouldn't be
         // affected by the request_body_filter
         let end_of_body = end_of_body || data.is_none();
+        if let Some(task) = self
+            .filter_request_body(session, data, end_of_body, ctx)
+            .await?
+        {
+            tx.send(task);
+        }
+        Ok(end_of_body)
+    }
 
+    /// pinlb patch: the request body filters of `send_body_to_pipe`, shared with
+    /// `proxy_h1_exchange`. The task to send upstream, `None` when there is nothing to send
+    /// (an empty piece that does not end the body).
+    async fn filter_request_body(
+        &self,
+        session: &mut Session,
+        mut data: Option<Bytes>,
+        end_of_body: bool,
+        ctx: &mut SV::CTX,
+    ) -> Result<Option<HttpTask>>
+    where
+        SV: ProxyHttp + Send + Sync,
+        SV::CTX: Send + Sync,
+    {
         session
             .downstream_modules_ctx
             .request_body_filter(&mut data, end_of_body)
@@ -1069,7 +1249,7 @@ where
          * Don't write 0 bytes to the network since it will be
          * treated as the terminating chunk */
         if !upstream_end_of_body && data.as_ref().is_some_and(|d| d.is_empty()) {
-            return Ok(false);
+            return Ok(None);
         }
 
         debug!(
@@ -1079,12 +1259,38 @@ where
 
         // upgraded body needs to be marked
         if session.was_upgraded() {
-            tx.send(HttpTask::UpgradedBody(data, upstream_end_of_body));
+            Ok(Some(HttpTask::UpgradedBody(data, upstream_end_of_body)))
         } else {
-            tx.send(HttpTask::Body(data, upstream_end_of_body));
+            Ok(Some(HttpTask::Body(data, upstream_end_of_body)))
         }
+    }
+}
 
-        Ok(end_of_body)
+/// pinlb patch: whether `proxy_1to1` runs the exchange as one loop (`proxy_h1_exchange`): an
+/// HTTP/1 client, a request without a body and without `Upgrade` (a websocket's exchange goes
+/// on after the response), no cache. Called once the request head is sent.
+fn h1_exchange_fits_one_future(session: &mut Session) -> bool {
+    session.downstream_session.as_http1().is_some()
+        && session.h1_upgrade_request_status.upstream == Some(false)
+        && !session.downstream_session.is_upgrade_req()
+        && !session.cache.enabled()
+        && !session.cache.bypassing()
+        && session.as_mut().is_body_empty()
+        && session.as_mut().is_body_done()
+}
+
+/// pinlb patch: ends the response to the client at the end of an exchange (the last chunk of
+/// a chunked body, the flush); whether the client's connection can be reused.
+async fn finish_downstream_body(session: &mut Session) -> bool {
+    match session.as_mut().finish_body().await {
+        Ok(_) => {
+            debug!("finished sending body to downstream");
+            true
+        }
+        Err(e) => {
+            error!("Error finish sending body to downstream: {}", e);
+            false
+        }
     }
 }
 
