@@ -63,6 +63,8 @@ enum Part {
 pub struct Format {
     parts: Vec<Part>,
     escape: LogEscape,
+    /// Whether lines show `$upstream_response_time`: the clock is read for it only then.
+    shows_upstream_response_time: bool,
 }
 
 /// What the log knows of a finished request besides the request itself.
@@ -110,7 +112,7 @@ impl Format {
     }
 
     fn compile(template: &str, escape: LogEscape, maps: &[String]) -> Result<Format, String> {
-        let parts = tokenize(template)?
+        let parts: Vec<Part> = tokenize(template)?
             .into_iter()
             .map(|token| match token {
                 Token::Literal(text) => Ok(Part::Literal(text.as_bytes().to_vec())),
@@ -122,14 +124,19 @@ impl Format {
                 },
             })
             .collect::<Result<_, String>>()?;
-        Ok(Format { parts, escape })
+        let shows_upstream_response_time = parts
+            .iter()
+            .any(|p| matches!(p, Part::Log(LogVar::UpstreamResponseTime)));
+        Ok(Format {
+            parts,
+            escape,
+            shows_upstream_response_time,
+        })
     }
 
     /// Whether lines show `$upstream_response_time`: measured only then (a clock read).
     pub fn shows_upstream_response_time(&self) -> bool {
-        self.parts
-            .iter()
-            .any(|p| matches!(p, Part::Log(LogVar::UpstreamResponseTime)))
+        self.shows_upstream_response_time
     }
 
     /// Appends one line (with its newline) to `out`. Values are written straight into
