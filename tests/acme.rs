@@ -304,93 +304,76 @@ fn bad_acme_input_is_one_line_with_file_and_line() {
     let state = dir.path().join("state").display().to_string();
     let good = format!("uri https://ca.test/dir; state_path {state}; accept_terms_of_service;");
 
-    let err = check(
-        &dir,
-        &format!(
-            "{}\n{server}",
-            issuer(&format!("uri https://ca.test/dir; state_path {state};"))
-        ),
-    );
-    assert!(
-        err.contains("\"accept_terms_of_service\" is missing in acme_issuer \"le\"")
-            && err.contains(&at(2)),
-        "{err}"
-    );
-    let err = check(
-        &dir,
-        &format!(
-            "{}\n{server}",
-            issuer(&format!("state_path {state}; accept_terms_of_service;"))
-        ),
-    );
-    assert!(
-        err.contains("\"uri\" is missing in acme_issuer \"le\"") && err.contains(&at(2)),
-        "{err}"
-    );
-    let err = check(
-        &dir,
-        &format!(
-            "{}\n{}",
-            issuer(&good),
-            server.replace("acme_certificate le", "acme_certificate other")
-        ),
-    );
-    assert!(
-        err.contains("issuer \"other\" is missing") && err.contains(&at(3)),
-        "{err}"
-    );
     // A state_path that cannot be a folder (a file is in the way).
     let blocker = dir.write("blocker", "");
-    let err = check(
-        &dir,
-        &format!(
-            "{}\n{server}",
-            issuer(&format!(
-                "uri https://ca.test/dir; state_path {}/sub; accept_terms_of_service;",
-                blocker.display()
-            ))
+    let with_server =
+        |issuer_body: &str, server: &str| format!("{}\n{server}", issuer(issuer_body));
+    // (config, what the error says, the line it names)
+    let cases = [
+        (
+            with_server(
+                &format!("uri https://ca.test/dir; state_path {state};"),
+                server,
+            ),
+            "\"accept_terms_of_service\" is missing in acme_issuer \"le\"",
+            Some(2),
         ),
-    );
-    assert!(
-        err.contains("state_path cannot write to") && err.contains(&at(2)),
-        "{err}"
-    );
-    let err = check(
-        &dir,
-        &format!(
-            "{}\n{}",
-            issuer(&good),
-            server.replace("server_name a.test", "server_name *.a.test")
+        (
+            with_server(
+                &format!("state_path {state}; accept_terms_of_service;"),
+                server,
+            ),
+            "\"uri\" is missing in acme_issuer \"le\"",
+            Some(2),
         ),
-    );
-    assert!(
-        err.contains("wildcards cannot be validated by http-01") && err.contains(&at(3)),
-        "{err}"
-    );
-    let err = check(
-        &dir,
-        &format!(
-            "{}\n{}",
-            issuer(&good),
-            server.replace("acme_certificate le;", "acme_certificate le key=rsa:2048;")
+        (
+            with_server(
+                &good,
+                &server.replace("acme_certificate le", "acme_certificate other"),
+            ),
+            "issuer \"other\" is missing",
+            Some(3),
         ),
-    );
-    assert!(
-        err.contains("key \"rsa:2048\" is not supported") && err.contains(&at(3)),
-        "{err}"
-    );
-    let err = check(
-        &dir,
-        &format!(
-            "{}\n{}",
-            issuer(&good),
-            server.replace("acme_certificate le;", "")
+        (
+            with_server(
+                &format!(
+                    "uri https://ca.test/dir; state_path {}/sub; accept_terms_of_service;",
+                    blocker.display()
+                ),
+                server,
+            ),
+            "state_path cannot write to",
+            Some(2),
         ),
-    );
-    assert!(
-        err.contains("needs an \"acme_certificate\" in the same server"),
-        "{err}"
-    );
+        (
+            with_server(
+                &good,
+                &server.replace("server_name a.test", "server_name *.a.test"),
+            ),
+            "wildcards cannot be validated by http-01",
+            Some(3),
+        ),
+        (
+            with_server(
+                &good,
+                &server.replace("acme_certificate le;", "acme_certificate le key=rsa:2048;"),
+            ),
+            "key \"rsa:2048\" is not supported",
+            Some(3),
+        ),
+        (
+            with_server(&good, &server.replace("acme_certificate le;", "")),
+            "needs an \"acme_certificate\" in the same server",
+            None,
+        ),
+    ];
+    for (conf, says, line) in &cases {
+        let err = check(&dir, conf);
+        assert!(err.contains(says), "{says}: {err}");
+        if let Some(line) = line {
+            assert!(err.contains(&at(*line)), "{says} at line {line}: {err}");
+        }
+    }
     // The good one passes, offline.
     let conf = dir.write(
         "good.conf",
