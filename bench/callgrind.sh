@@ -27,6 +27,9 @@ done
 
 dir=${CALLGRIND_DIR:-$(mktemp -d)}
 mkdir -p "$dir"
+# Counts are read from every out.* file in the directory: a reused CALLGRIND_DIR must not
+# hold an earlier run's.
+rm -f "$dir"/out.*
 cleanup() { kill "$(cat "$dir/apps.pid" 2>/dev/null)" 2>/dev/null || true; kill "${proxy:-}" 2>/dev/null || true; [ -n "${CALLGRIND_DIR:-}" ] || rm -rf "$dir"; }
 trap cleanup EXIT
 cat > "$dir/apps.conf" <<CONF
