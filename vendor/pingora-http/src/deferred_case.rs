@@ -56,11 +56,30 @@ impl DeferredCase {
         if !self.active {
             return Ok(());
         }
-        if self.overrides.is_empty() && is_title_case(name, case.as_slice()) {
+        let titled = is_title_case(name, case.as_slice());
+        self.keep_titled(name_map, headers, name, case, titled, replace)
+    }
+
+    /// [Self::keep()] when whether `case` is the title case of `name` is known already
+    /// (`titled`, from [crate::WireName]).
+    #[inline]
+    pub(crate) fn keep_titled(
+        &mut self,
+        name_map: &mut Option<CaseMap>,
+        headers: &HMap,
+        name: &HeaderName,
+        case: &CaseHeaderName,
+        titled: bool,
+        replace: bool,
+    ) -> Result<()> {
+        if !self.active {
+            return Ok(());
+        }
+        if self.overrides.is_empty() && titled {
             // The common case: nothing kept before, nothing to keep now.
             return Ok(());
         }
-        self.keep_other(name_map, headers, name, case, replace)
+        self.keep_other(name_map, headers, name, case, titled, replace)
     }
 
     /// [Self::keep()] for a name not in title case, or while some name is kept in another case.
@@ -70,9 +89,9 @@ impl DeferredCase {
         headers: &HMap,
         name: &HeaderName,
         case: &CaseHeaderName,
+        titled: bool,
         replace: bool,
     ) -> Result<()> {
-        let titled = is_title_case(name, case.as_slice());
         let existing = self.overrides.iter().position(|(n, _)| n == name);
         if replace {
             if let Some(i) = existing {

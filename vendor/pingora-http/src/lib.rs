@@ -47,6 +47,8 @@ mod deferred_case;
 use deferred_case::DeferredCase;
 mod title_case;
 mod wire;
+mod wire_name;
+pub use wire_name::{FramingName, WireName};
 
 pub mod prelude {
     pub use crate::RequestHeader;
@@ -241,6 +243,33 @@ impl RequestHeader {
             header_name,
             case,
             header_value,
+        )
+    }
+
+    /// Like [Self::append_header()] for a header read from the wire: `wire` is its name as
+    /// it arrived and `name` what [WireName::recognise()] made of it, so the name is not
+    /// parsed or its case checked again (pinlb patch).
+    pub fn append_wire_header(
+        &mut self,
+        wire: bytes::Bytes,
+        name: WireName,
+        value: HeaderValue,
+    ) -> Result<bool> {
+        let case = wire.into_case_header_name();
+        self.deferred_case.keep_titled(
+            &mut self.header_name_map,
+            &self.base.headers,
+            &name.name,
+            &case,
+            name.titled,
+            false,
+        )?;
+        append_parsed_header_value(
+            self.header_name_map.as_mut(),
+            &mut self.base.headers,
+            name.name,
+            case,
+            value,
         )
     }
 
@@ -668,6 +697,33 @@ impl ResponseHeader {
             header_name,
             case,
             header_value,
+        )
+    }
+
+    /// Like [Self::append_header()] for a header read from the wire: `wire` is its name as
+    /// it arrived and `name` what [WireName::recognise()] made of it, so the name is not
+    /// parsed or its case checked again (pinlb patch).
+    pub fn append_wire_header(
+        &mut self,
+        wire: bytes::Bytes,
+        name: WireName,
+        value: HeaderValue,
+    ) -> Result<bool> {
+        let case = wire.into_case_header_name();
+        self.deferred_case.keep_titled(
+            &mut self.header_name_map,
+            &self.base.headers,
+            &name.name,
+            &case,
+            name.titled,
+            false,
+        )?;
+        append_parsed_header_value(
+            self.header_name_map.as_mut(),
+            &mut self.base.headers,
+            name.name,
+            case,
+            value,
         )
     }
 
@@ -1974,6 +2030,49 @@ mod tests {
                     assert_eq!(has_cr_lf_nul(&value), expected, "{value:?}");
                 }
             }
+        }
+    }
+
+    #[test]
+    fn wire_headers_make_the_heads_append_header_makes() {
+        // Each list twice, so that the second time the names come from the memo; names in
+        // two cases and more than eight in other cases than title case build the case map.
+        let lists: [&[&str]; 3] = [
+            &["Host", "User-Agent", "Accept", "Content-Length", "X-Server"],
+            &["host", "ETag", "x-custom", "X-Real-IP", "Host", "HOST"],
+            &[
+                "a-1", "a-2", "a-3", "a-4", "a-5", "a-6", "a-7", "a-8", "a-9", "A-10",
+            ],
+        ];
+        for names in lists.iter().chain(lists.iter()) {
+            let mut req = RequestHeader::build_case_deferred("GET", b"/", None).unwrap();
+            let mut req_wire = RequestHeader::build_case_deferred("GET", b"/", None).unwrap();
+            let mut resp = ResponseHeader::build_case_deferred(200, None).unwrap();
+            let mut resp_wire = ResponseHeader::build_case_deferred(200, None).unwrap();
+            for (i, name) in names.iter().enumerate() {
+                let value = HeaderValue::from_str(&format!("v{i}")).unwrap();
+                let wire = bytes::Bytes::copy_from_slice(name.as_bytes());
+                let recognised = WireName::recognise(name.as_bytes()).unwrap();
+                req.append_header(name.to_string(), value.clone()).unwrap();
+                req_wire
+                    .append_wire_header(wire.clone(), recognised.clone(), value.clone())
+                    .unwrap();
+                resp.append_header(name.to_string(), value.clone()).unwrap();
+                resp_wire
+                    .append_wire_header(wire, recognised, value)
+                    .unwrap();
+            }
+            let mut a = vec![];
+            let mut b = vec![];
+            req.header_to_h1_wire(&mut a);
+            req_wire.header_to_h1_wire(&mut b);
+            assert_eq!(a, b);
+            assert_eq!(req.headers, req_wire.headers);
+            let (mut a, mut b) = (vec![], vec![]);
+            resp.header_to_h1_wire(&mut a);
+            resp_wire.header_to_h1_wire(&mut b);
+            assert_eq!(a, b);
+            assert_eq!(resp.headers, resp_wire.headers);
         }
     }
 

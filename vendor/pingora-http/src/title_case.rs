@@ -45,7 +45,7 @@ fn title_byte(lower: u8, starts_word: bool) -> (u8, bool) {
 }
 
 #[inline(always)]
-fn word(bytes: &[u8], at: usize) -> u64 {
+pub(crate) fn word(bytes: &[u8], at: usize) -> u64 {
     let mut word = [0u8; 8];
     word.copy_from_slice(&bytes[at..at + 8]);
     u64::from_le_bytes(word)
@@ -55,7 +55,7 @@ fn word(bytes: &[u8], at: usize) -> u64 {
 /// three loads instead of a loop over the bytes. Zero bytes are neither letters nor dashes,
 /// so [title_bits] leaves them alone.
 #[inline(always)]
-fn short_word(bytes: &[u8]) -> u64 {
+pub(crate) fn short_word(bytes: &[u8]) -> u64 {
     debug_assert!(bytes.len() < 8);
     let len = bytes.len();
     let mut x = 0u64;

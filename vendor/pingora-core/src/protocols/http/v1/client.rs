@@ -18,7 +18,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use http::{header, header::AsHeaderName, HeaderValue, StatusCode, Version};
 use log::{debug, trace};
 use pingora_error::{Error, ErrorType::*, OrErr, Result, RetryType};
-use pingora_http::{HMap, IntoCaseHeaderName, RequestHeader, ResponseHeader};
+use pingora_http::{HMap, RequestHeader, ResponseHeader, WireName};
 use pingora_timeout::{timeout, KeptTimeout};
 use std::io::ErrorKind;
 use std::mem::MaybeUninit;
@@ -377,15 +377,21 @@ impl HttpSession {
                         // put in the map instead of looked up there again and again.
                         let mut facts = HeadFacts::default();
                         for header in header_refs {
+                            // The name recognised through the thread's memo of wire names.
+                            let name = match WireName::recognise(header.get_name(&buf))
+                                .or_err(InvalidHTTPHeader, "while parsing request header")
+                            {
+                                Ok(name) => name,
+                                Err(e) => return self.fail_response_header_read(e),
+                            };
                             let header_name = header.get_name_bytes(&buf);
-                            let header_name = header_name.into_case_header_name();
                             let value_bytes = header.get_value_bytes(&buf);
                             let header_value = pingora_http::header_value_from_raw(value_bytes);
                             // No place for the value: it may be normalized, and the
                             // session never asks for a response's `Host`.
-                            facts.observe(header.get_name(&buf), &header_value, (0, 0));
+                            facts.observe(name.framing, &header_value, (0, 0));
                             if let Err(e) = response_header
-                                .append_header(header_name, header_value)
+                                .append_wire_header(header_name, name, header_value)
                                 .or_err(InvalidHTTPHeader, "while parsing request header")
                             {
                                 return self.fail_response_header_read(e);

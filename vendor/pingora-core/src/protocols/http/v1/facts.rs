@@ -22,6 +22,7 @@
 
 use http::HeaderValue;
 use pingora_error::Result;
+use pingora_http::FramingName;
 
 use super::common::{
     content_length_fold, content_length_framing, is_buf_keepalive, te_value_ends_chunked,
@@ -65,37 +66,44 @@ pub(crate) struct HeadFacts {
 }
 
 impl HeadFacts {
-    /// Record a header of the head; `value_at` is where its value is in the head's buffer,
-    /// with the same bytes as `value` (a request's values are not normalized).
+    /// Record a header of the head, the framing header `name` is (`FramingName::Other` for
+    /// the others); `value_at` is where its value is in the head's buffer, with the same
+    /// bytes as `value` (a request's values are not normalized).
     #[inline]
-    pub(super) fn observe(&mut self, name: &[u8], value: &HeaderValue, value_at: (usize, usize)) {
-        // Names are compared ignoring ASCII case: the names the map treats as these
-        // standard headers are exactly those (`HeaderName` lowercases ASCII letters only).
-        match name.len() {
-            4 if name.eq_ignore_ascii_case(b"host") => {
+    pub(super) fn observe(
+        &mut self,
+        name: FramingName,
+        value: &HeaderValue,
+        value_at: (usize, usize),
+    ) {
+        // `FramingName` names exactly the names the map treats as these standard headers
+        // (`HeaderName` lowercases ASCII letters only), as the lookups replaced.
+        match name {
+            FramingName::Other => {}
+            FramingName::Host => {
                 if self.host_lines == 0 {
                     self.host = value_at;
                 }
                 self.host_lines = self.host_lines.saturating_add(1);
             }
-            6 if name.eq_ignore_ascii_case(b"expect") => {
+            FramingName::Expect => {
                 if self.expect_continue.is_none() {
                     self.expect_continue =
                         Some(value.as_bytes().eq_ignore_ascii_case(b"100-continue"));
                 }
             }
-            7 if name.eq_ignore_ascii_case(b"upgrade") => self.upgrade = true,
-            10 if name.eq_ignore_ascii_case(b"connection") => {
+            FramingName::Upgrade => self.upgrade = true,
+            FramingName::Connection => {
                 if self.connection.is_none() {
                     self.connection = Some(is_buf_keepalive(Some(value)));
                 }
             }
-            10 if name.eq_ignore_ascii_case(b"keep-alive") => {
+            FramingName::KeepAlive => {
                 if self.keep_alive_timeout.is_none() {
                     self.keep_alive_timeout = Some(keep_alive_timeout(value));
                 }
             }
-            14 if name.eq_ignore_ascii_case(b"content-length") => {
+            FramingName::ContentLength => {
                 if self.content_length_lines == 0 {
                     self.content_length_listed = value.as_bytes().contains(&b',');
                 }
@@ -106,11 +114,10 @@ impl HeadFacts {
                     ContentLength::Value(n) => fold(Some(n), value),
                 };
             }
-            17 if name.eq_ignore_ascii_case(b"transfer-encoding") => {
+            FramingName::TransferEncoding => {
                 self.transfer_encoding = true;
                 self.chunked = te_value_ends_chunked(value.as_bytes());
             }
-            _ => {}
         }
     }
 
@@ -230,7 +237,11 @@ mod tests {
     };
     use super::*;
     use http::header::{CONNECTION, CONTENT_LENGTH, TRANSFER_ENCODING};
-    use pingora_http::HMap;
+    use pingora_http::{HMap, WireName};
+
+    fn framing(wire: &[u8]) -> FramingName {
+        WireName::recognise(wire).unwrap().framing
+    }
 
     /// The facts of `lines` and the map the same lines make.
     fn facts_and_map(lines: &[(&str, &str)]) -> (HeadFacts, HMap) {
@@ -238,7 +249,7 @@ mod tests {
         let mut map = HMap::new();
         for (name, value) in lines {
             let value = HeaderValue::from_bytes(value.as_bytes()).unwrap();
-            facts.observe(name.as_bytes(), &value, (0, 0));
+            facts.observe(framing(name.as_bytes()), &value, (0, 0));
             map.append(
                 http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
                 value,
@@ -328,27 +339,35 @@ mod tests {
         let buf = b"a.example b.example";
         let mut facts = HeadFacts::default();
         let value = HeaderValue::from_static("a.example");
-        facts.observe(b"Host", &value, (0, 9));
+        facts.observe(framing(b"Host"), &value, (0, 9));
         assert_eq!(facts.host(buf), (Some(&b"a.example"[..]), false));
         let value = HeaderValue::from_static("b.example");
-        facts.observe(b"HOST", &value, (10, 19));
+        facts.observe(framing(b"HOST"), &value, (10, 19));
         assert_eq!(facts.host(buf), (Some(&b"a.example"[..]), true));
         assert_eq!(HeadFacts::default().host(buf), (None, false));
 
         facts.observe(
-            b"keep-alive",
+            framing(b"keep-alive"),
             &HeaderValue::from_static("timeout=5"),
             (0, 0),
         );
         facts.observe(
-            b"Keep-Alive",
+            framing(b"Keep-Alive"),
             &HeaderValue::from_static("timeout=7"),
             (0, 0),
         );
         assert_eq!(facts.keep_alive_timeout(), Some(5));
-        facts.observe(b"Expect", &HeaderValue::from_static("100-Continue"), (0, 0));
+        facts.observe(
+            framing(b"Expect"),
+            &HeaderValue::from_static("100-Continue"),
+            (0, 0),
+        );
         assert!(facts.expects_continue());
-        facts.observe(b"Upgrade", &HeaderValue::from_static("websocket"), (0, 0));
+        facts.observe(
+            framing(b"Upgrade"),
+            &HeaderValue::from_static("websocket"),
+            (0, 0),
+        );
         assert!(facts.has_upgrade());
     }
 }

@@ -24,7 +24,7 @@ use log::{debug, trace, warn};
 use once_cell::sync::Lazy;
 use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
 use pingora_error::{Error, ErrorType::*, OrErr, Result};
-use pingora_http::{IntoCaseHeaderName, RequestHeader, ResponseHeader};
+use pingora_http::{RequestHeader, ResponseHeader, WireName};
 use pingora_timeout::timeout;
 use regex::bytes::Regex;
 use std::any::Any;
@@ -469,18 +469,20 @@ impl HttpSession {
                         // put in the map instead of looked up there again and again.
                         let mut facts = HeadFacts::default();
                         for header in header_refs {
+                            // The name recognised through the thread's memo of wire names.
+                            let name = WireName::recognise(header.get_name(&buf))
+                                .or_err(InvalidHTTPHeader, "while parsing request header")?;
                             let header_name = header.get_name_bytes(&buf);
-                            let header_name = header_name.into_case_header_name();
                             let value_bytes = header.get_value_bytes(&buf);
                             // safe because this is from what we parsed
                             let header_value = unsafe {
                                 http::HeaderValue::from_maybe_shared_unchecked(value_bytes)
                             };
                             let value_at = (header.value().0, header.value().1);
-                            facts.observe(header.get_name(&buf), &header_value, value_at);
+                            facts.observe(name.framing, &header_value, value_at);
 
                             request_header
-                                .append_header(header_name, header_value)
+                                .append_wire_header(header_name, name, header_value)
                                 .or_err(InvalidHTTPHeader, "while parsing request header")?;
                         }
 
