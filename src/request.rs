@@ -112,17 +112,40 @@ pub fn host(req: &RequestHeader) -> Option<&str> {
     if let Some(h) = req.uri.host() {
         return Some(h);
     }
-    let raw = req.headers.get(http::header::HOST)?.to_str().ok()?.trim();
-    Some(strip_port(raw))
+    // ASCII only, so this check cannot fail; it spares an `unsafe`.
+    std::str::from_utf8(host_header(req)?).ok()
+}
+
+/// [`host`] as bytes, for writing it out (`$host`): the same host, with no UTF-8 check.
+pub fn host_bytes(req: &RequestHeader) -> Option<&[u8]> {
+    if let Some(h) = req.uri.host() {
+        return Some(h.as_bytes());
+    }
+    host_header(req)
+}
+
+/// The host of the `Host` header, trimmed and without its port; `None` when the value is
+/// not text (a byte that `HeaderValue::to_str` refuses: not visible ASCII, space or tab).
+/// One pass over the bytes: this runs for every request that sends `X-Forwarded-Host`.
+fn host_header(req: &RequestHeader) -> Option<&[u8]> {
+    let raw = req.headers.get(http::header::HOST)?.as_bytes();
+    if !raw.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+        return None;
+    }
+    // Within text, the only whitespace `str::trim` would remove is space and tab.
+    Some(strip_port(raw.trim_ascii()))
 }
 
 /// `example.com:8080` → `example.com`; `[::1]:80` → `[::1]`.
-fn strip_port(host: &str) -> &str {
-    if host.starts_with('[') {
-        return host.find(']').map_or(host, |end| &host[..=end]);
+fn strip_port(host: &[u8]) -> &[u8] {
+    if host.first() == Some(&b'[') {
+        return host
+            .iter()
+            .position(|&b| b == b']')
+            .map_or(host, |end| &host[..=end]);
     }
-    match host.rsplit_once(':') {
-        Some((name, port)) if port.bytes().all(|b| b.is_ascii_digit()) => name,
+    match host.iter().rposition(|&b| b == b':') {
+        Some(colon) if host[colon + 1..].iter().all(u8::is_ascii_digit) => &host[..colon],
         _ => host,
     }
 }
@@ -212,5 +235,29 @@ mod tests {
         let mut abs = RequestHeader::build("GET", b"/x", None).unwrap();
         abs.set_uri("http://abs.example/x".parse().unwrap());
         assert_eq!(host(&abs), Some("abs.example"));
+        assert_eq!(host_bytes(&abs), Some(&b"abs.example"[..]));
+    }
+
+    #[test]
+    fn host_is_read_as_text_trimmed_and_without_port() {
+        let cases: [(&[u8], Option<&str>); 10] = [
+            (b"Example.com", Some("Example.com")),
+            (b" example.com:80 ", Some("example.com")),
+            (b"\texample.com\t", Some("example.com")),
+            (b"example.com:", Some("example.com")),
+            (b"example.com:8o", Some("example.com:8o")),
+            (b"a:b:80", Some("a:b")),
+            (b"[::1]", Some("[::1]")),
+            (b"[::1", Some("[::1")),
+            (b"caf\xc3\xa9.example", None),
+            (b"", Some("")),
+        ];
+        for (value, expected) in cases {
+            let mut r = RequestHeader::build("GET", b"/", None).unwrap();
+            r.append_header("Host", http::HeaderValue::from_bytes(value).unwrap())
+                .unwrap();
+            assert_eq!(host(&r), expected, "{value:?}");
+            assert_eq!(host_bytes(&r), expected.map(str::as_bytes), "{value:?}");
+        }
     }
 }

@@ -32,8 +32,13 @@ pub fn apply_set_headers(
             continue;
         }
         buf.clear();
-        if let Some(template) = &rule.value {
-            template.expand(info, &mut buf);
+        match rule.value.as_ref() {
+            // The usual forwarding headers are one variable each.
+            Some(template) => match template.as_var() {
+                Some(var) => info.expand_var(var, &mut buf),
+                None => template.expand(info, &mut buf),
+            },
+            None => {}
         }
         if buf.is_empty() {
             upstream_req.remove_header(&rule.header);

@@ -108,8 +108,12 @@ impl RequestInfo<'_> {
                     out.extend_from_slice(name.as_bytes());
                 }
             }
-            Var::Host => match request::host(self.req) {
-                Some(h) => out.extend(h.bytes().map(|b| b.to_ascii_lowercase())),
+            Var::Host => match request::host_bytes(self.req) {
+                Some(h) => {
+                    let start = out.len();
+                    out.extend_from_slice(h);
+                    out[start..].make_ascii_lowercase();
+                }
                 None => out.extend_from_slice(self.server_name.as_bytes()),
             },
             Var::Http(name) => {
@@ -161,12 +165,18 @@ impl RequestInfo<'_> {
 pub fn write_ip(ip: IpAddr, out: &mut Vec<u8>) {
     match ip {
         IpAddr::V4(v4) => {
-            let [a, b, c, d] = v4.octets();
-            write_octet(a, out);
-            for octet in [b, c, d] {
-                out.push(b'.');
-                write_octet(octet, out);
+            // Written into an array and copied once: a push per digit checks the
+            // vector's room each time.
+            let mut text = [0u8; 15];
+            let mut len = 0;
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    text[len] = b'.';
+                    len += 1;
+                }
+                len += write_octet(octet, &mut text[len..len + 3]);
             }
+            out.extend_from_slice(&text[..len]);
         }
         IpAddr::V6(v6) => {
             use std::io::Write;
@@ -175,14 +185,25 @@ pub fn write_ip(ip: IpAddr, out: &mut Vec<u8>) {
     }
 }
 
-fn write_octet(n: u8, out: &mut Vec<u8>) {
-    if n >= 100 {
-        out.push(b'0' + n / 100);
+/// Writes `n` in decimal at the start of `out` (3 bytes); how many digits it took.
+fn write_octet(n: u8, out: &mut [u8]) -> usize {
+    match n {
+        0..=9 => {
+            out[0] = b'0' + n;
+            1
+        }
+        10..=99 => {
+            out[0] = b'0' + n / 10;
+            out[1] = b'0' + n % 10;
+            2
+        }
+        _ => {
+            out[0] = b'0' + n / 100;
+            out[1] = b'0' + n / 10 % 10;
+            out[2] = b'0' + n % 10;
+            3
+        }
     }
-    if n >= 10 {
-        out.push(b'0' + n / 10 % 10);
-    }
-    out.push(b'0' + n % 10);
 }
 
 /// Writes a number in decimal, without `fmt` (a `write!` of one number costs several hundred

@@ -54,6 +54,15 @@ impl Template {
         }
     }
 
+    /// The variable when the template is one variable and nothing else (`$remote_addr`),
+    /// to be written with [`RequestInfo::expand_var`] directly.
+    pub fn as_var(&self) -> Option<&Var> {
+        match self.parts.as_slice() {
+            [Part::Var(v)] if !matches!(v, Var::Map(_)) => Some(v),
+            _ => None,
+        }
+    }
+
     /// The value when it is one of a few fixed strings whatever the request (`$scheme`),
     /// so that no copy has to be made of it.
     pub fn as_static(&self, req: &RequestInfo<'_>) -> Option<&'static str> {

@@ -48,12 +48,24 @@ fn only_a_lone_scheme_is_a_fixed_string() {
 }
 
 #[test]
+fn a_lone_variable_other_than_a_map_is_written_directly() {
+    let lone = Template::parse("$remote_addr", &[]).unwrap();
+    assert_eq!(lone.as_var(), Some(&Var::RemoteAddr));
+    for text in ["$remote_addr:80", "x$host", "$pin", ""] {
+        let t = Template::parse(text, &["pin".to_string()]).unwrap();
+        assert_eq!(t.as_var(), None, "{text}");
+    }
+}
+
+#[test]
 fn ip_addresses_are_written_as_fmt_would() {
     for ip in [
         "0.0.0.0",
         "10.0.0.7",
         "192.168.100.255",
         "255.255.255.255",
+        "1.20.3.99",
+        "100.9.10.1",
         "::1",
         "2001:db8::7",
     ] {
