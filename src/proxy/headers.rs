@@ -32,13 +32,12 @@ pub fn apply_set_headers(
             continue;
         }
         buf.clear();
-        match rule.value.as_ref() {
+        if let Some(template) = &rule.value {
             // The usual forwarding headers are one variable each.
-            Some(template) => match template.as_var() {
+            match template.as_var() {
                 Some(var) => info.expand_var(var, &mut buf),
                 None => template.expand(info, &mut buf),
-            },
-            None => {}
+            }
         }
         if buf.is_empty() {
             upstream_req.remove_header(&rule.header);
