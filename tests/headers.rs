@@ -70,6 +70,33 @@ fn hop_by_hop_headers_stay_between_client_and_pinlb() {
 }
 
 #[test]
+fn hop_by_hop_headers_without_connection_stay_between_client_and_pinlb() {
+    // No `Connection` header names them: they are hop-by-hop by definition.
+    let h = received_through_pinlb(&[
+        ("Keep-Alive", "timeout=5"),
+        ("TE", "trailers"),
+        ("Trailer", "X-Checksum"),
+        ("X-End-To-End", "2"),
+    ]);
+    for name in ["keep-alive", "te", "trailer"] {
+        assert_eq!(value(&h, name), None, "{name} was forwarded: {h:?}");
+    }
+    assert_eq!(value(&h, "x-end-to-end"), Some("2"));
+}
+
+#[test]
+fn a_host_with_userinfo_is_refused_before_any_backend() {
+    let a = Backend::start("a");
+    let lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));
+    let r = lb
+        .client()
+        .get("/", &[("Host", "user@shop.example")])
+        .unwrap();
+    assert_eq!(r.status, 400, "{r:?}");
+    assert_eq!(a.requests(), 0);
+}
+
+#[test]
 fn configured_headers_replace_the_defaults_and_empty_values_remove() {
     let a = Backend::start("a");
     let route = json!({ "proxy": { "set_headers": {

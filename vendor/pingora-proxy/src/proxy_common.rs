@@ -356,6 +356,15 @@ pub(crate) fn sanitize_h1_upstream_request(
         return Ok(());
     }
 
+    // Most requests carry none of the headers removed below: one pass over the request's
+    // few headers is cheaper than a dozen lookups in each of its two header maps.
+    let has_hop_by_hop = req.headers.keys().any(is_hop_by_hop_name);
+    // pinlb patch: without any of them (`Connection` and `Upgrade` among them) nothing below
+    // applies: no nominations, no upgrade, nothing to strip.
+    if !has_hop_by_hop {
+        return Ok(());
+    }
+
     let nominations = policy
         .strip_connection_nominated
         .then(|| ConnectionNominations::parse(req, policy.reject_malformed_connection_nominations))
@@ -373,11 +382,7 @@ pub(crate) fn sanitize_h1_upstream_request(
         nominations.remove_from(req);
     }
 
-    // Most requests carry none of the headers removed below: one pass over the request's
-    // few headers is cheaper than a dozen lookups in each of its two header maps.
-    let has_hop_by_hop = req.headers.keys().any(is_hop_by_hop_name);
-
-    if policy.strip_hop_by_hop && has_hop_by_hop {
+    if policy.strip_hop_by_hop {
         strip_standard_hop_by_hop_headers(req);
     }
 

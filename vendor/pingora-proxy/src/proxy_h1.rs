@@ -91,7 +91,9 @@ where
         }
 
         // Reconcile and revalidate after request filters, which can mutate Host, URI, or target.
-        if authority_policy.is_standard() {
+        // pinlb patch: an origin-form request with one `Host` and no userinfo in it passes all
+        // three steps unchanged; it is recognised with one lookup instead of four.
+        if authority_policy.is_standard() && !has_one_plain_host_origin_form(&req) {
             if let Err(e) = reconcile_upstream_authority(&mut req) {
                 return (false, true, Some(e.into_in()));
             }
@@ -1376,6 +1378,24 @@ pub(crate) async fn send_body_to1(
         }
     } else {
         Ok(false)
+    }
+}
+
+/// Whether `req` is an origin-form (`/...`), non-`CONNECT` request with exactly one `Host`
+/// and no userinfo (`@`) in it: such a request is left unchanged and accepted by
+/// [`reconcile_upstream_authority`], [`set_h1_host_from_authority`] and
+/// [`validate_request_authority`] (pinlb patch).
+fn has_one_plain_host_origin_form(req: &RequestHeader) -> bool {
+    if req.method == http::Method::CONNECT
+        || req.uri.authority().is_some()
+        || req.raw_path().first() != Some(&b'/')
+    {
+        return false;
+    }
+    let mut hosts = req.headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(host), None) => !host.as_bytes().contains(&b'@'),
+        _ => false,
     }
 }
 

@@ -92,7 +92,7 @@ where
                 // Negotiated ALPN is not custom, create a new H1 session
                 Connection::Stream(s) => {
                     return Ok((
-                        HttpSession::H1(Http1Session::new_with_options(s, peer)),
+                        HttpSession::H1(Box::new(Http1Session::new_with_options(s, peer))),
                         false,
                     ));
                 }
@@ -113,7 +113,7 @@ where
             // the peer allows h2, we first check the h2 reuse pool
             let reused_h2 = self.h2.reused_http_session(peer).await?;
             if let Some(h2) = reused_h2 {
-                return Ok((HttpSession::H2(h2), true));
+                return Ok((HttpSession::H2(Box::new(h2)), true));
             }
             let h2_only = peer
                 .get_peer_options()
@@ -142,7 +142,7 @@ where
     ) {
         match session {
             HttpSession::H1(h1) => self.h1.release_http_session(h1, peer, idle_timeout).await,
-            HttpSession::H2(h2) => self.h2.release_http_session(h2, peer, idle_timeout),
+            HttpSession::H2(h2) => self.h2.release_http_session(*h2, peer, idle_timeout),
             HttpSession::Custom(c) => {
                 self.custom
                     .release_http_session(c, peer, idle_timeout)

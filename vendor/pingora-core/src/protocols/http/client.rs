@@ -23,8 +23,12 @@ use crate::protocols::{Digest, SocketAddr, Stream};
 
 /// A type for Http client session. It can be either an Http1 connection or an Http2 stream.
 pub enum HttpSession<S = ()> {
-    H1(Http1Session),
-    H2(Http2Session),
+    /// Boxed (pinlb patch): an HTTP/1 session is several hundred bytes, and the session
+    /// moves through the connector's layers and the proxy's futures on every request; a box
+    /// moves as a pointer.
+    H1(Box<Http1Session>),
+    /// Boxed for the same reason as `H1`.
+    H2(Box<Http2Session>),
     Custom(S),
 }
 

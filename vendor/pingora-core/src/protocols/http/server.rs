@@ -54,26 +54,29 @@ impl ReusableHttpStream {
 
 /// HTTP server session object for both HTTP/1.x and HTTP/2
 pub enum Session {
-    H1(SessionV1),
-    H2(SessionV2),
-    Subrequest(SessionSubrequest),
+    /// Boxed (pinlb patch), as are `H2` and `Subrequest`: each session is several hundred
+    /// bytes, and a `Session` moves through the accept loop, the proxy's futures and
+    /// `finish()` on every request; a box moves as a pointer.
+    H1(Box<SessionV1>),
+    H2(Box<SessionV2>),
+    Subrequest(Box<SessionSubrequest>),
     Custom(Box<dyn SessionCustom>),
 }
 
 impl Session {
     /// Create a new [`Session`] from an established connection for HTTP/1.x
     pub fn new_http1(stream: Stream) -> Self {
-        Self::H1(SessionV1::new(stream))
+        Self::H1(Box::new(SessionV1::new(stream)))
     }
 
     /// Create a new [`Session`] from an established HTTP/2 stream
     pub fn new_http2(session: SessionV2) -> Self {
-        Self::H2(session)
+        Self::H2(Box::new(session))
     }
 
     /// Create a new [`Session`] from a subrequest session
     pub fn new_subrequest(session: SessionSubrequest) -> Self {
-        Self::Subrequest(session)
+        Self::Subrequest(Box::new(session))
     }
 
     /// Create a new [`Session`] from a custom session
@@ -270,7 +273,7 @@ impl Session {
             Self::H1(mut s) => {
                 // need to flush body due to buffering
                 s.finish_body().await?;
-                s.reuse().await
+                s.reuse_boxed().await
             }
             Self::H2(mut s) => {
                 s.finish()?;

@@ -739,6 +739,17 @@ impl HttpSession {
     /// If the connection cannot be reused, the underlying stream will be closed and `None` will be
     /// returned.
     pub async fn reuse(mut self) -> Option<Stream> {
+        self.prepare_reuse().await.then_some(self.underlying_stream)
+    }
+
+    /// [`Self::reuse()`] for a boxed session (as [`crate::protocols::http::client::HttpSession`]
+    /// holds it): the session is not moved out of its box first.
+    pub async fn reuse_boxed(mut self: Box<Self>) -> Option<Stream> {
+        self.prepare_reuse().await.then_some(self.underlying_stream)
+    }
+
+    /// Whether the connection can be reused; if not, it is shut down.
+    async fn prepare_reuse(&mut self) -> bool {
         if !self.body_reader.body_complete() || self.body_reader.has_bytes_overread() {
             self.set_keepalive(None);
         }
@@ -749,7 +760,7 @@ impl HttpSession {
             KeepaliveStatus::Off => {
                 debug!("HTTP shutdown connection");
                 self.shutdown().await;
-                None
+                false
             }
             _ => {
                 // pinlb patch: the read timer stays with the connection
@@ -758,7 +769,7 @@ impl HttpSession {
                 {
                     *socket.read_timer.lock() = timer;
                 }
-                Some(self.underlying_stream)
+                true
             }
         }
     }

@@ -1623,6 +1623,20 @@ impl HttpSession {
     /// returned. If there was an error while draining any remaining request body that error will
     /// be returned.
     pub async fn reuse(mut self) -> Result<Option<ReusableHttpStream>> {
+        let reusable = self.prepare_reuse().await?;
+        Ok(reusable.map(|prefix| ReusableHttpStream::new(self.underlying_stream, prefix)))
+    }
+
+    /// [`Self::reuse()`] for a boxed session (as [`crate::protocols::http::ServerSession`]
+    /// holds it): the session is not moved out of its box first.
+    pub async fn reuse_boxed(mut self: Box<Self>) -> Result<Option<ReusableHttpStream>> {
+        let reusable = self.prepare_reuse().await?;
+        Ok(reusable.map(|prefix| ReusableHttpStream::new(self.underlying_stream, prefix)))
+    }
+
+    /// Whether the connection can be reused (`Some`, with the pipelined bytes already read
+    /// for the next request); if not, it is shut down.
+    async fn prepare_reuse(&mut self) -> Result<Option<Option<BytesMut>>> {
         if !self.will_keepalive() {
             debug!("HTTP shutdown connection");
             self.shutdown().await;
@@ -1638,10 +1652,7 @@ impl HttpSession {
                     .then(|| self.take_body_overread())
                     .flatten()
                     .filter(|prefix| !prefix.is_empty());
-                Ok(Some(ReusableHttpStream::new(
-                    self.underlying_stream,
-                    pipelined_prefix,
-                )))
+                Ok(Some(pipelined_prefix))
             }
         }
     }
