@@ -24,6 +24,7 @@ use crate::upstream::Pool;
 use crate::variables::{CompiledMap, Template};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue};
+use pingora::http::WireName;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -115,7 +116,9 @@ pub struct ProxyRoute {
 pub struct HeaderRule {
     /// The name as written in the config, sent with that case.
     pub name: Bytes,
-    pub header: HeaderName,
+    /// The name recognised once, with whether `name` is its title case (so that its case
+    /// is not checked again on every request).
+    pub header: WireName,
     /// `None`: the configured value was empty, which removes the header (as in nginx).
     pub value: Option<Template>,
     /// The value ready to send when it has no variables (no work per request).

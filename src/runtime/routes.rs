@@ -23,6 +23,7 @@ use crate::upstream::{Group, Pool};
 use crate::variables::Template;
 use bytes::Bytes;
 use http::HeaderValue;
+use pingora::http::WireName;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -411,7 +412,9 @@ fn header_rules(
 impl HeaderRule {
     /// Prepares `proxy_set_header name value`; `maps` are the config's `map` variables.
     pub fn new(name: &str, value: &str, maps: &[String]) -> Result<HeaderRule, String> {
-        let header = header_name(name)?;
+        header_name(name)?;
+        let header = WireName::recognise(name.as_bytes())
+            .map_err(|_| format!("\"{name}\" is not a valid header name"))?;
         header_value(value)?;
         let value = match value.is_empty() {
             true => None,

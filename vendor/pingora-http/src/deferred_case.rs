@@ -184,7 +184,7 @@ impl DeferredCase {
     }
 }
 
-fn is_title_case(name: &HeaderName, wire: &[u8]) -> bool {
+pub(crate) fn is_title_case(name: &HeaderName, wire: &[u8]) -> bool {
     title_case::is_title_case(name.as_str().as_bytes(), wire)
 }
 

@@ -302,6 +302,38 @@ impl RequestHeader {
         removed
     }
 
+    /// Like [Self::insert_parsed_header()] for a name recognised once beforehand (for
+    /// instance when a configuration is read): `case` is the name as it is to be written and
+    /// `name` what [WireName::recognise()] made of it, so its case is not checked again on
+    /// every insert (pinlb patch).
+    pub fn insert_wire_header(
+        &mut self,
+        case: impl IntoCaseHeaderName,
+        name: &WireName,
+        value: HeaderValue,
+    ) -> Result<()> {
+        let case = case.into_case_header_name();
+        debug_assert_eq!(
+            name.titled,
+            deferred_case::is_title_case(&name.name, case.as_slice())
+        );
+        self.deferred_case.keep_titled(
+            &mut self.header_name_map,
+            &self.base.headers,
+            &name.name,
+            &case,
+            name.titled,
+            true,
+        )?;
+        insert_parsed_header_value(
+            self.header_name_map.as_mut(),
+            &mut self.base.headers,
+            &name.name,
+            case,
+            value,
+        )
+    }
+
     /// Like [Self::insert_header()] for a name parsed once beforehand: `name` is not parsed
     /// from `case` (its wire form) again, which for a name that is not a standard one saves
     /// an allocation too.
@@ -742,6 +774,38 @@ impl ResponseHeader {
         let case = name.into_case_header_name();
         let header_name = parse_case_header_name(&case)?;
         self.insert_parsed_header(&header_name, case, header_value)
+    }
+
+    /// Like [Self::insert_parsed_header()] for a name recognised once beforehand (for
+    /// instance when a configuration is read): `case` is the name as it is to be written and
+    /// `name` what [WireName::recognise()] made of it, so its case is not checked again on
+    /// every insert (pinlb patch).
+    pub fn insert_wire_header(
+        &mut self,
+        case: impl IntoCaseHeaderName,
+        name: &WireName,
+        value: HeaderValue,
+    ) -> Result<()> {
+        let case = case.into_case_header_name();
+        debug_assert_eq!(
+            name.titled,
+            deferred_case::is_title_case(&name.name, case.as_slice())
+        );
+        self.deferred_case.keep_titled(
+            &mut self.header_name_map,
+            &self.base.headers,
+            &name.name,
+            &case,
+            name.titled,
+            true,
+        )?;
+        insert_parsed_header_value(
+            self.header_name_map.as_mut(),
+            &mut self.base.headers,
+            &name.name,
+            case,
+            value,
+        )
     }
 
     /// Like [Self::insert_header()] for a name parsed once beforehand: `name` is not parsed

@@ -24,7 +24,7 @@ use log::{debug, trace, warn};
 use once_cell::sync::Lazy;
 use percent_encoding::{percent_encode, AsciiSet, CONTROLS};
 use pingora_error::{Error, ErrorType::*, OrErr, Result};
-use pingora_http::{RequestHeader, ResponseHeader, WireName};
+use pingora_http::{FramingName, RequestHeader, ResponseHeader, WireName};
 use pingora_timeout::timeout;
 use regex::bytes::Regex;
 use std::any::Any;
@@ -1001,13 +1001,24 @@ impl HttpSession {
             /* update headers */
             // Names and values prepared: `insert_header` would parse each name again from
             // its wire form and copy the value into a new allocation, on every response.
-            header.insert_parsed_header(&header::DATE, "Date", date::get_cached_date())?;
+            // pinlb patch: and their title case is known, not checked again.
+            const DATE: WireName = WireName {
+                name: header::DATE,
+                titled: true,
+                framing: FramingName::Other,
+            };
+            const CONNECTION: WireName = WireName {
+                name: header::CONNECTION,
+                titled: true,
+                framing: FramingName::Connection,
+            };
+            header.insert_wire_header("Date", &DATE, date::get_cached_date())?;
             let connection_value = HeaderValue::from_static(if self.will_keepalive() {
                 "keep-alive"
             } else {
                 "close"
             });
-            header.insert_parsed_header(&header::CONNECTION, "Connection", connection_value)?;
+            header.insert_wire_header("Connection", &CONNECTION, connection_value)?;
         }
 
         if header.status == 101 {
