@@ -944,10 +944,14 @@ impl ResponseHeader {
 /// Build a [Uri] carrying only a path-and-query component. `target` is the original
 /// request-target, used for error context.
 fn path_and_query_uri(path_and_query: &str, target: &str) -> Result<Uri> {
-    Uri::builder()
-        .path_and_query(path_and_query)
-        .build()
-        .explain_err(InvalidHTTPHeader, |_| format!("invalid uri {target}"))
+    // pinlb patch: made from its one part directly, as `Builder::build()` does in the end;
+    // the builder moves the parts through a `Result` at each step, on every request.
+    let mut parts = http::uri::Parts::default();
+    parts.path_and_query = Some(
+        http::uri::PathAndQuery::try_from(path_and_query)
+            .explain_err(InvalidHTTPHeader, |_| format!("invalid uri {target}"))?,
+    );
+    Uri::from_parts(parts).explain_err(InvalidHTTPHeader, |_| format!("invalid uri {target}"))
 }
 
 /// A request-target parsed into the pieces a [RequestHeader] stores.
