@@ -944,6 +944,14 @@ impl ResponseHeader {
 /// Build a [Uri] carrying only a path-and-query component. `target` is the original
 /// request-target, used for error context.
 fn path_and_query_uri(path_and_query: &str, target: &str) -> Result<Uri> {
+    if path_and_query.is_empty() {
+        // The builder turns an empty path into the empty `PathAndQuery`, which is not
+        // public; parsing it alone refuses it.
+        return Uri::builder()
+            .path_and_query(path_and_query)
+            .build()
+            .explain_err(InvalidHTTPHeader, |_| format!("invalid uri {target}"));
+    }
     // pinlb patch: made from its one part directly, as `Builder::build()` does in the end;
     // the builder moves the parts through a `Result` at each step, on every request.
     let mut parts = http::uri::Parts::default();

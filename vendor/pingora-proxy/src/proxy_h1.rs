@@ -1114,14 +1114,16 @@ where
                 // these status codes / method cannot have body, so no need to add chunked encoding
                 let no_body = session.req_header().method == http::method::Method::HEAD
                     || matches!(header.status.as_u16(), 204 | 304);
-                if !no_body
+                // pinlb patch: the cheap tests first, and `Content-Length` (which most
+                // responses have) before `Transfer-Encoding`: one lookup for most responses.
+                if !end
+                    && !no_body
                     && !header.status.is_informational()
+                    && header.headers.get(http::header::CONTENT_LENGTH).is_none()
                     && header
                         .headers
                         .get(http::header::TRANSFER_ENCODING)
                         .is_none()
-                    && header.headers.get(http::header::CONTENT_LENGTH).is_none()
-                    && !end
                 {
                     // Upgrade the http version to 1.1 because 1.0/0.9 doesn't support chunked
                     header.set_version(Version::HTTP_11);
