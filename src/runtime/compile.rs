@@ -13,6 +13,7 @@ use crate::upstream::resolve::Resolve;
 use crate::upstream::{Pool, PoolEnv};
 use bytes::Bytes;
 use http::HeaderName;
+use pingora::http::WireName;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 
@@ -152,7 +153,12 @@ fn check_process(file: &Path, config: &Config) -> Result<(), ConfigError> {
 
 /// A header name from the config, with the message nginx users would understand.
 pub(super) fn header_name(name: &str) -> Result<HeaderName, String> {
-    HeaderName::from_bytes(name.as_bytes())
+    wire_header_name(name).map(|wire| wire.name)
+}
+
+/// [`header_name`] with whether `name` is its title case, for a name sent as written.
+pub(super) fn wire_header_name(name: &str) -> Result<WireName, String> {
+    WireName::recognise(name.as_bytes())
         .map_err(|_| format!("\"{name}\" is not a valid header name"))
 }
 

@@ -1,7 +1,7 @@
 //! Compiling virtual servers and their routes: locations, `return`s, `proxy_pass` with its
 //! pins, the header rules and access logs of each route, checked as they are built.
 
-use super::compile::header_name;
+use super::compile::{header_name, wire_header_name};
 use super::limits::Zones;
 use super::real_ip;
 use super::{AddHeaderRule, HeaderRule, ProxyRoute, Route, RouteAction, VirtualServer};
@@ -23,7 +23,6 @@ use crate::upstream::{Group, Pool};
 use crate::variables::Template;
 use bytes::Bytes;
 use http::HeaderValue;
-use pingora::http::WireName;
 use std::collections::{BTreeMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -412,9 +411,7 @@ fn header_rules(
 impl HeaderRule {
     /// Prepares `proxy_set_header name value`; `maps` are the config's `map` variables.
     pub fn new(name: &str, value: &str, maps: &[String]) -> Result<HeaderRule, String> {
-        header_name(name)?;
-        let header = WireName::recognise(name.as_bytes())
-            .map_err(|_| format!("\"{name}\" is not a valid header name"))?;
+        let header = wire_header_name(name)?;
         header_value(value)?;
         let value = match value.is_empty() {
             true => None,
