@@ -4,7 +4,8 @@
 # curl and h2load, the HTTPS tests' certificate maker and clients; pebble and
 # pebble-challtestsrv, the ACME tests' CA and DNS) when it is missing and
 # this user can (root with apt-get); otherwise says exactly what to install.
-# `install-build-deps.sh callgrind` adds what `make callgrind` needs (valgrind).
+# `install-build-deps.sh callgrind` adds what `make callgrind` needs (valgrind);
+# `install-build-deps.sh callgrind-cache` adds wrk too, for `make callgrind-cache`.
 set -euo pipefail
 
 missing=()
@@ -13,9 +14,13 @@ command -v cc >/dev/null || missing+=(gcc)
 command -v patch >/dev/null || missing+=(patch)
 # Debian puts nginx in /usr/sbin, which a non-root PATH may leave out.
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
-if [ "${1:-}" = callgrind ]; then
-    command -v valgrind >/dev/null || missing+=(valgrind)
-fi
+case "${1:-}" in
+    callgrind) command -v valgrind >/dev/null || missing+=(valgrind) ;;
+    callgrind-cache)
+        command -v valgrind >/dev/null || missing+=(valgrind)
+        command -v wrk >/dev/null || missing+=(wrk)
+        ;;
+esac
 command -v openssl >/dev/null || missing+=(openssl)
 command -v curl >/dev/null || missing+=(curl)
 command -v h2load >/dev/null || missing+=(nghttp2-client)
