@@ -940,6 +940,16 @@ impl Session {
         }
     }
 
+    /// Write one response task downstream, through the same filter as
+    /// [`Self::write_response_tasks`] (pinlb patch: without a `Vec` per task).
+    pub async fn write_response_task(&mut self, mut task: HttpTask) -> Result<bool> {
+        let mut seen_upgraded = self.downstream_task_seen_upgraded || self.was_upgraded();
+        self.downstream_response_task_filter(&mut task, &mut seen_upgraded)
+            .await?;
+        self.downstream_task_seen_upgraded = seen_upgraded;
+        self.downstream_session.response_duplex(task).await
+    }
+
     pub async fn write_response_tasks(&mut self, mut tasks: Vec<HttpTask>) -> Result<bool> {
         let mut seen_upgraded = self.downstream_task_seen_upgraded || self.was_upgraded();
         for task in tasks.iter_mut() {

@@ -373,7 +373,7 @@ where
                     .await?
                 {
                     if serve_from_cache.should_send_to_downstream() {
-                        downstream_done = session.write_response_tasks(vec![task]).await?;
+                        downstream_done = session.write_response_task(task).await?;
                     }
                 }
             }
@@ -874,7 +874,7 @@ where
                     if session.downstream_session.supports_proxy_task_api() {
                         session.send_downstream_proxy_task(task).await?;
                     } else {
-                        match session.write_response_tasks(vec![task]).await {
+                        match session.write_response_task(task).await {
                             Ok(b) => response_state.maybe_set_cache_done(b),
                             Err(e) => if serve_from_cache.is_miss() {
                                 // give up writing to downstream but wait for upstream cache write to finish

@@ -305,6 +305,17 @@ impl Session {
         }
     }
 
+    /// Write one response task, as [`Self::response_duplex_vec`] with one task does.
+    ///
+    /// pinlb patch: HTTP/1 writes it without the `Vec` (an allocation per task of every
+    /// response); the other sessions go through `response_duplex_vec`.
+    pub async fn response_duplex(&mut self, task: HttpTask) -> Result<bool> {
+        match self {
+            Self::H1(s) => s.response_duplex(task).await,
+            _ => self.response_duplex_vec(vec![task]).await,
+        }
+    }
+
     pub async fn response_duplex_vec(&mut self, tasks: Vec<HttpTask>) -> Result<bool> {
         match self {
             Self::H1(s) => s.response_duplex_vec(tasks).await,

@@ -1702,7 +1702,8 @@ impl HttpSession {
         Ok(())
     }
 
-    async fn response_duplex(&mut self, task: HttpTask) -> Result<bool> {
+    /// Write one response task. Returns whether the response has ended.
+    pub async fn response_duplex(&mut self, task: HttpTask) -> Result<bool> {
         let end_stream = match task {
             HttpTask::Header(header, end_stream) => {
                 self.write_response_header(header)
