@@ -245,6 +245,15 @@ impl BodyReader {
                     self.body_buf_overread = Some(overread);
                 }
             }
+            // pinlb patch: the whole body came with the head (a small response), so no read
+            // of it follows and the buffer needs no room beyond those bytes: a 64 KiB buffer
+            // per response is an allocation from the allocator's slow path. Any read into
+            // the buffer reserves its own room (`prepare_buf_for_io`).
+            _ if buf_to_rewind.len() >= cl => {
+                self.rewind_buf_len = buf_to_rewind.len();
+                self.body_buf = Some(BytesMut::from(buf_to_rewind));
+                self.body_state = PS::Partial(0, cl);
+            }
             _ => {
                 self.prepare_buf(buf_to_rewind);
                 self.body_state = PS::Partial(0, cl);
