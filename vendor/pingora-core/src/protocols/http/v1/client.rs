@@ -379,7 +379,7 @@ impl HttpSession {
                         for header in header_refs {
                             // The name recognised through the thread's memo of wire names.
                             let name = match WireName::recognise(header.get_name(&buf))
-                                .or_err(InvalidHTTPHeader, "while parsing request header")
+                                .or_err(InvalidHTTPHeader, "while parsing response header")
                             {
                                 Ok(name) => name,
                                 Err(e) => return self.fail_response_header_read(e),
@@ -392,7 +392,7 @@ impl HttpSession {
                             facts.observe(name.framing, &header_value, (0, 0));
                             if let Err(e) = response_header
                                 .append_wire_header(header_name, name, header_value)
-                                .or_err(InvalidHTTPHeader, "while parsing request header")
+                                .or_err(InvalidHTTPHeader, "while parsing response header")
                             {
                                 return self.fail_response_header_read(e);
                             }
