@@ -279,6 +279,17 @@ pub trait GetProxyDigest {
 pub trait GetSocketDigest {
     fn get_socket_digest(&self) -> Option<Arc<SocketDigest>>;
     fn set_socket_digest(&mut self, _socket_digest: SocketDigest) {}
+    /// pinlb patch: where an HTTP/1 session leaves the connection's [`Digest`] when the
+    /// connection is reused, for the next session on it to take instead of building its own
+    /// (two allocations and the digests gathered again, per session). `None` (the default):
+    /// the stream keeps no digest and every session builds one.
+    ///
+    /// The digest describes the connection, so it does not change between its requests; a
+    /// change made through a session's `digest_mut()` is kept for the connection's next
+    /// sessions.
+    fn session_digest_slot(&mut self) -> Option<&mut Option<Box<Digest>>> {
+        None
+    }
 }
 
 #[cfg(all(test, target_os = "linux"))]

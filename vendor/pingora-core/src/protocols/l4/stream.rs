@@ -40,7 +40,7 @@ use crate::protocols::l4::ext::{set_tcp_keepalive, TcpKeepalive};
 use crate::protocols::l4::virt;
 use crate::protocols::raw_connect::ProxyDigest;
 use crate::protocols::{
-    GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
+    Digest, GetProxyDigest, GetSocketDigest, GetTimingDigest, Peek, Shutdown, SocketDigest, Ssl,
     TimingDigest, UniqueID, UniqueIDType,
 };
 use crate::upstreams::peer::Tracer;
@@ -540,6 +540,9 @@ pub struct Stream {
     write_pending_time: AccumulatedDuration,
     /// Last rx timestamp associated with the last recvmsg call.
     pub rx_ts: Option<SystemTime>,
+    /// pinlb patch: the HTTP/1 sessions' digest of this connection, kept between its
+    /// requests ([`GetSocketDigest::session_digest_slot`]).
+    session_digest: Option<Box<Digest>>,
 }
 
 impl Stream {
@@ -660,6 +663,7 @@ impl From<TcpStream> for Stream {
             read_pending_time: AccumulatedDuration::new(),
             write_pending_time: AccumulatedDuration::new(),
             rx_ts: None,
+            session_digest: None,
         }
     }
 }
@@ -683,6 +687,7 @@ impl From<virt::VirtualSocketStream> for Stream {
             read_pending_time: AccumulatedDuration::new(),
             write_pending_time: AccumulatedDuration::new(),
             rx_ts: None,
+            session_digest: None,
         }
     }
 }
@@ -707,6 +712,7 @@ impl From<UnixStream> for Stream {
             read_pending_time: AccumulatedDuration::new(),
             write_pending_time: AccumulatedDuration::new(),
             rx_ts: None,
+            session_digest: None,
         }
     }
 }
@@ -788,6 +794,8 @@ impl GetProxyDigest for Stream {
 
     fn set_proxy_digest(&mut self, digest: ProxyDigest) {
         self.proxy_digest = Some(Arc::new(digest));
+        // A kept digest holds the old one.
+        self.session_digest = None;
     }
 }
 
@@ -797,7 +805,13 @@ impl GetSocketDigest for Stream {
     }
 
     fn set_socket_digest(&mut self, socket_digest: SocketDigest) {
-        self.socket_digest = Some(Arc::new(socket_digest))
+        self.socket_digest = Some(Arc::new(socket_digest));
+        // A kept digest holds the old one.
+        self.session_digest = None;
+    }
+
+    fn session_digest_slot(&mut self) -> Option<&mut Option<Box<Digest>>> {
+        Some(&mut self.session_digest)
     }
 }
 

@@ -114,14 +114,9 @@ struct WrittenRequest {
 /// HTTP 1.x client session
 impl HttpSession {
     /// Create a new http client session from an established (TCP or TLS) [`Stream`].
-    pub fn new(stream: Stream) -> Self {
-        // TODO: maybe we should put digest in the connection itself
-        let digest = Box::new(Digest {
-            ssl_digest: stream.get_ssl_digest(),
-            timing_digest: stream.get_timing_digest(),
-            proxy_digest: stream.get_proxy_digest(),
-            socket_digest: stream.get_socket_digest(),
-        });
+    pub fn new(mut stream: Stream) -> Self {
+        // pinlb patch: the digest stays with the connection between its requests.
+        let digest = session_digest(&mut stream);
         HttpSession {
             underlying_stream: stream,
             buf: Bytes::new(), // zero size, will be replaced by parsed header later
@@ -739,13 +734,23 @@ impl HttpSession {
     /// If the connection cannot be reused, the underlying stream will be closed and `None` will be
     /// returned.
     pub async fn reuse(mut self) -> Option<Stream> {
-        self.prepare_reuse().await.then_some(self.underlying_stream)
+        if !self.prepare_reuse().await {
+            return None;
+        }
+        let mut stream = self.underlying_stream;
+        keep_session_digest(&mut stream, self.digest);
+        Some(stream)
     }
 
     /// [`Self::reuse()`] for a boxed session (as [`crate::protocols::http::client::HttpSession`]
     /// holds it): the session is not moved out of its box first.
     pub async fn reuse_boxed(mut self: Box<Self>) -> Option<Stream> {
-        self.prepare_reuse().await.then_some(self.underlying_stream)
+        if !self.prepare_reuse().await {
+            return None;
+        }
+        let mut stream = self.underlying_stream;
+        keep_session_digest(&mut stream, self.digest);
+        Some(stream)
     }
 
     /// Whether the connection can be reused; if not, it is shut down.

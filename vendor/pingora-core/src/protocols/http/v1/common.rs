@@ -22,6 +22,7 @@ use std::str;
 use std::time::Duration;
 
 use super::body::BodyWriter;
+use crate::protocols::{Digest, Stream};
 use crate::utils::KVRef;
 
 pub(super) const MAX_HEADERS: usize = 256;
@@ -470,6 +471,28 @@ pub(crate) fn content_length_is_single_token(headers: &HMap) -> bool {
     }
 }
 
+/// pinlb patch: the digest of a new session on `stream`: the one an earlier session on the
+/// same connection left there, or one gathered from the stream.
+pub(super) fn session_digest(stream: &mut Stream) -> Box<Digest> {
+    if let Some(digest) = stream.session_digest_slot().and_then(Option::take) {
+        return digest;
+    }
+    Box::new(Digest {
+        ssl_digest: stream.get_ssl_digest(),
+        timing_digest: stream.get_timing_digest(),
+        proxy_digest: stream.get_proxy_digest(),
+        socket_digest: stream.get_socket_digest(),
+    })
+}
+
+/// pinlb patch: leaves a session's digest on its connection for the next session on it,
+/// when the stream keeps one.
+pub(super) fn keep_session_digest(stream: &mut Stream, digest: Box<Digest>) {
+    if let Some(slot) = stream.session_digest_slot() {
+        *slot = Some(digest);
+    }
+}
+
 #[cfg(test)]
 mod test {
     use super::*;
@@ -690,3 +713,4 @@ mod test {
         assert_eq!(is_chunked_encoding_from_headers(&headers), expected);
     }
 }
+

@@ -176,14 +176,9 @@ impl HttpSession {
     /// Create a new http server session from an established (TCP or TLS) [`Stream`].
     /// The created session needs to call [`Self::read_request()`] first before performing
     /// any other operations.
-    pub fn new(underlying_stream: Stream) -> Self {
-        // TODO: maybe we should put digest in the connection itself
-        let digest = Box::new(Digest {
-            ssl_digest: underlying_stream.get_ssl_digest(),
-            timing_digest: underlying_stream.get_timing_digest(),
-            proxy_digest: underlying_stream.get_proxy_digest(),
-            socket_digest: underlying_stream.get_socket_digest(),
-        });
+    pub fn new(mut underlying_stream: Stream) -> Self {
+        // pinlb patch: the digest stays with the connection between its requests.
+        let digest = session_digest(&mut underlying_stream);
 
         HttpSession {
             underlying_stream,
@@ -1635,14 +1630,18 @@ impl HttpSession {
     /// be returned.
     pub async fn reuse(mut self) -> Result<Option<ReusableHttpStream>> {
         let reusable = self.prepare_reuse().await?;
-        Ok(reusable.map(|prefix| ReusableHttpStream::new(self.underlying_stream, prefix)))
+        let mut stream = self.underlying_stream;
+        keep_session_digest(&mut stream, self.digest);
+        Ok(reusable.map(|prefix| ReusableHttpStream::new(stream, prefix)))
     }
 
     /// [`Self::reuse()`] for a boxed session (as [`crate::protocols::http::ServerSession`]
     /// holds it): the session is not moved out of its box first.
     pub async fn reuse_boxed(mut self: Box<Self>) -> Result<Option<ReusableHttpStream>> {
         let reusable = self.prepare_reuse().await?;
-        Ok(reusable.map(|prefix| ReusableHttpStream::new(self.underlying_stream, prefix)))
+        let mut stream = self.underlying_stream;
+        keep_session_digest(&mut stream, self.digest);
+        Ok(reusable.map(|prefix| ReusableHttpStream::new(stream, prefix)))
     }
 
     /// Whether the connection can be reused (`Some`, with the pipelined bytes already read
