@@ -19,39 +19,28 @@ import subprocess
 import sys
 import tempfile
 
+import configs
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
 
-# The bench's nginx (bench/configs.py) in front of callgrind.sh's apps, in one process.
-NGINX_CONF = """worker_processes 1; master_process off; daemon off;
-pid {d}/nginx.pid;
-error_log {d}/nginx.err warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    upstream app_servers {{
-        server 127.0.0.1:19001;
-        server 127.0.0.1:19002;
-        server 127.0.0.1:19003;
-        keepalive 64;
-    }}
-    server {{
-        listen 127.0.0.1:18081;
-        location / {{
-            if ($http_app = "app1") {{ proxy_pass http://127.0.0.1:19001; }}
-            if ($cookie_app = "app1") {{ proxy_pass http://127.0.0.1:19001; }}
-            proxy_pass http://app_servers;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header Host $host;
-            proxy_set_header X-Real-IP $remote_addr;
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-            proxy_set_header X-Forwarded-Proto $scheme;
-        }}
-    }}
-}}
-"""
+# callgrind.sh's apps, in the place of the bench's (bench/configs.py).
+CALLGRIND_APPS = [19001, 19002, 19003]
+
+
+def nginx_conf(d):
+    """The bench's nginx config (bench/configs.py) in one process, in front of callgrind.sh's
+    apps; returns its path."""
+    configs.nginx(d, 1, None)
+    path = f"{d}/nginx.conf"
+    with open(path) as f:
+        conf = f.read()
+    for bench_port, port in zip(configs.APPS, CALLGRIND_APPS):
+        conf = conf.replace(f"127.0.0.1:{bench_port};", f"127.0.0.1:{port};")
+    with open(path, "w") as f:
+        f.write("master_process off;\ndaemon off;\n" + conf)
+    return path
+
 
 COUNTS = re.compile(
     r"^(\d+) instructions per request.*\n(\d+) instruction-cache misses, (\d+) data-cache read "
@@ -78,10 +67,8 @@ def main():
     ap.add_argument("--hyper-bin", default="/tmp/anchor-hyper/target/release/hyperlb")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="callgrind-cache-") as d:
-        with open(f"{d}/nginx.conf", "w") as f:
-            f.write(NGINX_CONF.format(d=d))
         proxies = [
-            ("nginx", 18081, ["nginx", "-c", f"{d}/nginx.conf"]),
+            ("nginx", configs.PORTS["nginx"], ["nginx", "-c", nginx_conf(d)]),
             ("pinlb", 18084, [f"{TARGET}/release/pinlb", "-c", os.path.join(ROOT, "bench/callgrind.json")]),
         ]
         if os.path.exists(args.hyper_bin):
