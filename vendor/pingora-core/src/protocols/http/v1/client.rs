@@ -734,23 +734,15 @@ impl HttpSession {
     /// If the connection cannot be reused, the underlying stream will be closed and `None` will be
     /// returned.
     pub async fn reuse(mut self) -> Option<Stream> {
-        if !self.prepare_reuse().await {
-            return None;
-        }
-        let mut stream = self.underlying_stream;
-        keep_session_digest(&mut stream, self.digest);
-        Some(stream)
+        let reusable = self.prepare_reuse().await;
+        reusable.then(|| keep_session_digest(self.underlying_stream, self.digest))
     }
 
     /// [`Self::reuse()`] for a boxed session (as [`crate::protocols::http::client::HttpSession`]
     /// holds it): the session is not moved out of its box first.
     pub async fn reuse_boxed(mut self: Box<Self>) -> Option<Stream> {
-        if !self.prepare_reuse().await {
-            return None;
-        }
-        let mut stream = self.underlying_stream;
-        keep_session_digest(&mut stream, self.digest);
-        Some(stream)
+        let reusable = self.prepare_reuse().await;
+        reusable.then(|| keep_session_digest(self.underlying_stream, self.digest))
     }
 
     /// Whether the connection can be reused; if not, it is shut down.

@@ -485,12 +485,13 @@ pub(super) fn session_digest(stream: &mut Stream) -> Box<Digest> {
     })
 }
 
-/// pinlb patch: leaves a session's digest on its connection for the next session on it,
-/// when the stream keeps one.
-pub(super) fn keep_session_digest(stream: &mut Stream, digest: Box<Digest>) {
+/// pinlb patch: the stream of a session given back for reuse, with the session's digest
+/// left on it for the next session, when the stream keeps one.
+pub(super) fn keep_session_digest(mut stream: Stream, digest: Box<Digest>) -> Stream {
     if let Some(slot) = stream.session_digest_slot() {
         *slot = Some(digest);
     }
+    stream
 }
 
 #[cfg(test)]

@@ -1630,18 +1630,20 @@ impl HttpSession {
     /// be returned.
     pub async fn reuse(mut self) -> Result<Option<ReusableHttpStream>> {
         let reusable = self.prepare_reuse().await?;
-        let mut stream = self.underlying_stream;
-        keep_session_digest(&mut stream, self.digest);
-        Ok(reusable.map(|prefix| ReusableHttpStream::new(stream, prefix)))
+        Ok(reusable.map(|prefix| {
+            let stream = keep_session_digest(self.underlying_stream, self.digest);
+            ReusableHttpStream::new(stream, prefix)
+        }))
     }
 
     /// [`Self::reuse()`] for a boxed session (as [`crate::protocols::http::ServerSession`]
     /// holds it): the session is not moved out of its box first.
     pub async fn reuse_boxed(mut self: Box<Self>) -> Result<Option<ReusableHttpStream>> {
         let reusable = self.prepare_reuse().await?;
-        let mut stream = self.underlying_stream;
-        keep_session_digest(&mut stream, self.digest);
-        Ok(reusable.map(|prefix| ReusableHttpStream::new(stream, prefix)))
+        Ok(reusable.map(|prefix| {
+            let stream = keep_session_digest(self.underlying_stream, self.digest);
+            ReusableHttpStream::new(stream, prefix)
+        }))
     }
 
     /// Whether the connection can be reused (`Some`, with the pipelined bytes already read
