@@ -109,11 +109,9 @@ pub fn path(req: &RequestHeader) -> &[u8] {
 /// nginx's `$host`: the host of an absolute request URI, else the `Host` header, without
 /// the port and lowercased by the caller if needed. `None` when the request names no host.
 pub fn host(req: &RequestHeader) -> Option<&str> {
-    if let Some(h) = req.uri.host() {
-        return Some(h);
-    }
-    // ASCII only, so this check cannot fail; it spares an `unsafe`.
-    std::str::from_utf8(host_header(req)?).ok()
+    // Both sources are text (the URI's host a `str`, the header's ASCII), so this check
+    // cannot fail; it spares an `unsafe`.
+    std::str::from_utf8(host_bytes(req)?).ok()
 }
 
 /// [`host`] as bytes, for writing it out (`$host`): the same host, with no UTF-8 check.
