@@ -72,7 +72,7 @@ def main():
             ("pinlb", 18084, [f"{TARGET}/release/pinlb", "-c", os.path.join(ROOT, "bench/callgrind.json")]),
         ]
         if os.path.exists(args.hyper_bin):
-            proxies.insert(1, ("hyper", 18085, [args.hyper_bin]))
+            proxies.insert(1, ("hyper", configs.PORTS["hyper"], [args.hyper_bin]))
         rows = [(name, measure(name, port, cmd, args)) for name, port, cmd in proxies]
     base = dict(rows)["nginx"]
     print(f"# per proxied request, wrk -c{args.conns} for {args.secs} s; x = times nginx's")
