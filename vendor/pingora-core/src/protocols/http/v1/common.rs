@@ -31,6 +31,14 @@ pub(super) const MAX_HEADERS: usize = 256;
 pub(super) const MAX_HEADERS_HEAP: usize = 8192;
 
 pub(super) const INIT_HEADER_BUF_SIZE: usize = 4096;
+
+/// pinlb patch: room in a parsed request's header map for the headers a proxy adds to the
+/// copy it sends upstream (`X-Real-IP`, `X-Forwarded-For`, `-Proto`, `-Host`). The copy
+/// keeps the map's index table, so adding them does not rebuild it (`HeaderMap::try_grow`
+/// rehashes every header), which it otherwise did on nearly every request: a map is made
+/// with room for about its own headers only.
+pub(super) const FORWARDED_HEADER_ROOM: usize = 4;
+
 pub(super) const MAX_HEADER_SIZE: usize = 1048575;
 
 pub(crate) const BODY_BUF_LIMIT: usize = 1024 * 64;
