@@ -253,7 +253,17 @@ impl TransportConnector {
 
     /// Try to find a reusable connection to the given server [Peer]
     pub async fn reused_stream<P: Peer + Send + Sync>(&self, peer: &P) -> Option<Stream> {
-        let Some(stream) = self.connection_pool.take(peer.reuse_hash()) else {
+        self.reused_stream_keyed(peer, peer.reuse_hash()).await
+    }
+
+    /// [`Self::reused_stream()`] with the peer's `reuse_hash()` already computed (pinlb
+    /// patch: the HTTP/1 connector keeps it to give the connection back under).
+    pub(crate) async fn reused_stream_keyed<P: Peer + Send + Sync>(
+        &self,
+        peer: &P,
+        key: u64,
+    ) -> Option<Stream> {
+        let Some(stream) = self.connection_pool.take(key) else {
             debug!("No reusable connection found for {peer}");
             return None;
         };
@@ -314,7 +324,16 @@ impl TransportConnector {
         &self,
         peer: &P,
     ) -> Result<(Stream, bool)> {
-        let reused_stream = self.reused_stream(peer).await;
+        self.get_stream_keyed(peer, peer.reuse_hash()).await
+    }
+
+    /// [`Self::get_stream()`] with the peer's `reuse_hash()` already computed (pinlb patch).
+    pub(crate) async fn get_stream_keyed<P: Peer + Send + Sync + 'static>(
+        &self,
+        peer: &P,
+        key: u64,
+    ) -> Result<(Stream, bool)> {
+        let reused_stream = self.reused_stream_keyed(peer, key).await;
         if let Some(s) = reused_stream {
             Ok((s, true))
         } else {

@@ -36,8 +36,12 @@ impl Connector {
         &self,
         peer: &P,
     ) -> Result<(Box<HttpSession>, bool)> {
-        let (stream, reused) = self.transport.get_stream(peer).await?;
-        let http = Box::new(HttpSession::new_with_options(stream, peer));
+        // pinlb patch: the peer is hashed once per request; the session keeps the key to be
+        // given back under (`release_http_session`).
+        let key = peer.reuse_hash();
+        let (stream, reused) = self.transport.get_stream_keyed(peer, key).await?;
+        let mut http = Box::new(HttpSession::new_with_options(stream, peer));
+        http.set_pool_key(key);
         Ok((http, reused))
     }
 
@@ -45,8 +49,10 @@ impl Connector {
         &self,
         peer: &P,
     ) -> Option<Box<HttpSession>> {
-        let stream = self.transport.reused_stream(peer).await?;
-        let http = Box::new(HttpSession::new_with_options(stream, peer));
+        let key = peer.reuse_hash();
+        let stream = self.transport.reused_stream_keyed(peer, key).await?;
+        let mut http = Box::new(HttpSession::new_with_options(stream, peer));
+        http.set_pool_key(key);
         Some(http)
     }
 
@@ -57,6 +63,8 @@ impl Connector {
         idle_timeout: Option<Duration>,
     ) {
         session.respect_keepalive();
+        // A connection goes back under the key of the peer it was made or taken for.
+        let key = session.pool_key().unwrap_or_else(|| peer.reuse_hash());
         let Some(stream) = session.reuse_boxed().await else {
             return;
         };
@@ -73,7 +81,7 @@ impl Connector {
         }
         let group = options.and_then(|o| o.idle_group);
         self.transport
-            .release_stream_in_group(stream, peer.reuse_hash(), idle_timeout, group);
+            .release_stream_in_group(stream, key, idle_timeout, group);
     }
 
     /// Return the number of times a pooled connection was found to contain

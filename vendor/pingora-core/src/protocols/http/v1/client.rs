@@ -75,6 +75,9 @@ pub struct HttpSession {
     upgraded: bool,
     // Tracks whether downstream request body started sending upgraded bytes
     received_upgrade_req_body: bool,
+    // pinlb patch: the connection pool key (`Peer::reuse_hash`) of the peer this session's
+    // connection was made or taken for, so that giving it back does not hash the peer again.
+    pool_key: Option<u64>,
     // Tracks whether the response read was ever close-delimited
     // (even after body complete)
     close_delimited_resp: bool,
@@ -141,7 +144,18 @@ impl HttpSession {
             received_upgrade_req_body: false,
             close_delimited_resp: false,
             allow_h1_response_invalid_content_length: false,
+            pool_key: None,
         }
+    }
+
+    /// The connection pool key this session's connection belongs under (pinlb patch).
+    pub(crate) fn set_pool_key(&mut self, key: u64) {
+        self.pool_key = Some(key);
+    }
+
+    /// The pool key set by [`Self::set_pool_key()`], if any (pinlb patch).
+    pub(crate) fn pool_key(&self) -> Option<u64> {
+        self.pool_key
     }
 
     /// Create a new http client session and apply peer options
