@@ -14,6 +14,7 @@
 
 use crate::connectors::{ConnectorOptions, TransportConnector};
 use crate::protocols::http::v1::client::HttpSession;
+use crate::protocols::Stream;
 use crate::upstreams::peer::Peer;
 
 use pingora_error::Result;
@@ -40,9 +41,7 @@ impl Connector {
         // given back under (`release_http_session`).
         let key = peer.reuse_hash();
         let (stream, reused) = self.transport.get_stream_keyed(peer, key).await?;
-        let mut http = Box::new(HttpSession::new_with_options(stream, peer));
-        http.set_pool_key(key);
-        Ok((http, reused))
+        Ok((session_under(stream, peer, key), reused))
     }
 
     pub async fn reused_http_session<P: Peer + Send + Sync + 'static>(
@@ -51,9 +50,7 @@ impl Connector {
     ) -> Option<Box<HttpSession>> {
         let key = peer.reuse_hash();
         let stream = self.transport.reused_stream_keyed(peer, key).await?;
-        let mut http = Box::new(HttpSession::new_with_options(stream, peer));
-        http.set_pool_key(key);
-        Some(http)
+        Some(session_under(stream, peer, key))
     }
 
     pub async fn release_http_session<P: Peer + Send + Sync + 'static>(
@@ -94,6 +91,14 @@ impl Connector {
     pub fn unexpected_data_connection_counter(&self) -> Arc<AtomicU64> {
         self.transport.unexpected_data_connection_counter()
     }
+}
+
+/// pinlb patch: a session on `stream`, to be given back to the pool under `key`, the
+/// peer's `reuse_hash()`.
+fn session_under<P: Peer>(stream: Stream, peer: &P, key: u64) -> Box<HttpSession> {
+    let mut http = Box::new(HttpSession::new_with_options(stream, peer));
+    http.set_pool_key(key);
+    http
 }
 
 #[cfg(test)]

@@ -722,4 +722,3 @@ mod test {
         assert_eq!(is_chunked_encoding_from_headers(&headers), expected);
     }
 }
-
