@@ -31,7 +31,7 @@ use super::common::*;
 use super::facts::HeadFacts;
 use crate::protocols::http::HttpTask;
 use crate::protocols::{Digest, SocketAddr, Stream, UniqueID, UniqueIDType};
-use crate::utils::{BufRef, KVRef};
+use crate::utils::BufRef;
 
 /// The HTTP 1.x client session
 pub struct HttpSession {
@@ -348,7 +348,7 @@ impl HttpSession {
                     HeaderParseState::Complete(s) => {
                         let total_read = self.response_header_read_buf.len();
                         let base = self.response_header_read_buf.as_ptr() as usize;
-                        let mut header_refs = Vec::<KVRef>::with_capacity(resp.headers.len());
+                        let mut header_refs = take_header_refs();
 
                         // Note: resp.headers has the correct number of headers
                         // while header_refs doesn't as it is still empty
@@ -385,7 +385,7 @@ impl HttpSession {
                         // pinlb patch: the framing facts, recognised while the headers are
                         // put in the map instead of looked up there again and again.
                         let mut facts = HeadFacts::default();
-                        for header in header_refs {
+                        for header in &header_refs {
                             // The name recognised through the thread's memo of wire names.
                             let name = match WireName::recognise(header.get_name(&buf))
                                 .or_err(InvalidHTTPHeader, "while parsing response header")
@@ -406,6 +406,7 @@ impl HttpSession {
                                 return self.fail_response_header_read(e);
                             }
                         }
+                        keep_header_refs(header_refs);
 
                         // Transfer encoding overrides content length, so when
                         // both are present, we MUST remove content length. This is

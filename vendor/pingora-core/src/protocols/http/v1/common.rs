@@ -283,6 +283,28 @@ pub(super) fn is_buf_keepalive(header_value: Option<&HeaderValue>) -> Option<boo
     })
 }
 
+thread_local! {
+    /// pinlb patch: the offsets of the headers of the last head parsed on this thread, kept
+    /// for the next one. A fresh `Vec` per head cost an allocation and a free for each of a
+    /// proxied request's two heads.
+    static HEADER_REFS: std::cell::Cell<Vec<KVRef>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// An empty list for [`populate_headers`], with the room the thread's previous head left.
+pub(super) fn take_header_refs() -> Vec<KVRef> {
+    let mut refs = HEADER_REFS.take();
+    refs.clear();
+    refs
+}
+
+/// Gives the list back for the thread's next head; one grown past [`MAX_HEADERS`] by a
+/// head with very many headers is dropped instead of kept.
+pub(super) fn keep_header_refs(refs: Vec<KVRef>) {
+    if refs.capacity() <= MAX_HEADERS {
+        HEADER_REFS.set(refs);
+    }
+}
+
 #[inline]
 pub(super) fn populate_headers(
     base: usize,

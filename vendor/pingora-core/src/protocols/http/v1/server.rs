@@ -44,7 +44,7 @@ use crate::protocols::http::{
     date, HttpTask, ReusableHttpStream,
 };
 use crate::protocols::{Digest, SocketAddr, Stream};
-use crate::utils::{BufRef, KVRef};
+use crate::utils::BufRef;
 
 /// Tracks which writer is currently processing a task.
 ///
@@ -422,7 +422,7 @@ impl HttpSession {
                         // `KVRef`s to record the offset of each piece of data, drop `req`, convert
                         // buf, the do the 0 copy update
                         let base = buf.as_ptr() as usize;
-                        let mut header_refs = Vec::<KVRef>::with_capacity(req.headers.len());
+                        let mut header_refs = take_header_refs();
                         // Note: req.headers has the correct number of headers
                         // while header_refs doesn't as it is still empty
                         let _num_headers = populate_headers(base, &mut header_refs, req.headers);
@@ -463,7 +463,7 @@ impl HttpSession {
                         // pinlb patch: the framing facts, recognised while the headers are
                         // put in the map instead of looked up there again and again.
                         let mut facts = HeadFacts::default();
-                        for header in header_refs {
+                        for header in &header_refs {
                             // The name recognised through the thread's memo of wire names.
                             let name = WireName::recognise(header.get_name(&buf))
                                 .or_err(InvalidHTTPHeader, "while parsing request header")?;
@@ -480,6 +480,7 @@ impl HttpSession {
                                 .append_wire_header(header_name, name, header_value)
                                 .or_err(InvalidHTTPHeader, "while parsing request header")?;
                         }
+                        keep_header_refs(header_refs);
 
                         let contains_transfer_encoding = facts.has_transfer_encoding();
                         let contains_content_length = facts.has_content_length();
