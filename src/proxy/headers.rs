@@ -23,12 +23,12 @@ pub fn apply_set_headers(
     let mut buf = Vec::with_capacity(128);
     for rule in rules {
         if let Some(value) = &rule.literal {
-            upstream_req.insert_wire_header(rule.name.clone(), &rule.header, value.clone())?;
+            upstream_req.insert_wire_header(|| rule.name.clone(), &rule.header, value.clone())?;
             continue;
         }
         if let Some(text) = rule.value.as_ref().and_then(|t| t.as_static(info)) {
             let value = HeaderValue::from_static(text);
-            upstream_req.insert_wire_header(rule.name.clone(), &rule.header, value)?;
+            upstream_req.insert_wire_header(|| rule.name.clone(), &rule.header, value)?;
             continue;
         }
         buf.clear();
@@ -45,7 +45,7 @@ pub fn apply_set_headers(
         }
         let value = HeaderValue::from_bytes(&buf)
             .or_err(InvalidHTTPHeader, "header value built from variables")?;
-        upstream_req.insert_wire_header(rule.name.clone(), &rule.header, value)?;
+        upstream_req.insert_wire_header(|| rule.name.clone(), &rule.header, value)?;
     }
     Ok(())
 }

@@ -72,14 +72,18 @@ impl DeferredCase {
         titled: bool,
         replace: bool,
     ) -> Result<()> {
-        if !self.active {
-            return Ok(());
-        }
-        if self.overrides.is_empty() && titled {
-            // The common case: nothing kept before, nothing to keep now.
+        if !self.needs_case(titled) {
             return Ok(());
         }
         self.keep_other(name_map, headers, name, case, titled, replace)
+    }
+
+    /// Whether [Self::keep_titled()] looks at the wire case of a name in title case or not
+    /// (`titled`): not when case is not kept here, nor in the common case of nothing kept
+    /// before and nothing to keep now (pinlb patch).
+    #[inline]
+    pub(crate) fn needs_case(&self, titled: bool) -> bool {
+        self.active && !(self.overrides.is_empty() && titled)
     }
 
     /// [Self::keep()] for a name not in title case, or while some name is kept in another case.

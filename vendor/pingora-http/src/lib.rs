@@ -249,13 +249,20 @@ impl RequestHeader {
     /// Like [Self::append_header()] for a header read from the wire: `wire` is its name as
     /// it arrived and `name` what [WireName::recognise()] made of it, so the name is not
     /// parsed or its case checked again (pinlb patch).
+    ///
+    /// `wire` makes the name's bytes only when they are kept: while every name so far is in
+    /// title case, as on most heads, they are not, and slicing them out of the head (a
+    /// reference count taken and dropped) is skipped.
     pub fn append_wire_header(
         &mut self,
-        wire: bytes::Bytes,
+        wire: impl FnOnce() -> bytes::Bytes,
         name: WireName,
         value: HeaderValue,
     ) -> Result<bool> {
-        let case = wire.into_case_header_name();
+        if !self.keeps_case(name.titled) {
+            return append_header_value(&mut self.base.headers, name.name, value);
+        }
+        let case = wire().into_case_header_name();
         self.deferred_case.keep_titled(
             &mut self.header_name_map,
             &self.base.headers,
@@ -302,21 +309,39 @@ impl RequestHeader {
         removed
     }
 
+    /// Whether a name about to be added, in title case on the wire or not (`titled`), has
+    /// its wire case kept: in the case map, or by the deferred case (pinlb patch).
+    #[inline]
+    fn keeps_case(&self, titled: bool) -> bool {
+        self.header_name_map.is_some() || self.deferred_case.needs_case(titled)
+    }
+
     /// Like [Self::insert_parsed_header()] for a name recognised once beforehand (for
     /// instance when a configuration is read): `case` is the name as it is to be written and
     /// `name` what [WireName::recognise()] made of it, so its case is not checked again on
     /// every insert (pinlb patch).
-    pub fn insert_wire_header(
+    ///
+    /// `case` is called only when the case is kept (see [Self::append_wire_header()]).
+    pub fn insert_wire_header<C: IntoCaseHeaderName>(
         &mut self,
-        case: impl IntoCaseHeaderName,
+        case: impl FnOnce() -> C,
         name: &WireName,
         value: HeaderValue,
     ) -> Result<()> {
-        let case = case.into_case_header_name();
-        debug_assert_eq!(
-            name.titled,
-            deferred_case::is_title_case(&name.name, case.as_slice())
-        );
+        let make_case = || {
+            let case = case().into_case_header_name();
+            debug_assert_eq!(
+                name.titled,
+                deferred_case::is_title_case(&name.name, case.as_slice())
+            );
+            case
+        };
+        if !self.keeps_case(name.titled) {
+            #[cfg(debug_assertions)]
+            make_case();
+            return insert_header_value(&mut self.base.headers, &name.name, value);
+        }
+        let case = make_case();
         self.deferred_case.keep_titled(
             &mut self.header_name_map,
             &self.base.headers,
@@ -735,13 +760,20 @@ impl ResponseHeader {
     /// Like [Self::append_header()] for a header read from the wire: `wire` is its name as
     /// it arrived and `name` what [WireName::recognise()] made of it, so the name is not
     /// parsed or its case checked again (pinlb patch).
+    ///
+    /// `wire` makes the name's bytes only when they are kept: while every name so far is in
+    /// title case, as on most heads, they are not, and slicing them out of the head (a
+    /// reference count taken and dropped) is skipped.
     pub fn append_wire_header(
         &mut self,
-        wire: bytes::Bytes,
+        wire: impl FnOnce() -> bytes::Bytes,
         name: WireName,
         value: HeaderValue,
     ) -> Result<bool> {
-        let case = wire.into_case_header_name();
+        if !self.keeps_case(name.titled) {
+            return append_header_value(&mut self.base.headers, name.name, value);
+        }
+        let case = wire().into_case_header_name();
         self.deferred_case.keep_titled(
             &mut self.header_name_map,
             &self.base.headers,
@@ -776,21 +808,39 @@ impl ResponseHeader {
         self.insert_parsed_header(&header_name, case, header_value)
     }
 
+    /// Whether a name about to be added, in title case on the wire or not (`titled`), has
+    /// its wire case kept: in the case map, or by the deferred case (pinlb patch).
+    #[inline]
+    fn keeps_case(&self, titled: bool) -> bool {
+        self.header_name_map.is_some() || self.deferred_case.needs_case(titled)
+    }
+
     /// Like [Self::insert_parsed_header()] for a name recognised once beforehand (for
     /// instance when a configuration is read): `case` is the name as it is to be written and
     /// `name` what [WireName::recognise()] made of it, so its case is not checked again on
     /// every insert (pinlb patch).
-    pub fn insert_wire_header(
+    ///
+    /// `case` is called only when the case is kept (see [Self::append_wire_header()]).
+    pub fn insert_wire_header<C: IntoCaseHeaderName>(
         &mut self,
-        case: impl IntoCaseHeaderName,
+        case: impl FnOnce() -> C,
         name: &WireName,
         value: HeaderValue,
     ) -> Result<()> {
-        let case = case.into_case_header_name();
-        debug_assert_eq!(
-            name.titled,
-            deferred_case::is_title_case(&name.name, case.as_slice())
-        );
+        let make_case = || {
+            let case = case().into_case_header_name();
+            debug_assert_eq!(
+                name.titled,
+                deferred_case::is_title_case(&name.name, case.as_slice())
+            );
+            case
+        };
+        if !self.keeps_case(name.titled) {
+            #[cfg(debug_assertions)]
+            make_case();
+            return insert_header_value(&mut self.base.headers, &name.name, value);
+        }
+        let case = make_case();
         self.deferred_case.keep_titled(
             &mut self.header_name_map,
             &self.base.headers,
@@ -1127,6 +1177,26 @@ fn append_parsed_header_value<T>(
         InvalidHTTPHeader,
         "header value map size overflows MAX_SIZE",
     )
+}
+
+/// Appends `value` under `name` where no case is kept (pinlb patch). Errors instead of
+/// panicking when the map is full.
+#[inline]
+fn append_header_value<T>(value_map: &mut HMap<T>, name: HeaderName, value: T) -> Result<bool> {
+    value_map.try_append(name, value).or_err(
+        InvalidHTTPHeader,
+        "header value map size overflows MAX_SIZE",
+    )
+}
+
+/// Replaces the values under `name` with `value` where no case is kept (pinlb patch).
+#[inline]
+fn insert_header_value(value_map: &mut HMap, name: &HeaderName, value: HeaderValue) -> Result<()> {
+    value_map.try_insert(name.clone(), value).or_err(
+        InvalidHTTPHeader,
+        "header value map size overflows MAX_SIZE",
+    )?;
+    Ok(())
 }
 
 /// Replaces the values under `name` with `value`, keeping `case` in the case map if any.
@@ -2131,11 +2201,11 @@ mod tests {
                 let recognised = WireName::recognise(name.as_bytes()).unwrap();
                 req.append_header(name.to_string(), value.clone()).unwrap();
                 req_wire
-                    .append_wire_header(wire.clone(), recognised.clone(), value.clone())
+                    .append_wire_header(|| wire.clone(), recognised.clone(), value.clone())
                     .unwrap();
                 resp.append_header(name.to_string(), value.clone()).unwrap();
                 resp_wire
-                    .append_wire_header(wire, recognised, value)
+                    .append_wire_header(move || wire, recognised, value)
                     .unwrap();
             }
             let mut a = vec![];

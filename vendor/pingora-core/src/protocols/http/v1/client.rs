@@ -393,14 +393,17 @@ impl HttpSession {
                                 Ok(name) => name,
                                 Err(e) => return self.fail_response_header_read(e),
                             };
-                            let header_name = header.get_name_bytes(&buf);
                             let value_bytes = header.get_value_bytes(&buf);
                             let header_value = pingora_http::header_value_from_raw(value_bytes);
                             // No place for the value: it may be normalized, and the
                             // session never asks for a response's `Host`.
                             facts.observe(name.framing, &header_value, (0, 0));
                             if let Err(e) = response_header
-                                .append_wire_header(header_name, name, header_value)
+                                .append_wire_header(
+                                    || header.get_name_bytes(&buf),
+                                    name,
+                                    header_value,
+                                )
                                 .or_err(InvalidHTTPHeader, "while parsing response header")
                             {
                                 return self.fail_response_header_read(e);

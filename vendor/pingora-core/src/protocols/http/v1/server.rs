@@ -467,7 +467,6 @@ impl HttpSession {
                             // The name recognised through the thread's memo of wire names.
                             let name = WireName::recognise(header.get_name(&buf))
                                 .or_err(InvalidHTTPHeader, "while parsing request header")?;
-                            let header_name = header.get_name_bytes(&buf);
                             let value_bytes = header.get_value_bytes(&buf);
                             // safe because this is from what we parsed
                             let header_value = unsafe {
@@ -477,7 +476,11 @@ impl HttpSession {
                             facts.observe(name.framing, &header_value, value_at);
 
                             request_header
-                                .append_wire_header(header_name, name, header_value)
+                                .append_wire_header(
+                                    || header.get_name_bytes(&buf),
+                                    name,
+                                    header_value,
+                                )
                                 .or_err(InvalidHTTPHeader, "while parsing request header")?;
                         }
                         keep_header_refs(header_refs);
@@ -1008,13 +1011,13 @@ impl HttpSession {
                 titled: true,
                 framing: FramingName::Connection,
             };
-            header.insert_wire_header("Date", &DATE, date::get_cached_date())?;
+            header.insert_wire_header(|| "Date", &DATE, date::get_cached_date())?;
             let connection_value = HeaderValue::from_static(if self.will_keepalive() {
                 "keep-alive"
             } else {
                 "close"
             });
-            header.insert_wire_header("Connection", &CONNECTION, connection_value)?;
+            header.insert_wire_header(|| "Connection", &CONNECTION, connection_value)?;
         }
 
         if header.status == 101 {
