@@ -252,6 +252,29 @@ fn request_header_names_keep_the_clients_case() {
 }
 
 #[test]
+fn forwarding_headers_replace_the_clients_lines_in_the_configs_case() {
+    let a = Backend::start("a");
+    let lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));
+    // The client's own lines for those names, in other cases: one in title case
+    // (`X-Forwarded-Proto`) and one not (`X-Real-IP`), each after the other is kept.
+    for sent in [
+        [("x-real-ip", "6.6.6.6"), ("x-forwarded-proto", "evil")],
+        [("x-forwarded-proto", "evil"), ("x-real-ip", "6.6.6.6")],
+    ] {
+        let r = lb.client().get("/headers", &sent).unwrap();
+        let names: Vec<&str> = r.body.lines().filter_map(|l| l.split(':').next()).collect();
+        for (name, want) in [("X-Real-IP", "127.0.0.1"), ("X-Forwarded-Proto", "http")] {
+            let lines: Vec<&&str> = names
+                .iter()
+                .filter(|n| n.eq_ignore_ascii_case(name))
+                .collect();
+            assert_eq!(lines, [&name], "{sent:?}: {names:?}");
+            assert_eq!(value(&received(&r), &name.to_ascii_lowercase()), Some(want));
+        }
+    }
+}
+
+#[test]
 fn requests_with_many_headers_are_parsed_whole_up_to_the_limit() {
     let a = Backend::start("a");
     let lb = Pinlb::start(&config(servers(&[&a]), json!({}), json!({})));

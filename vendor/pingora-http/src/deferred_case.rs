@@ -86,6 +86,17 @@ impl DeferredCase {
         self.active && !(self.overrides.is_empty() && titled)
     }
 
+    /// [Self::keep_titled()] replacing the values of a name in title case: nothing is kept,
+    /// only a case kept before for the name is dropped; no wire case is needed (pinlb patch).
+    #[inline]
+    pub(crate) fn forget(&mut self, name: &HeaderName) {
+        if self.active && !self.overrides.is_empty() {
+            if let Some(i) = self.overrides.iter().position(|(n, _)| n == name) {
+                self.overrides.swap_remove(i);
+            }
+        }
+    }
+
     /// [Self::keep()] for a name not in title case, or while some name is kept in another case.
     fn keep_other(
         &mut self,

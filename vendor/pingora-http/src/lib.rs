@@ -321,7 +321,8 @@ impl RequestHeader {
     /// `name` what [WireName::recognise()] made of it, so its case is not checked again on
     /// every insert (pinlb patch).
     ///
-    /// `case` is called only when the case is kept (see [Self::append_wire_header()]).
+    /// `case` is called only when the case is kept: for a name not in title case, or into a
+    /// case map.
     pub fn insert_wire_header<C: IntoCaseHeaderName>(
         &mut self,
         case: impl FnOnce() -> C,
@@ -336,7 +337,11 @@ impl RequestHeader {
             );
             case
         };
-        if !self.keeps_case(name.titled) {
+        // A name in title case replaces its values with no case kept, so without its wire
+        // form, even while other names keep theirs (a case kept before for this name is
+        // dropped); as does any name where no case is kept at all.
+        if self.header_name_map.is_none() && (name.titled || !self.deferred_case.is_active()) {
+            self.deferred_case.forget(&name.name);
             #[cfg(debug_assertions)]
             make_case();
             return insert_header_value(&mut self.base.headers, &name.name, value);
@@ -820,7 +825,8 @@ impl ResponseHeader {
     /// `name` what [WireName::recognise()] made of it, so its case is not checked again on
     /// every insert (pinlb patch).
     ///
-    /// `case` is called only when the case is kept (see [Self::append_wire_header()]).
+    /// `case` is called only when the case is kept: for a name not in title case, or into a
+    /// case map.
     pub fn insert_wire_header<C: IntoCaseHeaderName>(
         &mut self,
         case: impl FnOnce() -> C,
@@ -835,7 +841,11 @@ impl ResponseHeader {
             );
             case
         };
-        if !self.keeps_case(name.titled) {
+        // A name in title case replaces its values with no case kept, so without its wire
+        // form, even while other names keep theirs (a case kept before for this name is
+        // dropped); as does any name where no case is kept at all.
+        if self.header_name_map.is_none() && (name.titled || !self.deferred_case.is_active()) {
+            self.deferred_case.forget(&name.name);
             #[cfg(debug_assertions)]
             make_case();
             return insert_header_value(&mut self.base.headers, &name.name, value);
