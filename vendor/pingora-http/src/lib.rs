@@ -309,8 +309,9 @@ impl RequestHeader {
         removed
     }
 
-    /// Whether a name about to be added, in title case on the wire or not (`titled`), has
-    /// its wire case kept: in the case map, or by the deferred case (pinlb patch).
+    /// Whether appending a name, in title case on the wire or not (`titled`), needs its wire
+    /// form: to keep its case (in the case map, or by the deferred case), or to compare it
+    /// with a case kept before for the name (pinlb patch).
     #[inline]
     fn keeps_case(&self, titled: bool) -> bool {
         self.header_name_map.is_some() || self.deferred_case.needs_case(titled)
@@ -813,8 +814,9 @@ impl ResponseHeader {
         self.insert_parsed_header(&header_name, case, header_value)
     }
 
-    /// Whether a name about to be added, in title case on the wire or not (`titled`), has
-    /// its wire case kept: in the case map, or by the deferred case (pinlb patch).
+    /// Whether appending a name, in title case on the wire or not (`titled`), needs its wire
+    /// form: to keep its case (in the case map, or by the deferred case), or to compare it
+    /// with a case kept before for the name (pinlb patch).
     #[inline]
     fn keeps_case(&self, titled: bool) -> bool {
         self.header_name_map.is_some() || self.deferred_case.needs_case(titled)
