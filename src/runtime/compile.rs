@@ -5,6 +5,7 @@
 use super::Runtime;
 use super::limits::Zones;
 use super::routes::{Logs, compile_virtual_server};
+use super::static_names::static_name;
 use crate::config::{Config, ConfigError, Origin};
 use crate::observe::access_log::Sinks;
 use crate::observe::metrics::METRICS;
@@ -158,8 +159,14 @@ pub(super) fn header_name(name: &str) -> Result<HeaderName, String> {
 
 /// [`header_name`] with whether `name` is its title case, for a name sent as written.
 pub(super) fn wire_header_name(name: &str) -> Result<WireName, String> {
-    WireName::recognise(name.as_bytes())
-        .map_err(|_| format!("\"{name}\" is not a valid header name"))
+    let recognised = WireName::recognise(name.as_bytes())
+        .map_err(|_| format!("\"{name}\" is not a valid header name"))?;
+    // Made from a kept `&'static str` (a valid name's lowercase form is one `from_static`
+    // takes): inserting it into a request copies a pointer.
+    Ok(WireName {
+        name: HeaderName::from_static(static_name(recognised.name.as_str())),
+        ..recognised
+    })
 }
 
 #[cfg(test)]

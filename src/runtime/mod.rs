@@ -8,6 +8,7 @@ mod compile;
 mod limits;
 mod real_ip;
 mod routes;
+mod static_names;
 mod variables;
 
 pub use client::ClientSettings;

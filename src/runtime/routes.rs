@@ -4,6 +4,7 @@
 use super::compile::{header_name, wire_header_name};
 use super::limits::Zones;
 use super::real_ip;
+use super::static_names::static_name;
 use super::{AddHeaderRule, HeaderRule, ProxyRoute, Route, RouteAction, VirtualServer};
 use crate::config::{
     AccessLogTarget, Action, AddHeader, Config, ConfigError, Origin, PathMatch, PinMatch,
@@ -422,7 +423,7 @@ impl HeaderRule {
             .and_then(Template::as_literal)
             .and_then(|text| HeaderValue::from_str(text).ok());
         Ok(HeaderRule {
-            name: Bytes::from(name.to_string()),
+            name: Bytes::from_static(static_name(name).as_bytes()),
             header,
             value,
             literal,
@@ -455,7 +456,7 @@ fn add_header_rules(
             header_name(&h.name).map_err(invalid)?;
             header_value(&h.value).map_err(invalid)?;
             Ok(AddHeaderRule {
-                name: Bytes::from(h.name.clone()),
+                name: Bytes::from_static(static_name(&h.name).as_bytes()),
                 value: Template::parse(&h.value, maps).map_err(invalid)?,
                 always: h.always,
             })
