@@ -107,18 +107,15 @@ impl DeferredCase {
         titled: bool,
         replace: bool,
     ) -> Result<()> {
-        let existing = self.overrides.iter().position(|(n, _)| n == name);
         if replace {
-            if let Some(i) = existing {
-                self.overrides.swap_remove(i);
-            }
+            self.forget(name);
             return if titled {
                 Ok(())
             } else {
                 self.add_override(name_map, headers, name, case)
             };
         }
-        match existing {
+        match self.overrides.iter().position(|(n, _)| n == name) {
             // Values already there are title-cased, as this one: nothing to keep.
             None if titled => Ok(()),
             None if !headers.contains_key(name) => self.add_override(name_map, headers, name, case),

@@ -259,23 +259,12 @@ impl RequestHeader {
         name: WireName,
         value: HeaderValue,
     ) -> Result<bool> {
-        if !self.keeps_case(name.titled) {
-            return append_header_value(&mut self.base.headers, name.name, value);
-        }
-        let case = wire().into_case_header_name();
-        self.deferred_case.keep_titled(
+        append_wire_header(
             &mut self.header_name_map,
-            &self.base.headers,
-            &name.name,
-            &case,
-            name.titled,
-            false,
-        )?;
-        append_parsed_header_value(
-            self.header_name_map.as_mut(),
+            &mut self.deferred_case,
             &mut self.base.headers,
-            name.name,
-            case,
+            wire,
+            name,
             value,
         )
     }
@@ -309,14 +298,6 @@ impl RequestHeader {
         removed
     }
 
-    /// Whether appending a name, in title case on the wire or not (`titled`), needs its wire
-    /// form: to keep its case (in the case map, or by the deferred case), or to compare it
-    /// with a case kept before for the name (pinlb patch).
-    #[inline]
-    fn keeps_case(&self, titled: bool) -> bool {
-        self.header_name_map.is_some() || self.deferred_case.needs_case(titled)
-    }
-
     /// Like [Self::insert_parsed_header()] for a name recognised once beforehand (for
     /// instance when a configuration is read): `case` is the name as it is to be written and
     /// `name` what [WireName::recognise()] made of it, so its case is not checked again on
@@ -330,37 +311,12 @@ impl RequestHeader {
         name: &WireName,
         value: HeaderValue,
     ) -> Result<()> {
-        let make_case = || {
-            let case = case().into_case_header_name();
-            debug_assert_eq!(
-                name.titled,
-                deferred_case::is_title_case(&name.name, case.as_slice())
-            );
-            case
-        };
-        // A name in title case replaces its values with no case kept, so without its wire
-        // form, even while other names keep theirs (a case kept before for this name is
-        // dropped); as does any name where no case is kept at all.
-        if self.header_name_map.is_none() && (name.titled || !self.deferred_case.is_active()) {
-            self.deferred_case.forget(&name.name);
-            #[cfg(debug_assertions)]
-            make_case();
-            return insert_header_value(&mut self.base.headers, &name.name, value);
-        }
-        let case = make_case();
-        self.deferred_case.keep_titled(
+        insert_wire_header(
             &mut self.header_name_map,
-            &self.base.headers,
-            &name.name,
-            &case,
-            name.titled,
-            true,
-        )?;
-        insert_parsed_header_value(
-            self.header_name_map.as_mut(),
+            &mut self.deferred_case,
             &mut self.base.headers,
-            &name.name,
             case,
+            name,
             value,
         )
     }
@@ -776,23 +732,12 @@ impl ResponseHeader {
         name: WireName,
         value: HeaderValue,
     ) -> Result<bool> {
-        if !self.keeps_case(name.titled) {
-            return append_header_value(&mut self.base.headers, name.name, value);
-        }
-        let case = wire().into_case_header_name();
-        self.deferred_case.keep_titled(
+        append_wire_header(
             &mut self.header_name_map,
-            &self.base.headers,
-            &name.name,
-            &case,
-            name.titled,
-            false,
-        )?;
-        append_parsed_header_value(
-            self.header_name_map.as_mut(),
+            &mut self.deferred_case,
             &mut self.base.headers,
-            name.name,
-            case,
+            wire,
+            name,
             value,
         )
     }
@@ -814,14 +759,6 @@ impl ResponseHeader {
         self.insert_parsed_header(&header_name, case, header_value)
     }
 
-    /// Whether appending a name, in title case on the wire or not (`titled`), needs its wire
-    /// form: to keep its case (in the case map, or by the deferred case), or to compare it
-    /// with a case kept before for the name (pinlb patch).
-    #[inline]
-    fn keeps_case(&self, titled: bool) -> bool {
-        self.header_name_map.is_some() || self.deferred_case.needs_case(titled)
-    }
-
     /// Like [Self::insert_parsed_header()] for a name recognised once beforehand (for
     /// instance when a configuration is read): `case` is the name as it is to be written and
     /// `name` what [WireName::recognise()] made of it, so its case is not checked again on
@@ -835,37 +772,12 @@ impl ResponseHeader {
         name: &WireName,
         value: HeaderValue,
     ) -> Result<()> {
-        let make_case = || {
-            let case = case().into_case_header_name();
-            debug_assert_eq!(
-                name.titled,
-                deferred_case::is_title_case(&name.name, case.as_slice())
-            );
-            case
-        };
-        // A name in title case replaces its values with no case kept, so without its wire
-        // form, even while other names keep theirs (a case kept before for this name is
-        // dropped); as does any name where no case is kept at all.
-        if self.header_name_map.is_none() && (name.titled || !self.deferred_case.is_active()) {
-            self.deferred_case.forget(&name.name);
-            #[cfg(debug_assertions)]
-            make_case();
-            return insert_header_value(&mut self.base.headers, &name.name, value);
-        }
-        let case = make_case();
-        self.deferred_case.keep_titled(
+        insert_wire_header(
             &mut self.header_name_map,
-            &self.base.headers,
-            &name.name,
-            &case,
-            name.titled,
-            true,
-        )?;
-        insert_parsed_header_value(
-            self.header_name_map.as_mut(),
+            &mut self.deferred_case,
             &mut self.base.headers,
-            &name.name,
             case,
+            name,
             value,
         )
     }
@@ -1189,6 +1101,58 @@ fn append_parsed_header_value<T>(
         InvalidHTTPHeader,
         "header value map size overflows MAX_SIZE",
     )
+}
+
+/// pinlb patch: the body of `append_wire_header` on both [RequestHeader] and
+/// [ResponseHeader]. The wire form is made only when appending needs it: to keep the
+/// name's case (in the case map, or by the deferred case), or to compare it with a case
+/// kept before for the name.
+fn append_wire_header(
+    name_map: &mut Option<CaseMap>,
+    deferred: &mut DeferredCase,
+    headers: &mut HMap,
+    wire: impl FnOnce() -> bytes::Bytes,
+    name: WireName,
+    value: HeaderValue,
+) -> Result<bool> {
+    if name_map.is_none() && !deferred.needs_case(name.titled) {
+        return append_header_value(headers, name.name, value);
+    }
+    let case = wire().into_case_header_name();
+    deferred.keep_titled(name_map, headers, &name.name, &case, name.titled, false)?;
+    append_parsed_header_value(name_map.as_mut(), headers, name.name, case, value)
+}
+
+/// pinlb patch: the body of `insert_wire_header` on both [RequestHeader] and
+/// [ResponseHeader].
+fn insert_wire_header<C: IntoCaseHeaderName>(
+    name_map: &mut Option<CaseMap>,
+    deferred: &mut DeferredCase,
+    headers: &mut HMap,
+    case: impl FnOnce() -> C,
+    name: &WireName,
+    value: HeaderValue,
+) -> Result<()> {
+    let make_case = || {
+        let case = case().into_case_header_name();
+        debug_assert_eq!(
+            name.titled,
+            deferred_case::is_title_case(&name.name, case.as_slice())
+        );
+        case
+    };
+    // A name in title case replaces its values with no case kept, so without its wire
+    // form, even while other names keep theirs (a case kept before for this name is
+    // dropped); as does any name where no case is kept at all.
+    if name_map.is_none() && (name.titled || !deferred.is_active()) {
+        deferred.forget(&name.name);
+        #[cfg(debug_assertions)]
+        make_case();
+        return insert_header_value(headers, &name.name, value);
+    }
+    let case = make_case();
+    deferred.keep_titled(name_map, headers, &name.name, &case, name.titled, true)?;
+    insert_parsed_header_value(name_map.as_mut(), headers, &name.name, case, value)
 }
 
 /// Appends `value` under `name` where no case is kept (pinlb patch). Errors instead of
