@@ -306,6 +306,7 @@ impl TransportStack {
         let stream = self.l4.accept().await?;
         Ok(UninitializedStream {
             l4: stream,
+            accepted_on: tokio::runtime::Handle::current().id(),
             tls: self.tls.clone(),
             l4_buffer: self.l4_buffer,
             pre_tls_callback: self.pre_tls_callback.clone(),
@@ -319,6 +320,8 @@ impl TransportStack {
 
 pub(crate) struct UninitializedStream {
     l4: L4Stream,
+    /// pinlb patch: the runtime whose I/O driver the accepted socket is registered with.
+    accepted_on: tokio::runtime::Id,
     tls: Option<Arc<Acceptor>>,
     l4_buffer: L4BufferSettings,
     pre_tls_callback: Option<PreTlsCallback>,
@@ -326,6 +329,11 @@ pub(crate) struct UninitializedStream {
 
 impl UninitializedStream {
     pub async fn handshake(mut self) -> Result<Stream> {
+        // pinlb patch: the connection is served where this runs (a runtime picked at
+        // random among the worker threads); its socket must be polled there too.
+        if tokio::runtime::Handle::current().id() != self.accepted_on {
+            self.l4.register_with_current_runtime()?;
+        }
         self.l4.set_buffer(self.l4_buffer);
         // Process data ahead of TLS or HTTP if a callback is configured (e.g., PROXY
         // protocol), on plain endpoints too.

@@ -628,6 +628,34 @@ impl Stream {
 
     /// Set the read and write buffer sizes
     /// It is only set later because of the malloc overhead in critical accept() path
+    /// pinlb patch: hands the socket to the I/O driver of the runtime this is called on.
+    /// A tokio socket stays registered with the runtime that accepted it; a connection
+    /// served on another thread's runtime would then have every readiness event cross
+    /// threads (a wake-up written to that runtime's eventfd, a context switch). For a
+    /// just-accepted stream: nothing is buffered yet.
+    pub(crate) fn register_with_current_runtime(&mut self) -> Result<()> {
+        let Some(buffered) = self.stream.take() else {
+            return Ok(());
+        };
+        let mut raw = buffered.into_inner();
+        raw.stream = match raw.stream {
+            RawStream::Tcp(s) => RawStream::Tcp(
+                s.into_std()
+                    .and_then(TcpStream::from_std)
+                    .or_err(AcceptError, "moving the socket to this thread's runtime")?,
+            ),
+            #[cfg(unix)]
+            RawStream::Unix(s) => RawStream::Unix(
+                s.into_std()
+                    .and_then(UnixStream::from_std)
+                    .or_err(AcceptError, "moving the socket to this thread's runtime")?,
+            ),
+            other @ RawStream::Virtual(_) => other,
+        };
+        self.stream = Some(BufferedStream::with_capacity(0, 0, raw));
+        Ok(())
+    }
+
     pub(crate) fn set_buffer(&mut self, buffer: L4BufferSettings) {
         use std::mem;
         // Since the buffers can't be resized in place,
@@ -820,8 +848,13 @@ impl Drop for Stream {
         if let Some(t) = self.tracer.as_ref() {
             t.0.on_disconnected();
         }
+        // pinlb patch: a stream whose socket was lost moving to another runtime
+        // (`register_with_current_runtime`) has nothing left to check.
+        let Some(stream) = self.stream.as_ref() else {
+            return;
+        };
         /* use nodelay/local_addr function to detect socket status */
-        let ret = match &self.stream().get_ref().stream {
+        let ret = match &stream.get_ref().stream {
             RawStream::Tcp(s) => s.nodelay().err(),
             #[cfg(unix)]
             RawStream::Unix(s) => s.local_addr().err(),
