@@ -44,6 +44,33 @@ fn threads_sets_the_number_of_proxy_worker_threads() {
 }
 
 #[test]
+fn connections_are_served_and_closed_on_every_worker_thread() {
+    // Each connection is served by a worker thread picked at random, which takes its
+    // socket over from the thread that accepted it: of sixteen connections some land on
+    // each. Every one must be answered, request after request, and closed once idle.
+    let a = Backend::start("a");
+    let lb = Pinlb::start(&config(
+        servers(&[&a]),
+        json!({}),
+        json!({ "threads": 2, "keepalive_timeout_ms": 1000 }),
+    ));
+    let mut clients: Vec<Client> = (0..16).map(|_| lb.client()).collect();
+    for round in 0..3 {
+        for (i, client) in clients.iter_mut().enumerate() {
+            let answer = client.get("/", &[]).unwrap();
+            assert_eq!(answer.status, 200, "connection {i}, request {round}");
+            assert_eq!(answer.text(), "a");
+        }
+    }
+    for (i, client) in clients.iter_mut().enumerate() {
+        assert!(
+            poll_until(Duration::from_secs(10), || client.is_closed()),
+            "connection {i} stayed open past the keep-alive timeout"
+        );
+    }
+}
+
+#[test]
 fn an_idle_client_connection_is_closed_after_keepalive_timeout() {
     let a = Backend::start("a");
     let lb = Pinlb::start(&config(

@@ -136,6 +136,28 @@ fn connections_to_the_server_are_reused() {
 }
 
 #[test]
+fn each_worker_thread_reuses_its_own_connections() {
+    // Idle connections are kept per worker thread, as nginx keeps them per worker
+    // process: sequential requests, whichever thread takes each client connection, need
+    // at most one connection per thread (two, when a request comes the moment before the
+    // previous one's connection is back in its pool).
+    let server = CountingServer::start(None);
+    let lb = Pinlb::start(&config(
+        server.servers(),
+        json!({}),
+        json!({ "threads": 2 }),
+    ));
+    for _ in 0..20 {
+        assert_eq!(get(lb.addr, "/", &[]).unwrap().status, 200);
+    }
+    let accepted = server.accepted();
+    assert!(
+        (1..=4).contains(&accepted),
+        "20 sequential requests on two threads took {accepted} connections"
+    );
+}
+
+#[test]
 fn a_connection_the_server_closed_is_closed_and_not_reused() {
     let server = CountingServer::start(Some(Duration::from_millis(100)));
     let lb = Pinlb::start(&config(server.servers(), json!({}), json!({})));

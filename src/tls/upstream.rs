@@ -72,7 +72,9 @@ impl PeerTls {
         peer.options.verify_cert = self.verify;
         peer.options.verify_hostname = self.verify;
         peer.options.ca = self.ca.clone();
-        peer.group_key = self.group;
+        // Mixed into the worker thread's pool key (`proxy::upstream::peer`): a 64-bit
+        // digest, so that two (certificate, thread) pairs meet only by a 2^-64 chance.
+        peer.group_key ^= self.group;
     }
 }
 
