@@ -626,8 +626,6 @@ impl Stream {
         }
     }
 
-    /// Set the read and write buffer sizes
-    /// It is only set later because of the malloc overhead in critical accept() path
     /// pinlb patch: hands the socket to the I/O driver of the runtime this is called on.
     /// A tokio socket stays registered with the runtime that accepted it; a connection
     /// served on another thread's runtime would then have every readiness event cross
@@ -656,6 +654,8 @@ impl Stream {
         Ok(())
     }
 
+    /// Set the read and write buffer sizes
+    /// It is only set later because of the malloc overhead in critical accept() path
     pub(crate) fn set_buffer(&mut self, buffer: L4BufferSettings) {
         use std::mem;
         // Since the buffers can't be resized in place,
