@@ -9,19 +9,26 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends cmake \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
+# The release build is profile-guided (scripts/build-release.sh): an instrumented pinlb runs
+# the training traffic of examples/pgo_train (with the demo backends of tests/common), then
+# pinlb is built again with the measured profile.
 # Dependencies first, in a layer of their own: the manifest, the lock file and the vendored
 # Pingora crates (`[patch.crates-io]`), with empty stand-ins for the sources the manifest
-# names, so that a change under src/ rebuilds pinlb alone.
+# names, built instrumented; so that a change under src/ does not rebuild them.
 COPY Cargo.toml Cargo.lock ./
 COPY vendor ./vendor
-RUN mkdir -p src benches \
+COPY scripts/build-release.sh ./scripts/
+RUN mkdir -p src benches examples \
  && echo 'fn main() {}' > src/main.rs && touch src/lib.rs benches/hot_paths.rs \
- && cargo build --release --locked --bin pinlb \
- && rm -rf src
+ && echo 'fn main() {}' > examples/pgo_train.rs \
+ && scripts/build-release.sh --instrumented-only \
+ && rm -rf src examples
 COPY src ./src
 COPY benches ./benches
+COPY examples/pgo_train.rs ./examples/
+COPY tests/common ./tests/common
 # The stand-ins were built after the sources' own modification times: make pinlb newer.
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin pinlb
+RUN touch src/main.rs src/lib.rs examples/pgo_train.rs && scripts/build-release.sh
 
 FROM debian:bookworm-slim
 COPY --from=build /src/target/release/pinlb /usr/local/bin/pinlb
