@@ -18,6 +18,10 @@ deps:
 # that for a build in half the time.
 RELEASE = CARGO=$(CARGO) scripts/build-release.sh
 export PGO
+# Optimised builds without the profile (criterion, `make fuzz`) get a target folder of their
+# own: built in target/release with other flags, they would make the next release build
+# start over.
+PLAIN_TARGET = $${CARGO_TARGET_DIR:-target}/plain
 
 build: deps
 	$(RELEASE) --example demo_backend
@@ -38,7 +42,7 @@ test: deps
 bench: deps
 	$(RELEASE) --example demo_backend --example ws_bench
 	python3 bench/bench.py $(BENCH_ARGS)
-	$(CARGO) bench --locked --bench hot_paths
+	CARGO_TARGET_DIR=$(PLAIN_TARGET) $(CARGO) bench --locked --bench hot_paths
 
 # Instructions per proxied request (valgrind), for numbers that do not move with noise.
 callgrind: deps
@@ -58,9 +62,9 @@ soak: build
 FUZZ_CASES ?= 1000000
 FUZZ_HEADS ?= 100000
 fuzz: deps
-	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --release --locked --lib -- never_panic
-	$(CARGO) test --release --locked --lib -- --ignored million_random_paths
-	PROPTEST_CASES=$(FUZZ_HEADS) $(CARGO) test --release --locked --test http1_head_props
+	PROPTEST_CASES=$(FUZZ_CASES) CARGO_TARGET_DIR=$(PLAIN_TARGET) $(CARGO) test --release --locked --lib -- never_panic
+	CARGO_TARGET_DIR=$(PLAIN_TARGET) $(CARGO) test --release --locked --lib -- --ignored million_random_paths
+	PROPTEST_CASES=$(FUZZ_HEADS) CARGO_TARGET_DIR=$(PLAIN_TARGET) $(CARGO) test --release --locked --test http1_head_props
 
 # Instructions per proxied request with each feature (realip, sticky, limits, access log,
 # TLS) switched on, beside the bench config without it.

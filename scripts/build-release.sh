@@ -11,11 +11,12 @@
 # 2. The training run sends the instrumented pinlb the traffic it exists for (keep-alive,
 #    pinned, POST, new connections, HTTPS, HTTP/2, websockets) and stops it; its counts are
 #    merged into $TARGET/pgo/pinlb.profdata with the toolchain's llvm-profdata (rustup's
-#    llvm-tools component). It runs again only when the instrumented binary changed.
+#    llvm-tools component). It runs again only when the instrumented pinlb or the training
+#    run changed; a new profile rebuilds every crate in step 3 (rustc tracks the file).
 # 3. pinlb is built into $TARGET/release with `-Cprofile-use`: LLVM lays out, inlines and
 #    splits hot from cold code by what the run measured. On the bench's proxied request this
-#    takes a third off the instructions and the first-level cache misses (README,
-#    Performance).
+#    takes a quarter off the instructions and a third off the instruction-cache misses
+#    (README, Performance).
 #
 # PGO=off builds without a profile (one plain `cargo build --release`, half the time).
 # RUSTFLAGS set by the caller are kept. Needs nothing beyond the build's own needs but
@@ -57,14 +58,15 @@ CARGO_TARGET_DIR=$instrumented RUSTFLAGS="${RUSTFLAGS:-} -Cprofile-generate=$pgo
     "$cargo" "${build[@]}" --example pgo_train
 $instrumented_only && exit 0
 
-if [ -f "$profile" ] && [ "$profile" -nt "$instrumented/release/pinlb" ]; then
-    echo "build-release: 2/3 $profile is newer than the instrumented pinlb: kept"
+trainer=$instrumented/release/examples/pgo_train
+if [ -f "$profile" ] && [ "$profile" -nt "$instrumented/release/pinlb" ] && [ "$profile" -nt "$trainer" ]; then
+    echo "build-release: 2/3 $profile is newer than the instrumented pinlb and its training run: kept"
 else
     echo "build-release: 2/3 training run"
     rm -rf "$pgo/run"
     # The training run's own counts go to a file of their own; it points pinlb's at run/profile.
     LLVM_PROFILE_FILE="$pgo/run/pgo_train-%p.profraw" \
-        timeout 10m "$instrumented/release/examples/pgo_train" "$instrumented/release/pinlb" "$pgo/run"
+        timeout 10m "$trainer" "$instrumented/release/pinlb" "$pgo/run"
     "$profdata_tool" merge -o "$profile.new" "$pgo"/run/profile/*.profraw
     mv "$profile.new" "$profile"
 fi
