@@ -341,7 +341,9 @@ impl UninitializedStream {
             callback.process(&mut self.l4).await?;
         }
         if let Some(tls) = self.tls {
-            let tls_stream = tls.tls_handshake(self.l4).await?;
+            // pinlb patch: boxed, so that the TLS handshake's state (8 KiB) is not part of
+            // every connection's task, which keeps its size for the connection's lifetime.
+            let tls_stream = Box::pin(tls.tls_handshake(self.l4)).await?;
             Ok(Box::new(tls_stream))
         } else {
             Ok(Box::new(self.l4))
