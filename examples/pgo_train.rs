@@ -18,8 +18,10 @@
 mod backend;
 #[path = "../tests/common/client.rs"]
 mod client;
+#[path = "../tests/common/tls.rs"]
+mod tls;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitCode, Stdio};
@@ -241,21 +243,17 @@ fn new_connections(addr: SocketAddr, requests: usize) -> Result<usize, String> {
 
 /// `connections` TLS connections, each with `per_connection` keep-alive GETs.
 fn https(addr: SocketAddr, connections: usize, per_connection: usize) -> Result<usize, String> {
-    let config = tls_client_config();
+    let config = tls::client_config(&[]);
     for _ in 0..connections {
-        let name =
-            rustls::pki_types::ServerName::try_from("localhost").map_err(|e| e.to_string())?;
-        let conn =
-            rustls::ClientConnection::new(Arc::clone(&config), name).map_err(|e| e.to_string())?;
-        let tcp = connect(addr)?;
-        let mut stream = BufReader::new(rustls::StreamOwned::new(conn, tcp));
+        let mut stream = BufReader::new(tls::connect(&config, addr, Some("localhost"))?);
         for i in 0..per_connection {
             let req = "GET / HTTP/1.1\r\nHost: localhost\r\nAccept: */*\r\n\r\n";
             stream
                 .get_mut()
                 .write_all(req.as_bytes())
                 .map_err(|e| format!("write: {e}"))?;
-            expect_ok(read_reply(&mut stream), i)?;
+            let reply = client::read_response(&mut stream, false).map_err(|e| e.to_string());
+            expect_ok(reply.map(|r| r.status), i)?;
         }
     }
     Ok(connections * per_connection)
@@ -343,42 +341,6 @@ fn expect_ok(status: Result<u16, String>, i: usize) -> Result<(), String> {
     }
 }
 
-/// Reads one response with a `Content-Length` body and returns its status.
-fn read_reply(stream: &mut impl BufRead) -> Result<u16, String> {
-    let mut line = String::new();
-    stream
-        .read_line(&mut line)
-        .map_err(|e| format!("read: {e}"))?;
-    let status = line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| format!("no status line: {line:?}"))?;
-    let mut length = 0;
-    loop {
-        line.clear();
-        stream
-            .read_line(&mut line)
-            .map_err(|e| format!("read: {e}"))?;
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = line.split_once(':')
-            && name.eq_ignore_ascii_case("content-length")
-        {
-            length = value
-                .trim()
-                .parse()
-                .map_err(|_| format!("bad length: {line:?}"))?;
-        }
-    }
-    let mut body = vec![0; length];
-    stream
-        .read_exact(&mut body)
-        .map_err(|e| format!("body: {e}"))?;
-    Ok(status)
-}
-
 fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
     let tcp = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
         .map_err(|e| format!("connect {addr}: {e}"))?;
@@ -387,28 +349,6 @@ fn connect(addr: SocketAddr) -> Result<TcpStream, String> {
     tcp.set_nodelay(true).map_err(|e| e.to_string())?;
     Ok(tcp)
 }
-
-/// A TLS client that takes the run's self-signed certificate.
-fn tls_client_config() -> Arc<rustls::ClientConfig> {
-    let mut roots = rustls::RootCertStore::empty();
-    let cert = CERT_DER
-        .get()
-        .expect("certificate made before the run")
-        .clone();
-    roots
-        .add(rustls::pki_types::CertificateDer::from(cert))
-        .expect("the run's certificate is valid");
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .expect("ring supports the default versions")
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    Arc::new(config)
-}
-
-/// The edge instance's certificate, which its TLS clients trust.
-static CERT_DER: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
 
 /// Writes the config of one trained instance: the tutorial's, or with `edge` a TLS and an
 /// HTTP/2 listener (with a self-signed certificate for `localhost`), the real client address
@@ -446,7 +386,6 @@ fn write_config(
             .map_err(|e| format!("certificate: {e}"))?;
         let cert = write("cert.pem", certified.cert.pem().as_bytes())?;
         let key = write("key.pem", certified.signing_key.serialize_pem().as_bytes())?;
-        let _ = CERT_DER.set(certified.cert.der().to_vec());
         let edge = serde_json::json!({
             "listeners": [
                 { "addr": listeners.plain.to_string() },

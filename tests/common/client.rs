@@ -107,69 +107,74 @@ impl Client {
     }
 
     fn read_response(&mut self, head_only: bool) -> std::io::Result<Response> {
-        let bad =
-            |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
-        let status_line = self.line()?;
-        if status_line.is_empty() {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "connection closed",
-            ));
+        read_response(&mut self.reader, head_only)
+    }
+}
+
+/// Reads one response from `reader` (its head alone when `head_only`): the body by
+/// `Content-Length`, chunks, or to the end.
+pub fn read_response(reader: &mut impl BufRead, head_only: bool) -> std::io::Result<Response> {
+    let bad = |what: &str| std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string());
+    let status_line = line(reader)?;
+    if status_line.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
+    }
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| bad("status line"))?;
+    let mut headers = Vec::new();
+    loop {
+        let line = line(reader)?;
+        if line.is_empty() {
+            break;
         }
-        let status = status_line
-            .split(' ')
-            .nth(1)
-            .and_then(|s| s.parse().ok())
-            .ok_or_else(|| bad("status line"))?;
-        let mut headers = Vec::new();
+        let (k, v) = line.split_once(':').ok_or_else(|| bad("header line"))?;
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let mut resp = Response {
+        status,
+        headers,
+        body: String::new(),
+    };
+    if head_only || status == 101 || status == 204 || status == 304 {
+        return Ok(resp);
+    }
+    let mut body = Vec::new();
+    if resp
+        .header("transfer-encoding")
+        .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
+    {
         loop {
-            let line = self.line()?;
-            if line.is_empty() {
+            let size =
+                usize::from_str_radix(line(reader)?.split(';').next().unwrap_or("").trim(), 16)
+                    .map_err(|_| bad("chunk size"))?;
+            if size == 0 {
+                while !line(reader)?.is_empty() {}
                 break;
             }
-            let (k, v) = line.split_once(':').ok_or_else(|| bad("header line"))?;
-            headers.push((k.trim().to_string(), v.trim().to_string()));
+            let mut chunk = vec![0; size + 2];
+            reader.read_exact(&mut chunk)?;
+            body.extend_from_slice(&chunk[..size]);
         }
-        let mut resp = Response {
-            status,
-            headers,
-            body: String::new(),
-        };
-        if head_only || status == 101 || status == 204 || status == 304 {
-            return Ok(resp);
-        }
-        let mut body = Vec::new();
-        if resp
-            .header("transfer-encoding")
-            .is_some_and(|t| t.eq_ignore_ascii_case("chunked"))
-        {
-            loop {
-                let size =
-                    usize::from_str_radix(self.line()?.split(';').next().unwrap_or("").trim(), 16)
-                        .map_err(|_| bad("chunk size"))?;
-                if size == 0 {
-                    while !self.line()?.is_empty() {}
-                    break;
-                }
-                let mut chunk = vec![0; size + 2];
-                self.reader.read_exact(&mut chunk)?;
-                body.extend_from_slice(&chunk[..size]);
-            }
-        } else if let Some(len) = resp.header("content-length").and_then(|l| l.parse().ok()) {
-            body.resize(len, 0);
-            self.reader.read_exact(&mut body)?;
-        } else {
-            self.reader.read_to_end(&mut body)?;
-        }
-        resp.body = String::from_utf8_lossy(&body).into_owned();
-        Ok(resp)
+    } else if let Some(len) = resp.header("content-length").and_then(|l| l.parse().ok()) {
+        body.resize(len, 0);
+        reader.read_exact(&mut body)?;
+    } else {
+        reader.read_to_end(&mut body)?;
     }
+    resp.body = String::from_utf8_lossy(&body).into_owned();
+    Ok(resp)
+}
 
-    fn line(&mut self) -> std::io::Result<String> {
-        let mut line = String::new();
-        self.reader.read_line(&mut line)?;
-        Ok(line.trim_end_matches(['\r', '\n']).to_string())
-    }
+fn line(reader: &mut impl BufRead) -> std::io::Result<String> {
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// One request on a fresh connection.
